@@ -1,0 +1,6 @@
+"""Shared test harness. Fixture modules live in tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.pcsc",
+    "tests.fixtures.database",
+]
