@@ -3,4 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.pcsc",
     "tests.fixtures.database",
+    "tests.fixtures.jpki",
+    "tests.fixtures.card",
 ]
