@@ -55,9 +55,9 @@ def test_card_answers_through_pcscd(pcsc_reader: str) -> None:
         try:
             assert bytes(connection.getATR()) == card.atr
             select = [0x00, 0xA4, 0x04, 0x0C, len(JPKI_AID), *JPKI_AID]
-            data, sw1, sw2 = connection.transmit(select)
+            _data, sw1, sw2 = connection.transmit(select)
             assert (sw1, sw2) == (0x90, 0x00)
-            data, sw1, sw2 = connection.transmit([0x00, 0xA4, 0x04, 0x0C, 0x02, 0x3F, 0x00])
+            _data, sw1, sw2 = connection.transmit([0x00, 0xA4, 0x04, 0x0C, 0x02, 0x3F, 0x00])
             assert (sw1, sw2) == (0x6A, 0x82)
         finally:
             connection.disconnect()
