@@ -1,0 +1,340 @@
+"""Credential status with W3C StatusList2021: bitstrings, their credentials, checks.
+
+One list per issuer and purpose (revocation, suspension). Each credential gets a
+randomly chosen index in both (random so a list's bits say nothing about issuance
+order). A list is a plain value: the service persists ``to_bytes()`` wherever it
+likes and serves the signed StatusList2021Credential that
+:func:`issue_status_list_credential` makes from it.
+
+Encoding (StatusList2021): bit 0 is the left-most (most significant) bit of the
+first byte; ``encodedList`` is the GZIP-compressed bitstring, base64url-encoded
+without padding; a list holds at least 16 KiB = 131,072 entries (herd privacy).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import secrets
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from did import _didkit
+from did._time import rfc3339
+from did.keys import IssuerKeyring
+
+MINIMUM_ENTRIES = 16 * 1024 * 8
+_MAX_DECODED_BYTES = 16 * 1024 * 1024  # refuse GZIP bombs in lists fetched from elsewhere
+VC_V1_CONTEXT = "https://www.w3.org/2018/credentials/v1"
+STATUS_LIST_2021_CONTEXT = "https://w3id.org/vc/status-list/2021/v1"
+_SERIAL_FORMAT = "commonid-status-list/v1"
+
+
+class StatusPurpose(StrEnum):
+    REVOCATION = "revocation"
+    SUSPENSION = "suspension"
+
+
+class StatusListError(ValueError):
+    """A status list operation that cannot be done (full list, unknown index, ...)."""
+
+
+class StatusCheck(StrEnum):
+    """The outcome of looking a credential up in its status list."""
+
+    CLEAR = "clear"  # bit is 0: not revoked / not suspended
+    SET = "set"  # bit is 1: revoked / suspended
+    UNAVAILABLE = "unavailable"  # list could not be fetched
+    INVALID = "invalid"  # the entry or the list credential is malformed, unsigned, untrusted
+
+
+def encode_bitstring(bits: bytes) -> str:
+    """GZIP, then base64url without padding (StatusList2021 ``encodedList``)."""
+    compressed = gzip.compress(bits, mtime=0)
+    return base64.urlsafe_b64encode(compressed).rstrip(b"=").decode("ascii")
+
+
+def decode_encoded_list(encoded: str) -> bytes:
+    """The bitstring of an ``encodedList`` (bounded in size)."""
+    try:
+        compressed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        decompressor = zlib.decompressobj(wbits=31)  # 31: expect a GZIP header
+        bits = decompressor.decompress(compressed, _MAX_DECODED_BYTES)
+    except (ValueError, zlib.error) as error:
+        raise StatusListError("encodedList is not base64url GZIP") from error
+    if decompressor.unconsumed_tail:
+        raise StatusListError("encodedList expands beyond the size limit")
+    return bits
+
+
+def bit_at(bits: bytes, index: int) -> bool:
+    if not 0 <= index < len(bits) * 8:
+        raise StatusListError(f"index {index} is outside the status list")
+    return bool(bits[index // 8] & (0x80 >> (index % 8)))
+
+
+@dataclass
+class StatusList:
+    """One status bitstring plus which of its indices are in use."""
+
+    url: str  # where the StatusList2021Credential for this list is served
+    purpose: StatusPurpose
+    status_bits: bytearray
+    allocated_bits: bytearray
+
+    @classmethod
+    def new(cls, url: str, purpose: StatusPurpose, *, size: int = MINIMUM_ENTRIES) -> StatusList:
+        if size < MINIMUM_ENTRIES or size % 8:
+            raise StatusListError(f"a status list holds a multiple of 8, >= {MINIMUM_ENTRIES}")
+        return cls(url, StatusPurpose(purpose), bytearray(size // 8), bytearray(size // 8))
+
+    @property
+    def size(self) -> int:
+        return len(self.status_bits) * 8
+
+    def allocate(self) -> int:
+        """A fresh, randomly chosen index for a new credential."""
+        for _ in range(64):
+            index = secrets.randbelow(self.size)
+            if not bit_at(self.allocated_bits, index):
+                break
+        else:  # nearly full: take the first free one
+            byte = next((i for i, b in enumerate(self.allocated_bits) if b != 0xFF), None)
+            if byte is None:
+                raise StatusListError(f"status list {self.url} is full")
+            value = self.allocated_bits[byte]
+            index = byte * 8 + next(bit for bit in range(8) if not value & (0x80 >> bit))
+        _set_bit(self.allocated_bits, index, True)
+        return index
+
+    def is_set(self, index: int) -> bool:
+        return bit_at(self.status_bits, index)
+
+    def revoke(self, index: int) -> bool:
+        """Set the bit of a revocation list; returns False if it was already revoked."""
+        self._require(StatusPurpose.REVOCATION, index)
+        return self._change(index, True)
+
+    def suspend(self, index: int) -> bool:
+        self._require(StatusPurpose.SUSPENSION, index)
+        return self._change(index, True)
+
+    def unsuspend(self, index: int) -> bool:
+        # Revocation is final by design; only suspension can be lifted.
+        self._require(StatusPurpose.SUSPENSION, index)
+        return self._change(index, False)
+
+    def encoded_list(self) -> str:
+        return encode_bitstring(bytes(self.status_bits))
+
+    def entry(self, index: int) -> dict[str, str]:
+        """The StatusList2021Entry that points a credential at ``index`` of this list."""
+        return {
+            "id": f"{self.url}#{index}",
+            "type": "StatusList2021Entry",
+            "statusPurpose": str(self.purpose),
+            "statusListIndex": str(index),
+            "statusListCredential": self.url,
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "format": _SERIAL_FORMAT,
+                "url": self.url,
+                "purpose": str(self.purpose),
+                "status": self.encoded_list(),
+                "allocated": encode_bitstring(bytes(self.allocated_bits)),
+            }
+        ).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StatusList:
+        document = json.loads(data)
+        if document.get("format") != _SERIAL_FORMAT:
+            raise StatusListError("not a serialized Common-ID status list")
+        status = bytearray(decode_encoded_list(document["status"]))
+        allocated = bytearray(decode_encoded_list(document["allocated"]))
+        if len(status) != len(allocated):
+            raise StatusListError("status and allocation bitstrings differ in size")
+        return cls(document["url"], StatusPurpose(document["purpose"]), status, allocated)
+
+    def _require(self, purpose: StatusPurpose, index: int) -> None:
+        if self.purpose is not purpose:
+            raise StatusListError(f"{self.url} is a {self.purpose} list, not {purpose}")
+        if not bit_at(self.allocated_bits, index):
+            raise StatusListError(f"index {index} of {self.url} was never allocated")
+
+    def _change(self, index: int, value: bool) -> bool:
+        changed = bit_at(self.status_bits, index) != value
+        _set_bit(self.status_bits, index, value)
+        return changed
+
+
+def _set_bit(bits: bytearray, index: int, value: bool) -> None:
+    mask = 0x80 >> (index % 8)
+    if value:
+        bits[index // 8] |= mask
+    else:
+        bits[index // 8] &= ~mask & 0xFF
+
+
+# --- a credential's pair of status entries ----------------------------------
+
+
+@dataclass(frozen=True)
+class StatusRef:
+    """One bit: which list (by URL) and which index."""
+
+    list_url: str
+    index: int
+
+
+@dataclass(frozen=True)
+class CredentialStatusRefs:
+    """Where a credential's revocation and suspension bits live."""
+
+    revocation: StatusRef
+    suspension: StatusRef
+
+
+def allocate_credential_status(
+    revocation_list: StatusList, suspension_list: StatusList
+) -> CredentialStatusRefs:
+    """Reserve a credential's bits in the issuer's revocation and suspension lists."""
+    if revocation_list.purpose is not StatusPurpose.REVOCATION:
+        raise StatusListError("first list must be the revocation list")
+    if suspension_list.purpose is not StatusPurpose.SUSPENSION:
+        raise StatusListError("second list must be the suspension list")
+    return CredentialStatusRefs(
+        revocation=StatusRef(revocation_list.url, revocation_list.allocate()),
+        suspension=StatusRef(suspension_list.url, suspension_list.allocate()),
+    )
+
+
+def status_entry(ref: StatusRef, purpose: StatusPurpose) -> dict[str, str]:
+    return {
+        "id": f"{ref.list_url}#{ref.index}",
+        "type": "StatusList2021Entry",
+        "statusPurpose": str(purpose),
+        "statusListIndex": str(ref.index),
+        "statusListCredential": ref.list_url,
+    }
+
+
+@dataclass(frozen=True)
+class CertificateRevocationOutcome:
+    revoked_credential_ids: tuple[str, ...]  # newly revoked by this call
+    changed_list_urls: frozenset[str]  # lists to persist and re-publish
+
+
+def revoke_credentials_of_certificate(
+    certificate_serial_sha256: str,
+    credentials_by_certificate: Mapping[str, Mapping[str, CredentialStatusRefs]],
+    status_lists: Mapping[str, StatusList],
+) -> CertificateRevocationOutcome:
+    """Revoking a JPKI certificate revokes every credential issued on it.
+
+    ``credentials_by_certificate`` maps a certificate's serial hash to the
+    credentials issued on it (credential id -> its status bits); ``status_lists``
+    maps list URLs to the lists, which are changed in place.
+    """
+    revoked: list[str] = []
+    changed: set[str] = set()
+    issued = credentials_by_certificate.get(certificate_serial_sha256, {})
+    for credential_id, refs in sorted(issued.items()):
+        status_list = status_lists.get(refs.revocation.list_url)
+        if status_list is None:
+            raise StatusListError(f"no status list {refs.revocation.list_url}")
+        if status_list.revoke(refs.revocation.index):
+            revoked.append(credential_id)
+            changed.add(status_list.url)
+    return CertificateRevocationOutcome(tuple(revoked), frozenset(changed))
+
+
+# --- the status list credential ---------------------------------------------
+
+
+def issue_status_list_credential(
+    status_list: StatusList, keyring: IssuerKeyring, *, issued_at: datetime | None = None
+) -> dict[str, Any]:
+    """The signed StatusList2021Credential the service serves at ``status_list.url``."""
+    issuer = keyring.current
+    credential = {
+        "@context": [VC_V1_CONTEXT, STATUS_LIST_2021_CONTEXT],
+        "id": status_list.url,
+        "type": ["VerifiableCredential", "StatusList2021Credential"],
+        "issuer": issuer.did,
+        "issuanceDate": rfc3339(issued_at or datetime.now(UTC)),
+        "credentialSubject": {
+            "id": f"{status_list.url}#list",
+            "type": "StatusList2021",
+            "statusPurpose": str(status_list.purpose),
+            "encodedList": status_list.encoded_list(),
+        },
+    }
+    options = {
+        "proofPurpose": "assertionMethod",
+        "verificationMethod": issuer.verification_method,
+        "proofFormat": "ldp",
+    }
+    return json.loads(_didkit.issue_credential(credential, options, issuer.private_jwk))
+
+
+StatusListResolver = Callable[[str], "dict[str, Any] | str"]
+
+
+def check_status(
+    entry: Mapping[str, Any],
+    purpose: StatusPurpose,
+    *,
+    resolver: StatusListResolver,
+    keyring: IssuerKeyring,
+) -> StatusCheck:
+    """Look a StatusList2021Entry up in its list credential, fetched with ``resolver``.
+
+    The list credential must carry a valid proof by one of the keyring's
+    (current or retired) issuer keys and be for the same purpose.
+    """
+    try:
+        if entry.get("type") != "StatusList2021Entry" or entry.get("statusPurpose") != purpose:
+            return StatusCheck.INVALID
+        index = int(entry["statusListIndex"])
+        url = str(entry["statusListCredential"])
+    except (KeyError, TypeError, ValueError):
+        return StatusCheck.INVALID
+    try:
+        fetched = resolver(url)
+    except Exception:  # any fetch failure means "status unknown", never "clear"
+        return StatusCheck.UNAVAILABLE
+    list_credential = json.loads(fetched) if isinstance(fetched, str) else dict(fetched)
+    if not _is_trusted_list_credential(list_credential, url, purpose, keyring):
+        return StatusCheck.INVALID
+    try:
+        bits = decode_encoded_list(list_credential["credentialSubject"]["encodedList"])
+        return StatusCheck.SET if bit_at(bits, index) else StatusCheck.CLEAR
+    except (StatusListError, KeyError, TypeError):
+        return StatusCheck.INVALID
+
+
+def _is_trusted_list_credential(
+    list_credential: dict[str, Any], url: str, purpose: StatusPurpose, keyring: IssuerKeyring
+) -> bool:
+    subject = list_credential.get("credentialSubject")
+    if (
+        not isinstance(subject, dict)
+        or "StatusList2021Credential" not in list_credential.get("type", [])
+        or list_credential.get("id") != url
+        or subject.get("statusPurpose") != purpose
+        or not keyring.trusts(str(list_credential.get("issuer")))
+    ):
+        return False
+    report = _didkit.verify_credential(
+        json.dumps(list_credential), {"proofPurpose": "assertionMethod", "proofFormat": "ldp"}
+    )
+    return report.ok

@@ -1,0 +1,1 @@
+"""Tests of the did package: DIDs, credentials, status lists, presentations."""
