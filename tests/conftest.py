@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.jpki",
     "tests.fixtures.card",
+    "tests.fixtures.service",
 ]

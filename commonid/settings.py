@@ -1,0 +1,147 @@
+"""The service's configuration: one settings class, read once at start-up.
+
+Sources, strongest first: constructor arguments, ``COMMONID_*`` environment
+variables, the TOML file named by ``COMMONID_CONFIG_FILE``, then defaults.
+Secrets that are not configured (attribute encryption key, pairwise secret)
+are generated on first start into ``<data_dir>/secrets.json`` (mode 0600) so a
+fresh installation works without set-up and keeps its keys across restarts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_VARIABLE = "COMMONID_CONFIG_FILE"
+SECRETS_FILE_NAME = "secrets.json"
+AES_KEY_BYTES = 32
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="COMMONID_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    # Empty means a SQLite file under data_dir.
+    database_url: str = ""
+
+    # AES-256-GCM keys for personal attributes at rest: key id -> base64url key.
+    # The current key encrypts; every listed key can still decrypt (rotation).
+    attribute_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    current_attribute_key_id: str = ""
+    # Key of the pairwise subject id HMAC: providers cannot link ids without it.
+    pairwise_secret: SecretStr | None = None
+
+    issuer_key_file: Path | None = None
+    # The audience of card challenges; empty means the issuer key's did:key.
+    service_did: str = ""
+
+    trust_mode: Literal["production", "test"] = "production"
+    test_hierarchy_dir: Path | None = None
+
+    # Admin endpoints are disabled while this is unset.
+    admin_token: SecretStr | None = None
+
+    provider_rate_per_second: float = 50.0
+    provider_rate_burst: int = 100
+    kiosk_rate_per_second: float = 10.0
+    kiosk_rate_burst: int = 30
+    max_body_bytes: int = 64 * 1024
+    session_ttl_seconds: int = 300
+    max_long_poll_seconds: int = 30
+
+    # Keep the raw certificate DER only when an operator explicitly asks for it.
+    store_raw_certificates: bool = False
+    retention_sessions_days: int = 30
+    retention_webhook_deliveries_days: int = 30
+    retention_idempotency_hours: int = 24
+
+    webhook_max_attempts: int = 8
+    webhook_initial_backoff_seconds: float = 1.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'commonid.sqlite3'}"
+
+    def attribute_key_bytes(self) -> dict[str, bytes]:
+        return {
+            kid: _b64url_decode(key.get_secret_value()) for kid, key in self.attribute_keys.items()
+        }
+
+    def with_generated_secrets(self) -> Settings:
+        """These settings with missing secrets loaded from, or created in, data_dir."""
+        if self.attribute_keys and self.current_attribute_key_id and self.pairwise_secret:
+            return self
+        stored = _load_or_create_secrets(self.data_dir)
+        update: dict[str, object] = {}
+        if not self.attribute_keys:
+            update["attribute_keys"] = {
+                kid: SecretStr(key) for kid, key in stored["attribute_keys"].items()
+            }
+            update["current_attribute_key_id"] = stored["current_attribute_key_id"]
+        elif not self.current_attribute_key_id:
+            update["current_attribute_key_id"] = sorted(self.attribute_keys)[-1]
+        if self.pairwise_secret is None:
+            update["pairwise_secret"] = SecretStr(stored["pairwise_secret"])
+        return self.model_copy(update=update)
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _load_or_create_secrets(data_dir: Path) -> dict:
+    path = data_dir / SECRETS_FILE_NAME
+    if path.exists():
+        return json.loads(path.read_text())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    generated = {
+        "attribute_keys": {"k1": _b64url(secrets.token_bytes(AES_KEY_BYTES))},
+        "current_attribute_key_id": "k1",
+        "pairwise_secret": _b64url(secrets.token_bytes(32)),
+    }
+    # Written aside, then hard-linked into place: link() fails if another worker
+    # won the race, and nobody ever reads a half-written file.
+    temporary = data_dir / f".{SECRETS_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(generated, handle)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return json.loads(path.read_text())
+    finally:
+        temporary.unlink()
+    return generated

@@ -1,0 +1,241 @@
+"""Storage models (SQLAlchemy 2). API schemas live in commonid.api.schemas.
+
+No column holds a personal attribute, a raw certificate (unless the operator
+enables it), a PIN or an API key in clear: attributes are AES-GCM ciphertexts,
+credentials are SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are UTC inside; SQLite forgets the zone, so put it back on read."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: sa.JSON,
+        list[str]: sa.JSON,
+    }
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    api_key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    allowed_claims: Mapped[list[str]]
+    reuse_max_age_seconds: Mapped[int]
+    webhook_url: Mapped[str | None] = mapped_column(sa.String(2000))
+    webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    webhook_secret_key_id: Mapped[str | None] = mapped_column(sa.String(40))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class Kiosk(Base):
+    __tablename__ = "kiosks"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    credential_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class Person(Base):
+    """A Common-ID record: one person, possibly over several cards."""
+
+    __tablename__ = "persons"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    created_at: Mapped[datetime]
+    identity_verified_at: Mapped[datetime | None]
+    identity_method: Mapped[str | None] = mapped_column(sa.String(60))
+    # The sign certificate the attributes were last verified with.
+    sign_certificate_id: Mapped[str | None] = mapped_column(sa.String(40))
+    # Keyed hash of the 基本4情報 as verified: finds the record again when the
+    # person comes back with a new card (new keys, new DID), without storing them.
+    basic_info_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    person_id: Mapped[str] = mapped_column(sa.ForeignKey("persons.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(10))  # "auth" | "sign"
+    serial: Mapped[str] = mapped_column(sa.String(80))  # hex
+    issuer: Mapped[str] = mapped_column(sa.String(500))  # RFC 4514
+    fingerprint_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    not_after: Mapped[datetime]
+    raw_der: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    first_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class BoundDid(Base):
+    __tablename__ = "dids"
+
+    did: Mapped[str] = mapped_column(sa.String(1000), primary_key=True)
+    person_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    auth_certificate_id: Mapped[str] = mapped_column(sa.ForeignKey("certificates.id"))
+    bound_at: Mapped[datetime]
+
+
+class Attribute(Base):
+    """One personal attribute, AES-GCM encrypted; the AAD binds person and name."""
+
+    __tablename__ = "attributes"
+    __table_args__ = (sa.UniqueConstraint("person_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(sa.ForeignKey("persons.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(60))
+    key_id: Mapped[str] = mapped_column(sa.String(40))
+    ciphertext: Mapped[bytes] = mapped_column(sa.LargeBinary)  # nonce || ciphertext || tag
+    verified_at: Mapped[datetime]
+    source_certificate_id: Mapped[str] = mapped_column(sa.ForeignKey("certificates.id"))
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"), index=True)
+    mode: Mapped[str] = mapped_column(sa.String(10))
+    claims: Mapped[list[str]]
+    purpose: Mapped[str] = mapped_column(sa.String(500))
+    reuse: Mapped[bool]
+    user_code: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    nonce: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(sa.String(30))
+    kiosk_id: Mapped[str | None] = mapped_column(sa.ForeignKey("kiosks.id"))
+    consent_claims: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    consented_at: Mapped[datetime | None]
+    # Set once, by the single conditional UPDATE that lets one card response in.
+    consumed_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    person_id: Mapped[str | None] = mapped_column(sa.ForeignKey("persons.id", ondelete="SET NULL"))
+    reason_code: Mapped[str | None] = mapped_column(sa.String(60))
+    # The provider's answer (claims, evidence, DID, credential), AES-GCM encrypted.
+    result_key_id: Mapped[str | None] = mapped_column(sa.String(40))
+    result_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+class RejectedResponse(Base):
+    """A card response turned away: replay, cross-provider, bad signature..."""
+
+    __tablename__ = "rejected_responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    kiosk_id: Mapped[str | None] = mapped_column(sa.String(40))
+    code: Mapped[str] = mapped_column(sa.String(60))
+    at: Mapped[datetime]
+
+
+class Consent(Base):
+    """A provider's link to a person: what it may see, under which pairwise id."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"))
+    subject_id: Mapped[str] = mapped_column(sa.String(80), index=True)
+    session_id: Mapped[str] = mapped_column(sa.String(40))
+    claims: Mapped[list[str]]
+    granted_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+
+
+class StatusList(Base):
+    __tablename__ = "status_lists"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    size: Mapped[int]
+    next_index: Mapped[int]
+    created_at: Mapped[datetime]
+
+
+class IssuedCredential(Base):
+    __tablename__ = "issued_credentials"
+
+    id: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    person_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"))
+    status_list_id: Mapped[str] = mapped_column(sa.ForeignKey("status_lists.id"))
+    status_index: Mapped[int]
+    # SHA-256 of the sign certificate serial+issuer: revocation lookups without the serial.
+    certificate_serial_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    issued_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)  # webhook-id
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"), index=True)
+    event_type: Mapped[str] = mapped_column(sa.String(60))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    delivered_at: Mapped[datetime | None]
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    provider_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    status_code: Mapped[int]
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

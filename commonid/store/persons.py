@@ -1,0 +1,196 @@
+"""Common-ID records: persons, their certificates, DIDs, attributes and consents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as DbSession
+
+from commonid.store.encryption import AttributeCipher, Sealed, binding
+from commonid.store.ids import new_id
+from commonid.store.models import Attribute, BoundDid, Certificate, Consent, Person
+
+
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What the store keeps about a certificate: identifiers, never the holder's data."""
+
+    kind: str  # "auth" | "sign"
+    serial_hex: str
+    issuer: str
+    fingerprint_sha256: str
+    not_after: datetime
+    raw_der: bytes | None = None
+
+
+def new_person(db: DbSession, *, now: datetime) -> Person:
+    person = Person(id=new_id("per"), created_at=now)
+    db.add(person)
+    db.flush()
+    return person
+
+
+def person_by_did(db: DbSession, did: str) -> Person | None:
+    bound = db.get(BoundDid, did)
+    return db.get(Person, bound.person_id) if bound else None
+
+
+def person_by_basic_info_hash(db: DbSession, basic_info_hash: str) -> Person | None:
+    return db.scalar(
+        sa.select(Person)
+        .where(Person.basic_info_hash == basic_info_hash)
+        .order_by(Person.created_at)
+        .limit(1)
+    )
+
+
+def record_certificate(
+    db: DbSession, person: Person, facts: CertificateFacts, *, now: datetime
+) -> Certificate:
+    """The stored row for this certificate, created on first sight."""
+    existing = db.scalar(
+        sa.select(Certificate).where(Certificate.fingerprint_sha256 == facts.fingerprint_sha256)
+    )
+    if existing is not None:
+        existing.person_id = person.id
+        return existing
+    certificate = Certificate(
+        id=new_id("crt"),
+        person_id=person.id,
+        kind=facts.kind,
+        serial=facts.serial_hex,
+        issuer=facts.issuer,
+        fingerprint_sha256=facts.fingerprint_sha256,
+        not_after=facts.not_after,
+        raw_der=facts.raw_der,
+        first_seen_at=now,
+    )
+    db.add(certificate)
+    db.flush()
+    return certificate
+
+
+def bind_did(
+    db: DbSession, person: Person, did: str, auth_certificate: Certificate, *, now: datetime
+) -> None:
+    bound = db.get(BoundDid, did)
+    if bound is None:
+        db.add(
+            BoundDid(
+                did=did, person_id=person.id, auth_certificate_id=auth_certificate.id, bound_at=now
+            )
+        )
+    else:
+        bound.person_id = person.id
+    db.flush()
+
+
+def dids_of(db: DbSession, person_id: str) -> list[str]:
+    return list(
+        db.scalars(
+            sa.select(BoundDid.did)
+            .where(BoundDid.person_id == person_id)
+            .order_by(BoundDid.bound_at)
+        )
+    )
+
+
+def _attribute_binding(person_id: str, name: str) -> bytes:
+    return binding("person", person_id, "attribute", name)
+
+
+def store_attributes(
+    db: DbSession,
+    person: Person,
+    attributes: dict[str, Any],
+    *,
+    source: Certificate,
+    verified_at: datetime,
+    cipher: AttributeCipher,
+) -> None:
+    """Replace the person's attributes with freshly verified ones, encrypted."""
+    existing = {
+        row.name: row
+        for row in db.scalars(sa.select(Attribute).where(Attribute.person_id == person.id))
+    }
+    for name, value in attributes.items():
+        sealed = cipher.seal(
+            json.dumps(value, ensure_ascii=False).encode(),
+            binding=_attribute_binding(person.id, name),
+        )
+        row = existing.get(name)
+        if row is None:
+            row = Attribute(person_id=person.id, name=name)
+            db.add(row)
+        row.key_id = sealed.key_id
+        row.ciphertext = sealed.blob
+        row.verified_at = verified_at
+        row.source_certificate_id = source.id
+    db.flush()
+
+
+def load_attributes(db: DbSession, person_id: str, cipher: AttributeCipher) -> dict[str, Any]:
+    rows = db.scalars(sa.select(Attribute).where(Attribute.person_id == person_id))
+    return {
+        row.name: json.loads(
+            cipher.open(
+                Sealed(row.key_id, row.ciphertext), binding=_attribute_binding(person_id, row.name)
+            )
+        )
+        for row in rows
+    }
+
+
+def grant_consent(
+    db: DbSession,
+    *,
+    person_id: str,
+    provider_id: str,
+    subject_id: str,
+    session_id: str,
+    claims: list[str],
+    now: datetime,
+) -> Consent:
+    consent = Consent(
+        person_id=person_id,
+        provider_id=provider_id,
+        subject_id=subject_id,
+        session_id=session_id,
+        claims=claims,
+        granted_at=now,
+    )
+    db.add(consent)
+    db.flush()
+    return consent
+
+
+def active_consents(db: DbSession, *, provider_id: str, subject_id: str) -> list[Consent]:
+    return list(
+        db.scalars(
+            sa.select(Consent)
+            .where(
+                Consent.provider_id == provider_id,
+                Consent.subject_id == subject_id,
+                Consent.withdrawn_at.is_(None),
+            )
+            .order_by(Consent.granted_at)
+        )
+    )
+
+
+def withdraw_consents(db: DbSession, *, provider_id: str, subject_id: str, now: datetime) -> int:
+    result = db.execute(
+        sa.update(Consent)
+        .where(
+            Consent.provider_id == provider_id,
+            Consent.subject_id == subject_id,
+            Consent.withdrawn_at.is_(None),
+        )
+        .values(withdrawn_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

@@ -1,0 +1,48 @@
+"""Data retention: delete what the retention settings no longer allow us to keep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as DbSession
+
+from commonid.store.models import IdempotencyKey, RejectedResponse, Session, WebhookDelivery
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    sessions: timedelta
+    webhook_deliveries: timedelta
+    idempotency_keys: timedelta
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    sessions: int
+    rejected_responses: int
+    webhook_deliveries: int
+    idempotency_keys: int
+
+
+def purge(db: DbSession, policy: RetentionPolicy, *, now: datetime) -> PurgeReport:
+    """Delete sessions (with their encrypted results), deliveries and keys past retention.
+
+    Persons, consents and credentials stay: they are the Common-ID record
+    itself and leave only by consent withdrawal or an explicit deletion.
+    """
+    session_cutoff = now - policy.sessions
+    rejected = db.execute(
+        sa.delete(RejectedResponse).where(RejectedResponse.at < session_cutoff)
+    ).rowcount
+    sessions = db.execute(sa.delete(Session).where(Session.expires_at < session_cutoff)).rowcount
+    deliveries = db.execute(
+        sa.delete(WebhookDelivery).where(
+            WebhookDelivery.created_at < now - policy.webhook_deliveries
+        )
+    ).rowcount
+    keys = db.execute(
+        sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - policy.idempotency_keys)
+    ).rowcount
+    return PurgeReport(sessions, rejected, deliveries, keys)

@@ -1,0 +1,196 @@
+"""Verification sessions and their single-use state machine.
+
+pending --consent--> awaiting_card --one card response--> processing -->
+verified | reuse_granted | reverification_required | rejected.
+Every transition is a conditional UPDATE on the current status, so concurrent
+requests (two kiosks, two workers) cannot both move a session forward.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+
+from commonid.store.ids import new_id, new_user_code
+from commonid.store.models import RejectedResponse, Session
+
+NONCE_BYTES = 32
+
+
+class SessionStatus(StrEnum):
+    PENDING = "pending"
+    AWAITING_CARD = "awaiting_card"
+    PROCESSING = "processing"
+    VERIFIED = "verified"
+    REUSE_GRANTED = "reuse_granted"
+    REVERIFICATION_REQUIRED = "reverification_required"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+OPEN_STATUSES = (SessionStatus.PENDING, SessionStatus.AWAITING_CARD)
+FINAL_STATUSES = (
+    SessionStatus.VERIFIED,
+    SessionStatus.REUSE_GRANTED,
+    SessionStatus.REVERIFICATION_REQUIRED,
+    SessionStatus.REJECTED,
+)
+
+
+def _b64url_nonce() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode()
+
+
+def create_session(
+    db: DbSession,
+    *,
+    provider_id: str,
+    mode: str,
+    claims: list[str],
+    purpose: str,
+    reuse: bool,
+    now: datetime,
+    ttl: timedelta,
+) -> Session:
+    # Whole seconds: the expiry is part of the signed challenge and must
+    # round-trip through every database exactly.
+    now = now.replace(microsecond=0)
+    for _attempt in range(5):
+        session = Session(
+            id=new_id("ses"),
+            provider_id=provider_id,
+            mode=mode,
+            claims=claims,
+            purpose=purpose,
+            reuse=reuse,
+            user_code=new_user_code(),
+            nonce=_b64url_nonce(),
+            created_at=now,
+            expires_at=now + ttl,
+            status=SessionStatus.PENDING.value,
+        )
+        try:
+            with db.begin_nested():
+                db.add(session)
+            return session
+        except IntegrityError:  # a user code collision: draw again
+            continue
+    raise RuntimeError("could not draw a free user code")
+
+
+def get_session(db: DbSession, session_id: str) -> Session | None:
+    return db.get(Session, session_id)
+
+
+def session_by_user_code(db: DbSession, user_code: str) -> Session | None:
+    return db.scalar(sa.select(Session).where(Session.user_code == user_code.upper()))
+
+
+def effective_status(session: Session, now: datetime) -> SessionStatus:
+    """The status as callers see it: an open session past its expiry is expired."""
+    status = SessionStatus(session.status)
+    # A session stuck in processing (a worker died mid-check) expires like an open one.
+    if status not in FINAL_STATUSES and now >= session.expires_at:
+        return SessionStatus.EXPIRED
+    if status is SessionStatus.PROCESSING:
+        return SessionStatus.AWAITING_CARD
+    return status
+
+
+def _transition(
+    db: DbSession, session_id: str, *, from_status: SessionStatus, now: datetime, **values: object
+) -> bool:
+    result = db.execute(
+        sa.update(Session)
+        .where(
+            Session.id == session_id,
+            Session.status == from_status.value,
+            Session.expires_at > now,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def record_consent(
+    db: DbSession, session_id: str, *, kiosk_id: str, claims: list[str], now: datetime
+) -> bool:
+    return _transition(
+        db,
+        session_id,
+        from_status=SessionStatus.PENDING,
+        now=now,
+        status=SessionStatus.AWAITING_CARD.value,
+        kiosk_id=kiosk_id,
+        consent_claims=claims,
+        consented_at=now,
+    )
+
+
+def decline_consent(db: DbSession, session_id: str, *, kiosk_id: str, now: datetime) -> bool:
+    return _transition(
+        db,
+        session_id,
+        from_status=SessionStatus.PENDING,
+        now=now,
+        status=SessionStatus.REJECTED.value,
+        kiosk_id=kiosk_id,
+        reason_code="consent_declined",
+        completed_at=now,
+    )
+
+
+def claim_for_card_response(db: DbSession, session_id: str, *, now: datetime) -> bool:
+    """Take the session's one card response; False when someone else already did."""
+    return _transition(
+        db,
+        session_id,
+        from_status=SessionStatus.AWAITING_CARD,
+        now=now,
+        status=SessionStatus.PROCESSING.value,
+        consumed_at=now,
+    )
+
+
+def complete(
+    db: DbSession,
+    session: Session,
+    *,
+    status: SessionStatus,
+    now: datetime,
+    person_id: str | None = None,
+    reason_code: str | None = None,
+    result_key_id: str | None = None,
+    result_encrypted: bytes | None = None,
+) -> None:
+    session.status = status.value
+    session.completed_at = now
+    session.person_id = person_id
+    session.reason_code = reason_code
+    session.result_key_id = result_key_id
+    session.result_encrypted = result_encrypted
+    db.flush()
+
+
+def record_rejected_response(
+    db: DbSession, session_id: str, *, kiosk_id: str | None, code: str, now: datetime
+) -> None:
+    db.add(RejectedResponse(session_id=session_id, kiosk_id=kiosk_id, code=code, at=now))
+    db.flush()
+
+
+def rejected_response_codes(db: DbSession, session_id: str) -> list[str]:
+    return list(
+        db.scalars(
+            sa.select(RejectedResponse.code)
+            .where(RejectedResponse.session_id == session_id)
+            .order_by(RejectedResponse.id)
+        )
+    )

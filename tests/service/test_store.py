@@ -1,0 +1,203 @@
+"""The store on SQLite and PostgreSQL: migrations, encryption at rest, single use."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from commonid.store import accounts, persons, purge, sessions
+from commonid.store.database import session_factory
+from commonid.store.encryption import AttributeCipher, DecryptionError
+from commonid.store.models import Attribute, Base, Provider
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_migrations_build_exactly_the_models(migrated_engine: sa.Engine) -> None:
+    with migrated_engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def _provider(db, cipher: AttributeCipher) -> accounts.NewCredential[Provider]:
+    return accounts.add_provider(
+        db,
+        name="Provider A",
+        allowed_claims=["name", "birthdate"],
+        reuse_max_age_seconds=3600,
+        now=NOW,
+        cipher=cipher,
+        webhook_url="https://a.example/hooks",
+        webhook_secret="whsec_c2VjcmV0",
+    )
+
+
+def test_provider_key_is_stored_only_as_hash_and_rotates(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        created = _provider(db, attribute_cipher)
+    with make() as db:
+        raw_rows = db.execute(sa.text("SELECT * FROM providers")).all()
+        assert created.credential not in repr(raw_rows)
+        assert "whsec_c2VjcmV0" not in repr(raw_rows)
+        found = accounts.provider_by_api_key(db, created.credential)
+        assert found is not None and found.id == created.account.id
+        assert accounts.webhook_secret(found, attribute_cipher) == "whsec_c2VjcmV0"
+    with make.begin() as db:
+        provider = accounts.provider_by_name_or_id(db, "Provider A")
+        new_key = accounts.rotate_provider_key(db, provider)
+    with make() as db:
+        assert accounts.provider_by_api_key(db, created.credential) is None
+        assert accounts.provider_by_api_key(db, new_key).id == created.account.id
+
+
+def test_attributes_are_encrypted_and_bound_to_their_row(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    make = session_factory(migrated_engine)
+    facts = persons.CertificateFacts("sign", "1a2b", "CN=test", "ab" * 32, NOW)
+    with make.begin() as db:
+        alice, bob = persons.new_person(db, now=NOW), persons.new_person(db, now=NOW)
+        for person, name in ((alice, "山田 花子"), (bob, "佐藤 太郎")):
+            certificate = persons.record_certificate(
+                db,
+                person,
+                facts
+                if person is alice
+                else persons.CertificateFacts("sign", "3c", "CN=test", "cd" * 32, NOW),
+                now=NOW,
+            )
+            persons.store_attributes(
+                db,
+                person,
+                {"name": name},
+                source=certificate,
+                verified_at=NOW,
+                cipher=attribute_cipher,
+            )
+        alice_id, bob_id = alice.id, bob.id
+    with make() as db:
+        dump = repr(db.execute(sa.text("SELECT * FROM attributes")).all())
+        assert "山田" not in dump and "山田".encode() not in dump.encode()
+        assert persons.load_attributes(db, alice_id, attribute_cipher) == {"name": "山田 花子"}
+    # Moving Bob's ciphertext into Alice's row must not decrypt as Alice's name.
+    with make.begin() as db:
+        bob_row = db.scalar(sa.select(Attribute).where(Attribute.person_id == bob_id))
+        alice_row = db.scalar(sa.select(Attribute).where(Attribute.person_id == alice_id))
+        alice_row.ciphertext = bob_row.ciphertext
+    with make() as db, pytest.raises(DecryptionError):
+        persons.load_attributes(db, alice_id, attribute_cipher)
+
+
+def test_rotated_cipher_still_reads_old_rows(migrated_engine: sa.Engine) -> None:
+    make = session_factory(migrated_engine)
+    first_key = os.urandom(32)
+    before_rotation = AttributeCipher({"k1": first_key}, "k1")
+    with make.begin() as db:
+        person = persons.new_person(db, now=NOW)
+        certificate = persons.record_certificate(
+            db, person, persons.CertificateFacts("sign", "1", "CN=t", "ef" * 32, NOW), now=NOW
+        )
+        persons.store_attributes(
+            db,
+            person,
+            {"gender": "1"},
+            source=certificate,
+            verified_at=NOW,
+            cipher=before_rotation,
+        )
+    after_rotation = AttributeCipher({"k1": first_key, "k2": os.urandom(32)}, "k2")
+    with make() as db:
+        assert persons.load_attributes(db, person.id, after_rotation) == {"gender": "1"}
+    with make() as db, pytest.raises(DecryptionError):
+        persons.load_attributes(db, person.id, AttributeCipher({"k2": os.urandom(32)}, "k2"))
+
+
+def _open_session(make, provider_id: str) -> str:
+    with make.begin() as db:
+        session = sessions.create_session(
+            db,
+            provider_id=provider_id,
+            mode="auth",
+            claims=[],
+            purpose="test",
+            reuse=False,
+            now=NOW,
+            ttl=timedelta(minutes=5),
+        )
+        kiosk = accounts.add_kiosk(db, name=f"k-{session.id}", now=NOW).account
+        assert sessions.record_consent(db, session.id, kiosk_id=kiosk.id, claims=[], now=NOW)
+        return session.id
+
+
+def test_concurrent_claims_let_exactly_one_response_in(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        provider_id = _provider(db, attribute_cipher).account.id
+    session_id = _open_session(make, provider_id)
+    barrier = threading.Barrier(8)
+    wins: list[bool] = []
+
+    def respond() -> None:
+        barrier.wait()
+        with make.begin() as db:
+            wins.append(sessions.claim_for_card_response(db, session_id, now=NOW))
+
+    threads = [threading.Thread(target=respond) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_expired_session_cannot_be_consented_or_claimed(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        provider_id = _provider(db, attribute_cipher).account.id
+    session_id = _open_session(make, provider_id)
+    later = NOW + timedelta(minutes=6)
+    with make.begin() as db:
+        assert not sessions.claim_for_card_response(db, session_id, now=later)
+        session = sessions.get_session(db, session_id)
+        assert sessions.effective_status(session, later) is sessions.SessionStatus.EXPIRED
+
+
+def test_purge_removes_sessions_past_retention_only(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        provider_id = _provider(db, attribute_cipher).account.id
+    old_id = _open_session(make, provider_id)
+    with make.begin() as db:
+        recent = sessions.create_session(
+            db,
+            provider_id=provider_id,
+            mode="auth",
+            claims=[],
+            purpose="p",
+            reuse=False,
+            now=NOW + timedelta(days=20),
+            ttl=timedelta(minutes=5),
+        )
+        recent_id = recent.id
+    policy = purge.RetentionPolicy(timedelta(days=10), timedelta(days=10), timedelta(hours=1))
+    with make.begin() as db:
+        report = purge.purge(db, policy, now=NOW + timedelta(days=21))
+    assert report.sessions == 1
+    with make() as db:
+        assert sessions.get_session(db, old_id) is None
+        assert sessions.get_session(db, recent_id) is not None
