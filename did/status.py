@@ -134,13 +134,7 @@ class StatusList:
 
     def entry(self, index: int) -> dict[str, str]:
         """The StatusList2021Entry that points a credential at ``index`` of this list."""
-        return {
-            "id": f"{self.url}#{index}",
-            "type": "StatusList2021Entry",
-            "statusPurpose": str(self.purpose),
-            "statusListIndex": str(index),
-            "statusListCredential": self.url,
-        }
+        return status_entry(StatusRef(self.url, index), self.purpose)
 
     def to_bytes(self) -> bytes:
         return json.dumps(
