@@ -1,0 +1,567 @@
+"""CRL-based revocation for JPKI at national scale.
+
+A `RevocationIndex` holds the current verified CRL of one issuing CA. Real
+JPKI CRLs list millions of serials (every renewal and address change revokes
+a certificate), so a CRL is indexed once: a sorted array of 64-bit serial keys
+and a parallel array of entry offsets into the CRL bytes. A lookup is a
+binary search (about 20 comparisons for a million entries) plus decoding the
+one matching entry; nothing is parsed per validation.
+
+The index is refreshed from a configurable source (file or HTTP) before the
+CRL's nextUpdate, keeps the previous good CRL when a new one is bad, and can
+persist its arrays so that a restart with an unchanged CRL does not re-walk
+it. Every answer says which CRL gave it. Time is always passed in (`at`).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import sys
+import threading
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from jpki import crl_der
+from jpki.crl_der import CrlFormatError
+from jpki.signatures import SignatureCheckError, verify_with_certificate
+
+__all__ = [
+    "CrlAnswer",
+    "CrlError",
+    "CrlFetchError",
+    "CrlFormatError",
+    "CrlInfo",
+    "CrlIssuerMismatchError",
+    "CrlMalformedError",
+    "CrlRollbackError",
+    "CrlSignatureError",
+    "CrlSource",
+    "CrlStaleError",
+    "CrlUnsupportedError",
+    "FileCrlSource",
+    "HttpCrlSource",
+    "RevocationIndex",
+    "RevocationStatus",
+    "RevokedEntry",
+    "VerifiedCrl",
+]
+
+
+class CrlError(Exception):
+    """A CRL could not be used; the index keeps answering from the previous good one."""
+
+
+class CrlSignatureError(CrlError):
+    """The CRL signature does not verify with the issuing CA's key (or uses a weak algorithm)."""
+
+
+class CrlIssuerMismatchError(CrlError):
+    """The CRL names a different issuer than the CA this index is for."""
+
+
+class CrlStaleError(CrlError):
+    """The CRL is outside its thisUpdate..nextUpdate window at the given time."""
+
+
+class CrlRollbackError(CrlError):
+    """The CRL is older than the one already held (lower CRL number or thisUpdate)."""
+
+
+class CrlUnsupportedError(CrlError):
+    """The CRL uses a feature this index does not process (delta, indirect, partitioned)."""
+
+
+class CrlFetchError(CrlError):
+    """The CRL source could not be read."""
+
+
+class CrlMalformedError(CrlError):
+    """The CRL bytes are not a well-formed DER CRL."""
+
+
+class RevocationStatus(enum.StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    STALE = "stale"  # the only CRL held is past nextUpdate (or not yet valid)
+    UNAVAILABLE = "unavailable"  # no usable CRL
+
+
+# RFC 5280 CRLReason codes (7 is unused).
+_REASONS: dict[int, x509.ReasonFlags] = {
+    0: x509.ReasonFlags.unspecified,
+    1: x509.ReasonFlags.key_compromise,
+    2: x509.ReasonFlags.ca_compromise,
+    3: x509.ReasonFlags.affiliation_changed,
+    4: x509.ReasonFlags.superseded,
+    5: x509.ReasonFlags.cessation_of_operation,
+    6: x509.ReasonFlags.certificate_hold,
+    8: x509.ReasonFlags.remove_from_crl,
+    9: x509.ReasonFlags.privilege_withdrawn,
+    10: x509.ReasonFlags.aa_compromise,
+}
+
+
+@dataclass(frozen=True)
+class CrlInfo:
+    """Which CRL answered: enough for an audit entry to name it exactly."""
+
+    issuer: str  # RFC 4514 string of the CRL issuer
+    issuer_sha256: str  # fingerprint of the CA certificate that verified it
+    crl_number: int | None
+    this_update: datetime
+    next_update: datetime | None
+    sha256: str  # of the CRL DER
+    entries: int
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    serial: int
+    revoked_at: datetime
+    reason: x509.ReasonFlags
+    invalidity_date: datetime | None
+
+
+@dataclass(frozen=True)
+class CrlAnswer:
+    status: RevocationStatus
+    crl: CrlInfo | None
+    entry: RevokedEntry | None = None
+    detail: str = ""
+
+
+class CrlSource(Protocol):
+    """Where CRL bytes come from (a file J-LIS delivered, or the test CA's HTTP URL)."""
+
+    def fetch(self) -> bytes: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class FileCrlSource:
+    path: Path
+
+    def fetch(self) -> bytes:
+        try:
+            return Path(self.path).read_bytes()
+        except OSError as error:
+            raise CrlFetchError(f"cannot read CRL file {self.path}: {error}") from error
+
+    def describe(self) -> str:
+        return f"file:{self.path}"
+
+
+class HttpCrlSource:
+    """GET a CRL over HTTP; pass an httpx.Client (or a transport in tests)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client: httpx.Client | None = None,
+        timeout: float = 30.0,
+        max_bytes: int = 1 << 30,
+    ) -> None:
+        self.url = url
+        self._client = client or httpx.Client(timeout=timeout)
+        self._max_bytes = max_bytes
+
+    def fetch(self) -> bytes:
+        try:
+            with self._client.stream("GET", self.url) as response:
+                if response.status_code != 200:
+                    raise CrlFetchError(f"CRL URL answered HTTP {response.status_code}")
+                chunks = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self._max_bytes:
+                        raise CrlFetchError("CRL larger than the configured limit")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as error:
+            raise CrlFetchError(f"cannot fetch CRL from {self.url}: {error}") from error
+
+    def describe(self) -> str:
+        return self.url
+
+
+def _require_aware(at: datetime) -> None:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("`at` must be timezone-aware")
+
+
+def _name_matches(crl_issuer_der: bytes, subject: x509.Name) -> bool:
+    subject_der = subject.public_bytes()
+    if crl_issuer_der == subject_der:
+        return True
+    try:  # RFC 5280 7.1 name comparison (case and space folding), for re-encoded names
+        return asn1_x509.Name.load(crl_issuer_der) == asn1_x509.Name.load(subject_der)
+    except ValueError:
+        return False
+
+
+def verify_signature(
+    issuer: x509.Certificate, algorithm: str, signature: bytes, signed: bytes | memoryview
+) -> None:
+    """Verify a CRL signature with the issuer's key; refuse weak algorithms."""
+    try:
+        verify_with_certificate(issuer, algorithm, signature, signed)
+    except SignatureCheckError as error:
+        raise CrlSignatureError(f"CRL {error}") from error
+
+
+class VerifiedCrl:
+    """One CRL whose signature and issuer were checked, indexed for lookups. Immutable."""
+
+    def __init__(
+        self,
+        der: bytes,
+        structure: crl_der.CrlStructure,
+        info: CrlInfo,
+        keys: array,
+        offsets: array,
+        flagged: frozenset[int],
+    ) -> None:
+        self._der = der
+        self._structure = structure
+        self.info = info
+        self._keys = keys
+        self._offsets = offsets
+        self._flagged = flagged
+
+    @property
+    def der(self) -> bytes:
+        return self._der
+
+    @classmethod
+    def from_der(
+        cls, der: bytes, issuer: x509.Certificate, *, index: tuple[array, array] | None = None
+    ) -> VerifiedCrl:
+        """Verify `der` as a complete CRL of `issuer` and index it.
+
+        `index` (keys, offsets) skips the entry walk when restored from disk;
+        the signature is checked either way (one hash over the bytes).
+        """
+        der = bytes(der)
+        try:
+            structure = crl_der.parse_crl(der)
+        except CrlFormatError as error:
+            raise CrlMalformedError(str(error)) from error
+        if not _name_matches(structure.issuer_der, issuer.subject):
+            raise CrlIssuerMismatchError("CRL issuer is not this CA")
+        try:
+            usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+            if not usage.crl_sign:
+                raise CrlSignatureError("issuing CA certificate may not sign CRLs")
+        except x509.ExtensionNotFound:
+            pass
+        if structure.signature_algorithm_der != structure.inner_signature_algorithm_der:
+            raise CrlSignatureError("inner and outer signature algorithms differ")
+        verify_signature(
+            issuer,
+            structure.signature_algorithm,
+            structure.signature,
+            memoryview(der)[structure.tbs_start : structure.tbs_end],
+        )
+        crl_number = _check_crl_extensions(structure)
+
+        if index is None:
+            packed, flagged_offsets = crl_der.index_entries(
+                der, structure.revoked_start, structure.revoked_end
+            )
+            packed.sort()
+            keys = array("Q", [value >> crl_der.OFFSET_BITS for value in packed])
+            offsets = array("Q", [value & crl_der.OFFSET_MASK for value in packed])
+            del packed
+            flagged = frozenset(flagged_offsets)
+        else:
+            keys, offsets = index
+            flagged = frozenset()
+        # An entry with a critical extension we cannot process makes the whole
+        # CRL unusable (RFC 5280 5.3); only flagged entries need the full decode.
+        for offset in flagged:
+            if crl_der.parse_entry(der, offset, structure.revoked_end).unknown_critical:
+                raise CrlUnsupportedError("CRL entry carries an unsupported critical extension")
+
+        info = CrlInfo(
+            issuer=issuer.subject.rfc4514_string(),
+            issuer_sha256=issuer.fingerprint(hashes.SHA256()).hex(),
+            crl_number=crl_number,
+            this_update=structure.this_update,
+            next_update=structure.next_update,
+            sha256=hashlib.sha256(der).hexdigest(),
+            entries=len(keys),
+        )
+        return cls(der, structure, info, keys, offsets, flagged)
+
+    def lookup(self, serial: int) -> RevokedEntry | None:
+        """The CRL entry for `serial`, or None; O(log n) over the key array."""
+        key = crl_der.serial_key(serial)
+        keys = self._keys
+        position = bisect_left(keys, key)
+        count = len(keys)
+        while position < count and keys[position] == key:
+            details = crl_der.parse_entry(
+                self._der, self._offsets[position], self._structure.revoked_end
+            )
+            if details.serial == serial:
+                reason = (
+                    x509.ReasonFlags.unspecified
+                    if details.reason_code is None
+                    else _REASONS.get(details.reason_code, x509.ReasonFlags.unspecified)
+                )
+                return RevokedEntry(
+                    serial=serial,
+                    revoked_at=details.revocation_date,
+                    reason=reason,
+                    invalidity_date=details.invalidity_date,
+                )
+            position += 1
+        return None
+
+    def freshness(self, at: datetime, skew: timedelta) -> str | None:
+        """None if fresh at `at`, else why not."""
+        if self.info.this_update > at + skew:
+            return "CRL thisUpdate is in the future"
+        if self.info.next_update is None:
+            return "CRL has no nextUpdate, so its freshness is unknown"
+        if at - skew > self.info.next_update:
+            return "CRL is past its nextUpdate"
+        return None
+
+    def index_arrays(self) -> tuple[array, array]:
+        return self._keys, self._offsets
+
+
+def _check_crl_extensions(structure: crl_der.CrlStructure) -> int | None:
+    crl_number = None
+    for extension in structure.extensions:
+        if extension.oid == crl_der.OID_CRL_NUMBER:
+            tag, start, end = crl_der.read_header(extension.value, 0, len(extension.value))
+            if tag != crl_der.TAG_INTEGER:
+                raise CrlMalformedError("bad cRLNumber")
+            crl_number = int.from_bytes(extension.value[start:end], "big", signed=True)
+        elif extension.oid == crl_der.OID_DELTA_CRL_INDICATOR:
+            raise CrlUnsupportedError("delta CRLs are not supported; supply complete CRLs")
+        elif extension.oid == crl_der.OID_ISSUING_DISTRIBUTION_POINT:
+            _check_issuing_distribution_point(extension.value)
+        elif extension.oid == crl_der.OID_AUTHORITY_KEY_IDENTIFIER:
+            continue
+        elif extension.critical:
+            raise CrlUnsupportedError("CRL carries an unsupported critical extension")
+    return crl_number
+
+
+def _check_issuing_distribution_point(value: bytes) -> None:
+    """Refuse scoped CRLs: only-CA, some-reasons, indirect or attribute-only CRLs."""
+    _, start, end = crl_der.read_header(value, 0, len(value))
+    pos = start
+    while pos < end:
+        tag, content, stop = crl_der.read_header(value, pos, end)
+        is_true = stop - content == 1 and value[content] != 0
+        if tag == 0x83 or (tag in (0x82, 0x84, 0x85) and is_true):
+            raise CrlUnsupportedError("partitioned or indirect CRLs are not supported")
+        pos = stop
+    return
+
+
+_INDEX_MAGIC = b"JPKICRLIDX\x00\x01"
+
+
+class RevocationIndex:
+    """The current CRL of one issuing CA, refreshed and persisted.
+
+    Thread-safe for lookups: the current CRL is replaced by a single reference
+    swap; refreshes are serialized by a lock.
+    """
+
+    def __init__(
+        self,
+        issuer_certificate: x509.Certificate,
+        *,
+        source: CrlSource | None = None,
+        cache_dir: Path | None = None,
+        clock_skew: timedelta = timedelta(minutes=5),
+        refresh_margin: timedelta = timedelta(hours=1),
+    ) -> None:
+        self.issuer_certificate = issuer_certificate
+        self.source = source
+        self.clock_skew = clock_skew
+        self.refresh_margin = refresh_margin
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._current: VerifiedCrl | None = None
+        self._lock = threading.Lock()
+        self.last_error: CrlError | None = None
+        self.restored_from_cache = False
+        if self._cache_dir is not None:
+            self._restore()
+
+    @property
+    def current(self) -> CrlInfo | None:
+        crl = self._current
+        return crl.info if crl is not None else None
+
+    def ingest(self, der: bytes, *, at: datetime) -> CrlInfo:
+        """Verify and install `der` as the current CRL.
+
+        Raises a CrlError subclass (and keeps the previous CRL) when the new one
+        is malformed, wrongly signed, for another issuer, not fresh at `at`, or
+        older than the one held.
+        """
+        _require_aware(at)
+        with self._lock:
+            try:
+                return self._ingest_locked(der, at)
+            except CrlError as error:
+                self.last_error = error
+                raise
+
+    def _ingest_locked(self, der: bytes, at: datetime) -> CrlInfo:
+        held = self._current
+        if held is not None and hashlib.sha256(der).hexdigest() == held.info.sha256:
+            return held.info  # unchanged: nothing to parse
+        candidate = VerifiedCrl.from_der(der, self.issuer_certificate)
+        problem = candidate.freshness(at, self.clock_skew)
+        if problem is not None:
+            raise CrlStaleError(problem)
+        if held is not None:
+            newer_number = (
+                candidate.info.crl_number is None
+                or held.info.crl_number is None
+                or candidate.info.crl_number > held.info.crl_number
+            )
+            if not newer_number or candidate.info.this_update < held.info.this_update:
+                raise CrlRollbackError("CRL is not newer than the one already held")
+        self._current = candidate
+        self.last_error = None
+        self._persist(candidate)
+        return candidate.info
+
+    def refresh_due(self, *, at: datetime) -> bool:
+        """True when there is no CRL or its nextUpdate is within `refresh_margin` of `at`."""
+        _require_aware(at)
+        crl = self._current
+        if crl is None or crl.info.next_update is None:
+            return True
+        return at >= crl.info.next_update - self.refresh_margin
+
+    def refresh(self, *, at: datetime) -> CrlInfo:
+        """Fetch from the source and ingest; on failure raise and keep the previous CRL."""
+        if self.source is None:
+            raise CrlFetchError("no CRL source configured")
+        try:
+            der = self.source.fetch()
+        except CrlError as error:
+            self.last_error = error
+            raise
+        return self.ingest(der, at=at)
+
+    def refresh_if_due(self, *, at: datetime) -> CrlInfo | None:
+        """Refresh when due; errors land in `last_error`, never raised (for a scheduler)."""
+        if not self.refresh_due(at=at):
+            return None
+        try:
+            return self.refresh(at=at)
+        except CrlError:
+            return None
+
+    def check(self, serial: int, *, at: datetime) -> CrlAnswer:
+        """Revocation status of `serial` at `at` according to the current CRL."""
+        _require_aware(at)
+        crl = self._current
+        if crl is None:
+            detail = str(self.last_error) if self.last_error else "no CRL loaded"
+            return CrlAnswer(RevocationStatus.UNAVAILABLE, None, detail=detail)
+        problem = crl.freshness(at, self.clock_skew)
+        if problem is not None:
+            return CrlAnswer(RevocationStatus.STALE, crl.info, detail=problem)
+        try:
+            entry = crl.lookup(serial)
+        except CrlFormatError as error:  # only a damaged persisted index can lead here
+            return CrlAnswer(RevocationStatus.UNAVAILABLE, crl.info, detail=str(error))
+        if entry is None:
+            return CrlAnswer(RevocationStatus.GOOD, crl.info)
+        if entry.revoked_at > at + self.clock_skew:
+            # Revoked after the moment asked about: the certificate was good then.
+            return CrlAnswer(RevocationStatus.GOOD, crl.info)
+        return CrlAnswer(RevocationStatus.REVOKED, crl.info, entry)
+
+    # Persistence: <cache_dir>/<CA fingerprint>.crl (the DER) and .idx (sorted arrays).
+    def _paths(self) -> tuple[Path, Path]:
+        assert self._cache_dir is not None
+        stem = self.issuer_certificate.fingerprint(hashes.SHA256()).hex()[:32]
+        return self._cache_dir / f"{stem}.crl", self._cache_dir / f"{stem}.idx"
+
+    def _persist(self, crl: VerifiedCrl) -> None:
+        if self._cache_dir is None:
+            return
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        crl_path, idx_path = self._paths()
+        keys, offsets = crl.index_arrays()
+        if sys.byteorder != "little":
+            keys, offsets = array("Q", keys), array("Q", offsets)
+            keys.byteswap()
+            offsets.byteswap()
+        header = (
+            _INDEX_MAGIC
+            + bytes.fromhex(crl.info.sha256)
+            + (crl.info.crl_number or 0).to_bytes(20, "big", signed=True)
+            + len(keys).to_bytes(8, "little")
+        )
+        _atomic_write(crl_path, crl.der)
+        _atomic_write(idx_path, header + keys.tobytes() + offsets.tobytes())
+
+    def _restore(self) -> None:
+        crl_path, idx_path = self._paths()
+        try:
+            der = crl_path.read_bytes()
+        except OSError:
+            return
+        index = None
+        try:
+            raw = idx_path.read_bytes()
+            head = len(_INDEX_MAGIC)
+            sha = raw[head : head + 32]
+            count = int.from_bytes(raw[head + 52 : head + 60], "little")
+            body = raw[head + 60 :]
+            if (
+                raw.startswith(_INDEX_MAGIC)
+                and sha == hashlib.sha256(der).digest()
+                and len(body) == 16 * count
+            ):
+                keys, offsets = array("Q"), array("Q")
+                keys.frombytes(body[: 8 * count])
+                offsets.frombytes(body[8 * count :])
+                if sys.byteorder != "little":
+                    keys.byteswap()
+                    offsets.byteswap()
+                index = (keys, offsets)
+        except OSError:
+            index = None
+        try:
+            self._current = VerifiedCrl.from_der(der, self.issuer_certificate, index=index)
+            self.restored_from_cache = index is not None
+        except CrlError as error:
+            self.last_error = error
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
