@@ -371,24 +371,32 @@ class Hierarchy:
                 "revoked_at": moment.isoformat(),
             }
 
-    def revoked_entries(self, purpose: str) -> list[crl_encoding.RevokedEntry]:
+    def revoked_entries(
+        self, purpose: str, *, as_of: dt.datetime | None = None
+    ) -> list[crl_encoding.RevokedEntry]:
+        """Revocations of the purpose's CA in time order; with `as_of`, only those up to then."""
         purpose = names.check_purpose(purpose)
         revoked = self._read_state()["revoked"][purpose]
-        return [
+        entries = [
             crl_encoding.RevokedEntry(
                 serial=int(serial),
                 revoked_at=dt.datetime.fromisoformat(entry["revoked_at"]),
                 reason=x509.ReasonFlags(entry["reason"]),
             )
-            for serial, entry in sorted(revoked.items(), key=lambda item: item[1]["revoked_at"])
+            for serial, entry in revoked.items()
         ]
+        entries.sort(key=lambda entry: entry.revoked_at)
+        return [entry for entry in entries if as_of is None or entry.revoked_at <= as_of]
 
-    def status(self, purpose: str, serial: int) -> CertificateStatus:
-        """good / revoked / unknown, as an OCSP responder reports it."""
+    def status(
+        self, purpose: str, serial: int, *, at: dt.datetime | None = None
+    ) -> CertificateStatus:
+        """good / revoked / unknown at `at` (default: now), as an OCSP responder reports it."""
         state = self._read_state()
         purpose = names.check_purpose(purpose)
+        at = at or self.now()
         revoked = state["revoked"][purpose].get(str(serial))
-        if revoked is not None:
+        if revoked is not None and dt.datetime.fromisoformat(revoked["revoked_at"]) <= at:
             return CertificateStatus(
                 "revoked",
                 revoked_at=dt.datetime.fromisoformat(revoked["revoked_at"]),
@@ -413,7 +421,11 @@ class Hierarchy:
         this_update: dt.datetime | None = None,
         next_update: dt.datetime | None = None,
     ) -> bytes:
-        """A full CRL (DER) of the purpose's CA, with the next CRL number."""
+        """A full CRL (DER) of the purpose's CA, with the next CRL number.
+
+        It lists the revocations made up to `this_update` (default: now): a CRL
+        cannot know of later ones.
+        """
         purpose = names.check_purpose(purpose)
         this_update = (this_update or self.now()).replace(microsecond=0)
         return crl_encoding.build_crl(
@@ -422,7 +434,7 @@ class Hierarchy:
             crl_number=self._next_crl_number(purpose),
             this_update=this_update,
             next_update=next_update or this_update + CRL_VALIDITY,
-            entries=self.revoked_entries(purpose),
+            entries=self.revoked_entries(purpose, as_of=this_update),
         )
 
     def large_crl(
@@ -449,7 +461,7 @@ class Hierarchy:
             crl_number=self._next_crl_number(purpose),
             this_update=this_update,
             next_update=next_update or this_update + CRL_VALIDITY,
-            entries=self.revoked_entries(purpose),
+            entries=self.revoked_entries(purpose, as_of=this_update),
             exclude_serials=self.issued_serials(purpose),
             seed=seed,
             progress=progress,
