@@ -1,0 +1,226 @@
+"""The reader module over the real PC/SC stack: pcscd + vpcd + the virtual My Number Card.
+
+Every APDU here goes through pyscard, pcsc-lite and the vpcd driver to the
+virtual card on its socket. Removals are real: the bridge closes the card's
+connection to vpcd, as pulling a card out of a reader does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from jpki.card import CertificateKind, JPKICard, PinKind, sha256_digest_info
+from jpki.emulator.card import VirtualMyNumberCard
+from jpki.emulator.state import CardState
+from jpki.emulator.vpcd import VpcdBridge
+from jpki.errors import (
+    CardRemovedError,
+    LastTryConfirmationRequired,
+    NoCardError,
+    PinBlockedError,
+    ReaderUnavailableError,
+    SecurityStatusNotSatisfiedError,
+    WrongPinError,
+)
+from jpki.trace import ApduTraceEvent
+from jpki.transport import PcscTransport, wait_for_card
+from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
+from tests.fixtures.pcsc import VPCD_PORT, wait_for_card_state
+
+pytestmark = pytest.mark.pcsc
+
+
+class _Trace:
+    """Records trace events; can pull the card out of the reader when one matches."""
+
+    def __init__(self) -> None:
+        self.events: list[ApduTraceEvent] = []
+        self.remove_when: Callable[[ApduTraceEvent], bool] | None = None
+        self.bridge: VpcdBridge | None = None
+
+    def __call__(self, event: ApduTraceEvent) -> None:
+        self.events.append(event)
+        if self.bridge is not None and self.remove_when is not None and self.remove_when(event):
+            self.remove_when = None
+            self.bridge.remove()
+
+    def pin_verifies(self) -> int:
+        return sum(1 for e in self.events if e.command == "VERIFY" and e.data_length is None)
+
+
+@pytest.fixture
+def transport(card_in_reader: VpcdBridge, pcsc_reader: str) -> Iterator[PcscTransport]:
+    connection = PcscTransport.connect(pcsc_reader)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def trace(card_in_reader: VpcdBridge) -> _Trace:
+    recorder = _Trace()
+    recorder.bridge = card_in_reader
+    return recorder
+
+
+def _rs256_verifies(certificate_der: bytes, signature: bytes, data: bytes) -> None:
+    public_key = x509.load_der_x509_certificate(certificate_der).public_key()
+    public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr, call-arg, arg-type]
+
+
+def test_wait_for_card_finds_the_card(card_in_reader: VpcdBridge, pcsc_reader: str) -> None:
+    assert wait_for_card(pcsc_reader, timeout=5) == pcsc_reader
+    assert wait_for_card(None, timeout=5).startswith("Virtual PCD")
+
+
+def test_wait_for_card_times_out_on_an_empty_reader(pcsc_reader: str) -> None:
+    wait_for_card_state(pcsc_reader, present=False)
+    with pytest.raises(NoCardError):
+        wait_for_card(pcsc_reader, timeout=0.5)
+    with pytest.raises(NoCardError):
+        PcscTransport.connect(pcsc_reader)
+
+
+def test_unknown_reader_is_unavailable(pcsc_reader: str) -> None:
+    with pytest.raises(ReaderUnavailableError):
+        wait_for_card("No Such Reader 00 00", timeout=0.3)
+    with pytest.raises(ReaderUnavailableError):
+        PcscTransport.connect("No Such Reader 00 00")
+
+
+def test_full_auth_flow(transport: PcscTransport, trace: _Trace, card_state: CardState) -> None:
+    card = JPKICard(transport, tracer=trace)
+    assert transport.atr == bytes.fromhex("3BE000FF8131FE4514")
+    card.select_jpki_ap()
+    assert card.pin_tries_left(PinKind.AUTH) == 3
+    challenge = b'commonid/v1/card-challenge\n{"nonce":"x"}'
+    result = card.sign_challenge(PinKind.AUTH, AUTH_PIN, challenge)
+    assert result.certificate == card_state.auth_certificate
+    _rs256_verifies(result.certificate, result.signature, challenge)
+    assert trace.pin_verifies() == 1
+    assert all(e.status_word in (0x9000, 0x63C3) for e in trace.events)
+
+
+@pytest.mark.parametrize("extended_length", [False, True])
+def test_full_identity_flow(
+    transport: PcscTransport, trace: _Trace, card_state: CardState, extended_length: bool
+) -> None:
+    card = JPKICard(transport, tracer=trace, extended_length=extended_length)
+    challenge = b"one challenge, both keys of one card"
+    with card.session():
+        auth = card.sign_challenge(PinKind.AUTH, AUTH_PIN, challenge)
+        sign = card.sign_challenge(PinKind.SIGN, SIGN_PASSWORD, challenge)
+        auth_ca = card.read_certificate(CertificateKind.AUTH_CA)
+        sign_ca = card.read_certificate(CertificateKind.SIGN_CA)
+    assert (auth.certificate, sign.certificate) == (
+        card_state.auth_certificate,
+        card_state.sign_certificate,
+    )
+    assert (auth_ca, sign_ca) == (card_state.auth_ca_certificate, card_state.sign_ca_certificate)
+    _rs256_verifies(auth.certificate, auth.signature, challenge)
+    _rs256_verifies(sign.certificate, sign.signature, challenge)
+    reads = [e for e in trace.events if e.command == "READ_BINARY"]
+    if extended_length:
+        assert len(reads) == 4 and card.uses_extended_length  # vpcd carries extended APDUs
+    else:
+        assert all(e.response_length <= 256 for e in reads)
+
+
+def test_wrong_pin_reports_tries_left(transport: PcscTransport, trace: _Trace) -> None:
+    card = JPKICard(transport, tracer=trace)
+    with pytest.raises(WrongPinError) as raised:
+        card.verify_pin(PinKind.SIGN, "WRONG1")
+    assert raised.value.tries_left == 4
+    assert card.pin_tries_left(PinKind.SIGN) == 4
+    assert trace.pin_verifies() == 1
+
+
+def test_reading_the_sign_certificate_without_the_password_fails_cleanly(
+    transport: PcscTransport, trace: _Trace
+) -> None:
+    card = JPKICard(transport, tracer=trace)
+    with pytest.raises(SecurityStatusNotSatisfiedError):
+        card.read_certificate(CertificateKind.SIGN)
+    assert trace.events[-1].status_word == 0x6982
+    # Nothing broke: the session goes on.
+    assert card.read_certificate(CertificateKind.AUTH)
+
+
+def test_last_try_rule(transport: PcscTransport, trace: _Trace) -> None:
+    card = JPKICard(transport, tracer=trace)
+    for _ in range(2):
+        with pytest.raises(WrongPinError):
+            card.verify_pin(PinKind.AUTH, "0000")
+    with pytest.raises(LastTryConfirmationRequired):
+        card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"challenge")
+    assert trace.pin_verifies() == 2
+    result = card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"challenge", confirm_last_try=True)
+    _rs256_verifies(result.certificate, result.signature, b"challenge")
+    assert card.pin_tries_left(PinKind.AUTH) == 3
+
+
+def test_card_removed_mid_read(transport: PcscTransport, trace: _Trace) -> None:
+    card = JPKICard(transport, tracer=trace)
+    reads = iter(range(100))
+    trace.remove_when = lambda e: e.command == "READ_BINARY" and next(reads) == 1
+    with pytest.raises(CardRemovedError):
+        card.read_certificate(CertificateKind.AUTH)
+    failed = trace.events[-1]
+    assert failed.command == "READ_BINARY" and failed.error == "CardRemovedError"
+
+
+def test_card_removed_mid_sign_does_not_resend_the_pin(
+    transport: PcscTransport, trace: _Trace, card_in_reader: VpcdBridge, pcsc_reader: str
+) -> None:
+    card = JPKICard(transport, tracer=trace)
+    # Pulled out right after the card accepted the PIN: the signature command fails.
+    trace.remove_when = lambda e: e.command == "VERIFY" and e.status_word == 0x9000
+    with pytest.raises(CardRemovedError):
+        card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"challenge")
+    assert trace.pin_verifies() == 1
+    assert trace.events[-1].command in ("SELECT_FILE", "COMPUTE_DIGITAL_SIGNATURE")
+    assert trace.events[-1].error == "CardRemovedError"
+
+    card_in_reader.insert()
+    wait_for_card_state(pcsc_reader, present=True)
+    transport.reconnect()
+    # The card lost power: the PIN must be entered again, and nothing re-sent it.
+    with pytest.raises(SecurityStatusNotSatisfiedError):
+        card.sign_digest_info(PinKind.AUTH, sha256_digest_info(b"challenge"))
+    assert trace.pin_verifies() == 1
+
+
+def test_blocking_persists_across_card_restarts(
+    pcsc_reader: str, card_state: CardState, tmp_path: Path
+) -> None:
+    path = tmp_path / "card.json"
+    card_state.save(path)
+    wait_for_card_state(pcsc_reader, present=False)
+    with VpcdBridge(VirtualMyNumberCard(CardState.load(path), path), port=VPCD_PORT):
+        wait_for_card_state(pcsc_reader, present=True)
+        with PcscTransport.connect(pcsc_reader) as transport:
+            card = JPKICard(transport)
+            with pytest.raises(WrongPinError):
+                card.verify_pin(PinKind.AUTH, "0000")
+            with pytest.raises(WrongPinError):
+                card.verify_pin(PinKind.AUTH, "0000")
+            with pytest.raises(PinBlockedError):
+                card.verify_pin(PinKind.AUTH, "0000", confirm_last_try=True)
+    wait_for_card_state(pcsc_reader, present=False)
+    # A new card object from the same file: the emulator process restarted.
+    with VpcdBridge(VirtualMyNumberCard(CardState.load(path), path), port=VPCD_PORT):
+        wait_for_card_state(pcsc_reader, present=True)
+        with PcscTransport.connect(pcsc_reader) as transport:
+            card = JPKICard(transport)
+            assert card.pin_tries_left(PinKind.AUTH) == 0
+            with pytest.raises(PinBlockedError):
+                card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"x", confirm_last_try=True)
+            assert card.pin_tries_left(PinKind.SIGN) == 5
+    wait_for_card_state(pcsc_reader, present=False)
