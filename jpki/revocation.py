@@ -332,9 +332,14 @@ class VerifiedCrl:
             position += 1
         return None
 
-    def freshness(self, at: datetime, skew: timedelta) -> str | None:
-        """None if fresh at `at`, else why not."""
-        if self.info.this_update > at + skew:
+    def freshness(self, at: datetime, skew: timedelta, *, ingesting: bool = False) -> str | None:
+        """None if the CRL may answer for moment `at`, else why not.
+
+        A CRL issued after `at` still answers for `at` (entries carry their
+        revocation date, so a later CRL tells more about the past); only when
+        ingesting is a thisUpdate ahead of the clock a sign of a bad CRL or clock.
+        """
+        if ingesting and self.info.this_update > at + skew:
             return "CRL thisUpdate is in the future"
         if self.info.next_update is None:
             return "CRL has no nextUpdate, so its freshness is unknown"
@@ -434,7 +439,7 @@ class RevocationIndex:
         if held is not None and hashlib.sha256(der).hexdigest() == held.info.sha256:
             return held.info  # unchanged: nothing to parse
         candidate = VerifiedCrl.from_der(der, self.issuer_certificate)
-        problem = candidate.freshness(at, self.clock_skew)
+        problem = candidate.freshness(at, self.clock_skew, ingesting=True)
         if problem is not None:
             raise CrlStaleError(problem)
         if held is not None:
