@@ -26,7 +26,7 @@ from typing import Any
 
 from did import _didkit
 from did._time import parse_rfc3339, rfc3339
-from did.keys import IssuerKeyring
+from did.keys import IssuerKeyring, IssuerTrust
 from did.status import (
     STATUS_LIST_2021_CONTEXT,
     VC_V1_CONTEXT,
@@ -313,13 +313,14 @@ def _vc_evidence(evidence: CertificateEvidence) -> dict[str, Any]:
 
 def verify_identity_credential(
     credential: str | Mapping[str, Any],
-    keyring: IssuerKeyring,
+    issuers: IssuerTrust,
     *,
     at: datetime,
     status_resolver: StatusListResolver,
 ) -> CredentialVerification:
     """Check issuer, validity period at ``at``, proof, then revocation and suspension.
 
+    ``issuers`` is the service's key ring, or a provider's :class:`TrustedIssuers`.
     ``credential`` is what :func:`issue_identity_credential` produced: JSON text
     or a dict (ldp), or a compact JWT. ``status_resolver`` returns the status list
     credential for a URL (the service's own store, or an HTTP fetch).
@@ -334,7 +335,7 @@ def verify_identity_credential(
     except (KeyError, TypeError, ValueError) as error:
         return CredentialVerification(CredentialReason.MALFORMED, detail=str(error))
 
-    if not keyring.trusts(issuer):
+    if not issuers.trusts(issuer):
         return CredentialVerification(CredentialReason.UNTRUSTED_ISSUER, document, issuer)
     # The period is checked before the proof: didkit compares a JWT's exp with the
     # wall clock, while this check uses the explicit ``at``.
@@ -356,7 +357,7 @@ def verify_identity_credential(
         entry = document.get(key)
         if not isinstance(entry, Mapping):
             return CredentialVerification(CredentialReason.STATUS_INVALID, document, key)
-        outcome = check_status(entry, purpose, resolver=status_resolver, keyring=keyring)
+        outcome = check_status(entry, purpose, resolver=status_resolver, issuers=issuers)
         if outcome is StatusCheck.SET:
             return CredentialVerification(set_reason, document)
         if outcome is StatusCheck.UNAVAILABLE:

@@ -11,14 +11,15 @@ key signs, retired keys stay listed so credentials they signed still verify.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from cryptography import x509
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 from did import _didkit
 
 RSA_PUB_MULTICODEC = 0x1205
+ED25519_PUB_MULTICODEC = 0xED
 _BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 KEYRING_FORMAT = "commonid-issuer-keyring/v1"
 
@@ -157,6 +159,50 @@ def public_jwk_from_did_document(document: dict[str, Any], method_id: str) -> di
         if method.get("id") == method_id and "publicKeyJwk" in method:
             return dict(method["publicKeyJwk"])
     raise DIDKeyError(f"{method_id} is not a verification method of {document.get('id')}")
+
+
+# --- issuers a verifier trusts ----------------------------------------------
+
+
+class IssuerTrust(Protocol):
+    """Which issuer DIDs a verifier accepts (the key ring, or a provider's pinned set)."""
+
+    def trusts(self, did: str) -> bool: ...
+
+
+def did_key_from_ed25519_jwk(jwk: Mapping[str, Any]) -> str:
+    """did:key of an Ed25519 public key given as an OKP JWK."""
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise DIDKeyError("not an Ed25519 JWK")
+    raw = base64.urlsafe_b64decode(str(jwk["x"]) + "=" * (-len(str(jwk["x"])) % 4))
+    if len(raw) != 32:
+        raise DIDKeyError("an Ed25519 public key is 32 bytes")
+    return "did:key:z" + base58btc_encode(_varint(ED25519_PUB_MULTICODEC) + raw)
+
+
+@dataclass(frozen=True)
+class TrustedIssuers:
+    """A verifier's set of trusted issuer did:keys, without any private key."""
+
+    dids: frozenset[str]
+
+    def trusts(self, did: str) -> bool:
+        return did in self.dids
+
+    @classmethod
+    def from_did_web_document(cls, document: Mapping[str, Any]) -> TrustedIssuers:
+        """The did:key of every assertion key in the service's did:web document.
+
+        Derived from the published keys themselves, not from ``alsoKnownAs``.
+        """
+        assertion = set(document.get("assertionMethod", []))
+        return cls(
+            frozenset(
+                did_key_from_ed25519_jwk(method["publicKeyJwk"])
+                for method in document.get("verificationMethod", [])
+                if method.get("id") in assertion and "publicKeyJwk" in method
+            )
+        )
 
 
 # --- the issuer key ring (Ed25519) ------------------------------------------
@@ -286,6 +332,10 @@ class IssuerKeyring:
 
     def trusts(self, did: str) -> bool:
         return self.key_for(did) is not None
+
+    def trusted_issuers(self) -> TrustedIssuers:
+        """The public side of the ring, for verifiers that must not hold the keys."""
+        return TrustedIssuers(frozenset(key.did for key in self.keys))
 
     def did_web_document(self, domain: str) -> dict[str, Any]:
         """The did.json served at ``https://<domain>/.well-known/did.json``.

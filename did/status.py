@@ -26,7 +26,7 @@ from typing import Any
 
 from did import _didkit
 from did._time import rfc3339
-from did.keys import IssuerKeyring
+from did.keys import IssuerKeyring, IssuerTrust
 
 MINIMUM_ENTRIES = 16 * 1024 * 8
 _MAX_DECODED_BYTES = 16 * 1024 * 1024  # refuse GZIP bombs in lists fetched from elsewhere
@@ -288,11 +288,11 @@ def check_status(
     purpose: StatusPurpose,
     *,
     resolver: StatusListResolver,
-    keyring: IssuerKeyring,
+    issuers: IssuerTrust,
 ) -> StatusCheck:
     """Look a StatusList2021Entry up in its list credential, fetched with ``resolver``.
 
-    The list credential must carry a valid proof by one of the keyring's
+    The list credential must carry a valid proof by one of the trusted
     (current or retired) issuer keys and be for the same purpose.
     """
     try:
@@ -307,7 +307,7 @@ def check_status(
     except Exception:  # any fetch failure means "status unknown", never "clear"
         return StatusCheck.UNAVAILABLE
     list_credential = json.loads(fetched) if isinstance(fetched, str) else dict(fetched)
-    if not _is_trusted_list_credential(list_credential, url, purpose, keyring):
+    if not _is_trusted_list_credential(list_credential, url, purpose, issuers):
         return StatusCheck.INVALID
     try:
         bits = decode_encoded_list(list_credential["credentialSubject"]["encodedList"])
@@ -317,7 +317,7 @@ def check_status(
 
 
 def _is_trusted_list_credential(
-    list_credential: dict[str, Any], url: str, purpose: StatusPurpose, keyring: IssuerKeyring
+    list_credential: dict[str, Any], url: str, purpose: StatusPurpose, issuers: IssuerTrust
 ) -> bool:
     subject = list_credential.get("credentialSubject")
     if (
@@ -325,7 +325,7 @@ def _is_trusted_list_credential(
         or "StatusList2021Credential" not in list_credential.get("type", [])
         or list_credential.get("id") != url
         or subject.get("statusPurpose") != purpose
-        or not keyring.trusts(str(list_credential.get("issuer")))
+        or not issuers.trusts(str(list_credential.get("issuer")))
     ):
         return False
     report = _didkit.verify_credential(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from did.credentials import (
     issue_identity_credential,
     verify_identity_credential,
 )
-from did.keys import IssuerKeyring
+from did.keys import IssuerKeyring, TrustedIssuers
 
 from .conftest import StatusRegistry
 
@@ -267,3 +268,32 @@ def test_garbage_is_malformed(status_registry: StatusRegistry, now: datetime) ->
     for garbage in ("not a credential", '{"issuer": 1}', "a.b.c"):
         result = _verify(garbage, status_registry, now)
         assert result.reason is CredentialReason.MALFORMED
+
+
+def test_credential_for_a_new_card_names_the_earlier_dids(
+    make_request: MakeRequest, status_registry: StatusRegistry, now: datetime
+) -> None:
+    old_card_did = "did:key:z4MXj1wBzi9jUstyPMS4jQqB6KdJaiatPkAtVtGc6bQEQEEsKTic4G7Rou3iBf9vPmT5"
+    request = replace(make_request(), previous_subject_dids=(old_card_did,))
+    issued = issue_identity_credential(request, status_registry.keyring)
+    result = _verify(issued.credential, status_registry, now)
+    assert result.valid, result.detail
+    assert result.credential["credentialSubject"]["previousSubjectIds"] == [old_card_did]
+
+
+def test_provider_verifies_with_the_did_web_document_alone(
+    make_request: MakeRequest, status_registry: StatusRegistry, tmp_path, now: datetime
+) -> None:
+    old = issue_identity_credential(make_request(), status_registry.keyring)
+    rotated = status_registry.keyring.rotate()
+    new = issue_identity_credential(make_request(), rotated, proof_format=ProofFormat.JWT)
+    # What a provider pins: the published did.json, no private key.
+    pinned = TrustedIssuers.from_did_web_document(rotated.did_web_document("commonid.test"))
+    assert pinned == rotated.trusted_issuers()
+
+    assert _verify(old.credential, status_registry, now, pinned).valid
+    assert _verify(new.credential, status_registry, now, pinned).valid
+    stranger = IssuerKeyring.open(tmp_path / "stranger.json")
+    stranger_pins = TrustedIssuers.from_did_web_document(stranger.did_web_document("evil.test"))
+    rejected = _verify(new.credential, status_registry, now, stranger_pins)
+    assert rejected.reason is CredentialReason.UNTRUSTED_ISSUER

@@ -19,6 +19,7 @@ from did.keys import (
     DIDKeyError,
     IssuerKeyring,
     did_key_from_certificate,
+    did_key_from_ed25519_jwk,
     did_key_from_public_key,
     did_key_verification_method,
     public_jwk_from_did_document,
@@ -144,3 +145,7 @@ def test_did_web_document_lists_current_and_retired_keys(keyring: IssuerKeyring)
         f"did:web:commonid.test%3A8443#{rotated.current.fingerprint}"
     ]
     assert document["alsoKnownAs"] == [first.did, rotated.current.did]
+
+
+def test_ed25519_did_key_from_jwk_agrees_with_didkit(keyring: IssuerKeyring) -> None:
+    assert did_key_from_ed25519_jwk(keyring.current.public_jwk) == keyring.current.did
