@@ -336,8 +336,15 @@ class PcscTransport:
         error = _error_for_result(hresult, "transmit")
         if not isinstance(error, TransportError):
             return error
+        sc = _scard()
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
+            # The handle remembers a removal even if another card is in the reader now.
+            status = sc.SCardStatus(self._card)[0]
+            if status in (sc.SCARD_W_REMOVED_CARD, sc.SCARD_E_NO_SMARTCARD):
+                return CardRemovedError()
+            if status == sc.SCARD_W_RESET_CARD:
+                return CardResetError()
             try:
                 if not _card_present(self.reader_name, context=self._context):
                     return CardRemovedError()
