@@ -51,6 +51,11 @@ class Settings(BaseSettings):
 
     trust_mode: Literal["production", "test"] = "production"
     test_hierarchy_dir: Path | None = None
+    # "require": no fresh revocation data means not valid; "soft-fail"; "off" (tests only).
+    revocation_mode: Literal["require", "soft-fail", "off"] = "require"
+    # Production CRL sources: trust anchor name (e.g. "auth_ca_2023") -> file path or URL.
+    crl_sources: dict[str, str] = Field(default_factory=dict)
+    crl_refresh_interval_seconds: int = 300
 
     # Admin endpoints are disabled while this is unset.
     admin_token: SecretStr | None = None

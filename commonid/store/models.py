@@ -191,12 +191,15 @@ class Consent(Base):
 
 
 class StatusList(Base):
+    """A did.status.StatusList (bits + allocation map) in its own serialization."""
+
     __tablename__ = "status_lists"
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    size: Mapped[int]
-    next_index: Mapped[int]
-    created_at: Mapped[datetime]
+    purpose: Mapped[str] = mapped_column(sa.String(20))
+    url: Mapped[str] = mapped_column(sa.String(1000))
+    serialized: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    updated_at: Mapped[datetime]
 
 
 class IssuedCredential(Base):
@@ -207,9 +210,11 @@ class IssuedCredential(Base):
         sa.ForeignKey("persons.id", ondelete="CASCADE"), index=True
     )
     provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"))
-    status_list_id: Mapped[str] = mapped_column(sa.ForeignKey("status_lists.id"))
-    status_index: Mapped[int]
-    # SHA-256 of the sign certificate serial+issuer: revocation lookups without the serial.
+    revocation_list_id: Mapped[str] = mapped_column(sa.ForeignKey("status_lists.id"))
+    revocation_index: Mapped[int]
+    suspension_list_id: Mapped[str] = mapped_column(sa.ForeignKey("status_lists.id"))
+    suspension_index: Mapped[int]
+    # did.credentials.certificate_serial_sha256 of the certificate the claims came from.
     certificate_serial_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
     issued_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

@@ -194,3 +194,14 @@ def rejected_response_codes(db: DbSession, session_id: str) -> list[str]:
             .order_by(RejectedResponse.id)
         )
     )
+
+
+def forget_results(db: DbSession, *, provider_id: str, person_ids: set[str]) -> int:
+    """Drop a provider's stored results about these persons (consent withdrawal)."""
+    result = db.execute(
+        sa.update(Session)
+        .where(Session.provider_id == provider_id, Session.person_id.in_(person_ids))
+        .values(result_encrypted=None, result_key_id=None, person_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

@@ -86,9 +86,10 @@ def upgrade() -> None:
     op.create_table(
         "status_lists",
         sa.Column("id", sa.String(length=40), nullable=False),
-        sa.Column("size", sa.Integer(), nullable=False),
-        sa.Column("next_index", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("purpose", sa.String(length=20), nullable=False),
+        sa.Column("url", sa.String(length=1000), nullable=False),
+        sa.Column("serialized", sa.LargeBinary(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_status_lists")),
     )
     op.create_table(
@@ -142,8 +143,10 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=80), nullable=False),
         sa.Column("person_id", sa.String(length=40), nullable=False),
         sa.Column("provider_id", sa.String(length=40), nullable=False),
-        sa.Column("status_list_id", sa.String(length=40), nullable=False),
-        sa.Column("status_index", sa.Integer(), nullable=False),
+        sa.Column("revocation_list_id", sa.String(length=40), nullable=False),
+        sa.Column("revocation_index", sa.Integer(), nullable=False),
+        sa.Column("suspension_list_id", sa.String(length=40), nullable=False),
+        sa.Column("suspension_index", sa.Integer(), nullable=False),
         sa.Column("certificate_serial_hash", sa.String(length=64), nullable=False),
         sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
@@ -159,9 +162,14 @@ def upgrade() -> None:
             name=op.f("fk_issued_credentials_provider_id_providers"),
         ),
         sa.ForeignKeyConstraint(
-            ["status_list_id"],
+            ["revocation_list_id"],
             ["status_lists.id"],
-            name=op.f("fk_issued_credentials_status_list_id_status_lists"),
+            name=op.f("fk_issued_credentials_revocation_list_id_status_lists"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["suspension_list_id"],
+            ["status_lists.id"],
+            name=op.f("fk_issued_credentials_suspension_list_id_status_lists"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_issued_credentials")),
     )

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): ``commonid.api.app.create_app`` builds it."""

@@ -1,0 +1,43 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from commonid import __version__
+from commonid.api.limits import BodySizeLimit, RateLimiter
+from commonid.api.problems import install_problem_handlers
+from commonid.api.routers import identities, kiosk, service, sessions
+from commonid.runtime import Runtime, build_runtime
+from commonid.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """The service as an ASGI app. Pass ``runtime`` to share one (tests, benchmarks)."""
+    runtime = runtime or build_runtime(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="Common-ID",
+        version=__version__,
+        description="Reusable identity verification with the My Number Card (JPKI).",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.provider_limiter = RateLimiter(
+        runtime.settings.provider_rate_per_second, runtime.settings.provider_rate_burst
+    )
+    app.state.kiosk_limiter = RateLimiter(
+        runtime.settings.kiosk_rate_per_second, runtime.settings.kiosk_rate_burst
+    )
+    install_problem_handlers(app)
+    for router in (sessions.router, kiosk.router, identities.router, service.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    return app

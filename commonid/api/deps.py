@@ -1,0 +1,86 @@
+"""Request dependencies: the runtime, a database session, and who is calling."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session as DbSession
+
+from commonid.api.limits import RateLimiter, retry_after_header
+from commonid.problems import Problem
+from commonid.runtime import Runtime
+from commonid.store import accounts
+from commonid.store.models import Kiosk, Provider
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_db(runtime: RuntimeDep) -> Iterator[DbSession]:
+    """One transaction per request: committed when the handler returns, else rolled back."""
+    with runtime.sessions.begin() as db:
+        yield db
+
+
+Db = Annotated[DbSession, Depends(get_db)]
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(
+            "unauthenticated",
+            "send the credential as 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def _limit(limiter: RateLimiter, caller: str) -> None:
+    wait = limiter.take(caller)
+    if wait is not None:
+        raise Problem("rate_limited", headers=retry_after_header(wait))
+
+
+def current_provider(request: Request, runtime: RuntimeDep, db: Db) -> Provider:
+    provider = accounts.provider_by_api_key(db, _bearer(request))
+    if provider is None:
+        raise Problem("unauthenticated", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    if provider.disabled:
+        raise Problem("account_disabled")
+    _limit(request.app.state.provider_limiter, provider.id)
+    return provider
+
+
+def current_kiosk(request: Request, runtime: RuntimeDep, db: Db) -> Kiosk:
+    kiosk = accounts.kiosk_by_credential(db, _bearer(request))
+    if kiosk is None:
+        raise Problem(
+            "unauthenticated", "unknown kiosk credential", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if kiosk.disabled:
+        raise Problem("account_disabled")
+    _limit(request.app.state.kiosk_limiter, kiosk.id)
+    return kiosk
+
+
+def require_admin(request: Request, runtime: RuntimeDep) -> None:
+    configured = runtime.settings.admin_token
+    if configured is None:
+        raise Problem("admin_disabled")
+    presented = hashlib.sha256(_bearer(request).encode()).digest()
+    expected = hashlib.sha256(configured.get_secret_value().encode()).digest()
+    if not hmac.compare_digest(presented, expected):
+        raise Problem("unauthenticated", "wrong admin credential")
+
+
+CurrentProvider = Annotated[Provider, Depends(current_provider)]
+CurrentKiosk = Annotated[Kiosk, Depends(current_kiosk)]

@@ -1,0 +1,84 @@
+"""RFC 9457 problem details with a stable ``code``: the only error shape the API speaks."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from commonid.problems import PROBLEM_TYPE_BASE, Problem
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + problem.code,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code,
+        **problem.extra,
+    }
+    return JSONResponse(
+        body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+async def _on_problem(_request: Request, problem: Exception) -> JSONResponse:
+    assert isinstance(problem, Problem)
+    return problem_response(problem)
+
+
+async def _on_validation_error(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = error.errors()
+    if any(item.get("type") == "json_invalid" for item in errors):
+        return problem_response(Problem("malformed_json"))
+    # Echo where and what, never the submitted values (they may be personal data).
+    summary = [
+        {"loc": list(item.get("loc", ())), "type": item.get("type"), "msg": item.get("msg")}
+        for item in errors
+    ]
+    messages = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in summary
+    )
+    return problem_response(Problem("invalid_request", messages, extra={"errors": summary}))
+
+
+async def _on_http_exception(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+        error.status_code, "invalid_request"
+    )
+    status = error.status_code if error.status_code < 500 else 500
+    title = HTTPStatus(status).phrase
+    return problem_response(
+        Problem(
+            code,
+            str(error.detail or title),
+            status=status,
+            title=title,
+            headers=dict(error.headers or {}),
+        )
+    )
+
+
+async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    # A genuine server fault: record it (no request body: it may hold personal
+    # data) and answer a generic problem without internals.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(Problem("internal_error", "The service could not complete the request"))
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)

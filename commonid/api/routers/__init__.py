@@ -1,0 +1,1 @@
+"""HTTP routers: thin, each delegating to commonid.flows."""

@@ -1,0 +1,69 @@
+"""Kiosk API: show a session to the person, record consent, submit the card response."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from commonid import flows
+from commonid.api.deps import CurrentKiosk, Db, RuntimeDep
+from commonid.api.schemas import (
+    CardResponse,
+    CardResponseOutcome,
+    ConsentRecorded,
+    ConsentRequest,
+    KioskSessionView,
+    ProviderView,
+)
+from commonid.problems import Problem
+from commonid.store import sessions
+from commonid.store.models import Provider
+
+router = APIRouter(prefix="/v1/kiosk/sessions", tags=["kiosk"])
+
+
+@router.get("/{user_code}", response_model=KioskSessionView)
+def session_by_user_code(
+    user_code: str, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
+) -> KioskSessionView:
+    """What the person will be asked: who asks, for which claims, why, and the challenge."""
+    session = sessions.session_by_user_code(db, user_code)
+    if session is None:
+        raise Problem("session_not_found")
+    session = flows.open_session_for_kiosk(runtime, db, session.id)
+    provider = db.get(Provider, session.provider_id)
+    assert provider is not None
+    return KioskSessionView(
+        id=session.id,
+        user_code=session.user_code,
+        status=sessions.effective_status(session, runtime.clock()).value,
+        provider=ProviderView(id=provider.id, name=provider.name),
+        mode=session.mode,
+        claims=session.claims,
+        purpose=session.purpose,
+        reuse=session.reuse,
+        expires_at=session.expires_at,
+        challenge=flows.challenge_view(flows.session_challenge(runtime, session)),
+    )
+
+
+@router.post("/{session_id}/consent", response_model=ConsentRecorded)
+def consent(
+    session_id: str, body: ConsentRequest, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
+) -> ConsentRecorded:
+    session = flows.record_consent(
+        runtime, db, session_id, kiosk, approved=body.approved, claims=body.claims
+    )
+    return ConsentRecorded(
+        session_id=session.id, status=session.status, claims=session.consent_claims or []
+    )
+
+
+@router.post("/{session_id}/card-response", response_model=CardResponseOutcome)
+def card_response(
+    session_id: str, body: CardResponse, kiosk: CurrentKiosk, runtime: RuntimeDep
+) -> CardResponseOutcome:
+    """Certificates and signatures over the session's challenge. Accepted once."""
+    outcome = flows.process_card_response(runtime, session_id, kiosk, body)
+    return CardResponseOutcome(
+        session_id=outcome.session_id, status=outcome.status.value, reason_code=outcome.reason_code
+    )

@@ -1,0 +1,39 @@
+"""Service endpoints: DID document, health, metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from commonid.api.deps import RuntimeDep
+from commonid.problems import Problem
+from commonid.trust import revocation_data_ages
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/.well-known/did.json")
+def did_document(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """The service's did:web document (host from the request), listing every issuer key."""
+    host = request.headers.get("host", "localhost")
+    return runtime.keyring.did_web_document(host)
+
+
+@router.get("/healthz")
+def health(runtime: RuntimeDep) -> dict[str, Any]:
+    try:
+        with runtime.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as error:
+        raise Problem("service_unavailable", "database not reachable") from error
+    return {"status": "ok", "service_did": runtime.service_did}
+
+
+@router.get("/metrics")
+def metrics(runtime: RuntimeDep) -> Response:
+    for ca, age in revocation_data_ages(runtime.trust_policy, at=runtime.clock()).items():
+        runtime.metrics.revocation_data_age.labels(ca).set(age)
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,94 @@
+"""Provider API: create sessions, fetch results (with long polling)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from commonid import flows
+from commonid.api.deps import CurrentProvider, Db, RuntimeDep, current_provider
+from commonid.api.schemas import CreateSessionRequest, SessionCreated, SessionResult
+from commonid.problems import Problem
+from commonid.store import idempotency
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+POLL_INTERVAL_SECONDS = 0.1
+
+
+@router.post("", status_code=201, response_model=SessionCreated)
+def create_session(
+    body: CreateSessionRequest,
+    provider: CurrentProvider,
+    runtime: RuntimeDep,
+    db: Db,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    fingerprint = flows.request_fingerprint(body)
+    if idempotency_key:
+        stored = idempotency.find(db, provider_id=provider.id, key=idempotency_key)
+        if stored is not None:
+            if stored.request_hash != fingerprint:
+                raise Problem("idempotency_key_reused")
+            return JSONResponse(stored.response, status_code=stored.status_code)
+    session = flows.create_session(runtime, db, provider, body)
+    created = SessionCreated(
+        id=session.id,
+        user_code=session.user_code,
+        status=session.status,
+        mode=session.mode,
+        claims=session.claims,
+        purpose=session.purpose,
+        reuse=session.reuse,
+        expires_at=session.expires_at,
+        challenge=flows.challenge_view(flows.session_challenge(runtime, session)),
+    ).model_dump(mode="json")
+    if idempotency_key and not idempotency.remember(
+        db,
+        provider_id=provider.id,
+        key=idempotency_key,
+        request_hash=fingerprint,
+        status_code=201,
+        response=created,
+        now=runtime.clock(),
+    ):
+        # A concurrent retry with the same key won: answer what it answered.
+        db.rollback()
+        stored = idempotency.find(db, provider_id=provider.id, key=idempotency_key)
+        assert stored is not None
+        if stored.request_hash != fingerprint:
+            raise Problem("idempotency_key_reused")
+        return JSONResponse(stored.response, status_code=stored.status_code)
+    return JSONResponse(created, status_code=201)
+
+
+@router.get("/{session_id}", response_model=SessionResult)
+async def get_session(
+    session_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to this many seconds")] = 0,
+) -> SessionResult:
+    """The session's status and, once final, its result. ``wait`` holds the request
+    open until the session is final or the time is up, so providers need not spin."""
+    provider_id: str | None = None
+
+    def read() -> tuple[SessionResult, bool]:
+        nonlocal provider_id
+        with runtime.sessions.begin() as db:
+            if provider_id is None:  # authenticate (and rate-limit) once per request
+                provider_id = current_provider(request, runtime, db).id
+            session = flows.session_for_provider(db, provider_id, session_id)
+            result = SessionResult.model_validate(flows.session_result(runtime, session))
+            return result, flows.is_final(session, runtime.clock())
+
+    deadline = time.monotonic() + min(wait, runtime.settings.max_long_poll_seconds)
+    result, final = await run_in_threadpool(read)
+    while not final and time.monotonic() < deadline:
+        await asyncio.sleep(POLL_INTERVAL_SECONDS)
+        result, final = await run_in_threadpool(read)
+    return result

@@ -1,0 +1,147 @@
+"""Request and response bodies of the HTTP API (separate from the storage models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Base64 of an RSA-2048 certificate is under 3 kB; leave room, refuse the absurd.
+MAX_BASE64_FIELD = 16_384
+
+
+class Mode(StrEnum):
+    IDENTITY = "identity"  # sign certificate: the four basic attributes
+    AUTH = "auth"  # authentication certificate only (PIN)
+
+
+class ClaimName(StrEnum):
+    NAME = "name"
+    BIRTHDATE = "birthdate"
+    GENDER = "gender"
+    ADDRESS = "address"
+    DID = "did"
+    CREDENTIAL = "credential"
+
+
+ATTRIBUTE_CLAIMS = frozenset(
+    {ClaimName.NAME, ClaimName.BIRTHDATE, ClaimName.GENDER, ClaimName.ADDRESS}
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSessionRequest(Strict):
+    mode: Mode
+    claims: list[ClaimName] = Field(default_factory=list, max_length=6)
+    purpose: str = Field(min_length=1, max_length=500, description="Shown to the person")
+    reuse: bool = Field(False, description="Accept claims verified earlier (auth mode)")
+
+
+class ChallengeView(BaseModel):
+    to_be_signed: str = Field(description="base64url of the exact bytes the card signs")
+    payload: dict[str, str] = Field(description="The JCS-encoded part, for display")
+
+
+class SessionCreated(BaseModel):
+    id: str
+    user_code: str
+    status: str
+    mode: Mode
+    claims: list[ClaimName]
+    purpose: str
+    reuse: bool
+    expires_at: datetime
+    challenge: ChallengeView
+
+
+class ReuseInfo(BaseModel):
+    first_verified_at: datetime
+    method: str
+
+
+class SessionResult(BaseModel):
+    id: str
+    status: str
+    mode: Mode
+    claims: list[ClaimName]
+    expires_at: datetime
+    completed_at: datetime | None = None
+    reason_code: str | None = None
+    sub: str | None = None
+    verified_claims: dict[str, Any] | None = None
+    did: str | None = None
+    credential: Any | None = None
+    reuse: ReuseInfo | None = None
+
+
+class ProviderView(BaseModel):
+    id: str
+    name: str
+
+
+class KioskSessionView(BaseModel):
+    id: str
+    user_code: str
+    status: str
+    provider: ProviderView
+    mode: Mode
+    claims: list[ClaimName]
+    purpose: str
+    reuse: bool
+    expires_at: datetime
+    challenge: ChallengeView
+
+
+class ConsentRequest(Strict):
+    approved: bool = True
+    # None: everything the provider asked for.
+    claims: list[ClaimName] | None = Field(None, max_length=6)
+
+
+class ConsentRecorded(BaseModel):
+    session_id: str
+    status: str
+    claims: list[ClaimName]
+
+
+class CardResponse(Strict):
+    """What the kiosk agent sends: certificates and signatures, base64. Never a PIN."""
+
+    auth_certificate: str = Field(max_length=MAX_BASE64_FIELD)
+    auth_signature: str = Field(max_length=MAX_BASE64_FIELD)
+    sign_certificate: str | None = Field(None, max_length=MAX_BASE64_FIELD)
+    sign_signature: str | None = Field(None, max_length=MAX_BASE64_FIELD)
+
+
+class CardResponseOutcome(BaseModel):
+    session_id: str
+    status: str
+    reason_code: str | None = None
+
+
+class ConsentView(BaseModel):
+    session_id: str
+    claims: list[str]
+    granted_at: datetime
+
+
+class IdentityView(BaseModel):
+    sub: str
+    consents: list[ConsentView]
+    verified_claims: dict[str, Any] | None = None
+
+
+class CredentialVerifyRequest(Strict):
+    credential: str | dict[str, Any]
+
+
+class CredentialVerifyResult(BaseModel):
+    valid: bool
+    reason: str
+    subject_did: str | None = None
+    verified_claims: dict[str, Any] | None = None

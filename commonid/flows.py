@@ -1,0 +1,484 @@
+"""The service's flows: sessions, consent, card responses, results, identities.
+
+Routers call these with a Runtime and a database session; these functions
+speak the domain and raise Problem with a stable code for anything refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session as DbSession
+
+from commonid.api.schemas import (
+    ATTRIBUTE_CLAIMS,
+    CardResponse,
+    ClaimName,
+    CreateSessionRequest,
+    Mode,
+)
+from commonid.card_check import (
+    CardRejected,
+    CheckedCard,
+    CheckedCertificate,
+    SubmittedCard,
+    check_card,
+    decode_base64,
+)
+from commonid.challenge import Challenge, challenge_for
+from commonid.claims import (
+    IDENTITY_METHOD,
+    basic_info_key,
+    released_claims,
+    stored_attributes,
+    verified_claims,
+)
+from commonid.pairwise import pairwise_subject_id
+from commonid.problems import Problem
+from commonid.runtime import Runtime
+from commonid.store import persons, sessions, webhooks
+from commonid.store.encryption import Sealed, binding
+from commonid.store.models import Certificate, Kiosk, Provider, Session
+from commonid.store.sessions import SessionStatus
+from commonid.trust import StoredCertificateStatus, stored_certificate_status
+
+SESSION_COMPLETED_EVENT = "session.completed"
+
+
+def session_challenge(runtime: Runtime, session: Session) -> Challenge:
+    return challenge_for(
+        audience=runtime.service_did,
+        session_id=session.id,
+        provider_id=session.provider_id,
+        mode=session.mode,
+        nonce=session.nonce,
+        expires_at=session.expires_at,
+    )
+
+
+def challenge_view(challenge: Challenge) -> dict[str, Any]:
+    encoded = base64.urlsafe_b64encode(challenge.to_be_signed()).rstrip(b"=").decode()
+    return {"to_be_signed": encoded, "payload": challenge.payload()}
+
+
+# --- creating a session ------------------------------------------------------
+
+
+def create_session(
+    runtime: Runtime, db: DbSession, provider: Provider, request: CreateSessionRequest
+) -> Session:
+    requested = list(dict.fromkeys(request.claims))  # keep order, drop repeats
+    refused = [claim.value for claim in requested if claim.value not in provider.allowed_claims]
+    if refused:
+        raise Problem("claim_not_allowed", f"not allowed for this provider: {', '.join(refused)}")
+    if request.reuse and request.mode is not Mode.AUTH:
+        raise Problem("invalid_request", "reuse applies to auth mode (the PIN-only flow)")
+    wants_attributes = any(claim in ATTRIBUTE_CLAIMS for claim in requested)
+    if wants_attributes and request.mode is Mode.AUTH and not request.reuse:
+        raise Problem(
+            "claims_need_identity_mode",
+            "name, birthdate, gender and address need identity mode, or auth mode with reuse",
+        )
+    return sessions.create_session(
+        db,
+        provider_id=provider.id,
+        mode=request.mode.value,
+        claims=[claim.value for claim in requested],
+        purpose=request.purpose,
+        reuse=request.reuse,
+        now=runtime.clock(),
+        ttl=runtime.session_ttl,
+    )
+
+
+def request_fingerprint(request: CreateSessionRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- kiosk: consent ----------------------------------------------------------
+
+
+def open_session_for_kiosk(runtime: Runtime, db: DbSession, session_id: str) -> Session:
+    session = sessions.get_session(db, session_id)
+    if session is None:
+        raise Problem("session_not_found")
+    if sessions.effective_status(session, runtime.clock()) is SessionStatus.EXPIRED:
+        raise Problem("session_expired")
+    return session
+
+
+def record_consent(
+    runtime: Runtime,
+    db: DbSession,
+    session_id: str,
+    kiosk: Kiosk,
+    *,
+    approved: bool,
+    claims: list[ClaimName] | None,
+) -> Session:
+    session = open_session_for_kiosk(runtime, db, session_id)
+    consented = session.claims if claims is None else [claim.value for claim in claims]
+    beyond = sorted(set(consented) - set(session.claims))
+    if beyond:
+        raise Problem("consent_exceeds_request", f"not requested: {', '.join(beyond)}")
+    now = runtime.clock()
+    if approved:
+        moved = sessions.record_consent(
+            db, session.id, kiosk_id=kiosk.id, claims=consented, now=now
+        )
+    else:
+        moved = sessions.decline_consent(db, session.id, kiosk_id=kiosk.id, now=now)
+    if not moved:
+        raise Problem("consent_already_recorded")
+    db.refresh(session)
+    if not approved:
+        _session_finished(runtime, db, session)
+    return session
+
+
+# --- kiosk: the card response -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    session_id: str
+    status: SessionStatus
+    reason_code: str | None = None
+
+
+def take_card_response(runtime: Runtime, session_id: str, kiosk: Kiosk) -> Session:
+    """Claim the session's single card response, or refuse (and record why)."""
+    with runtime.sessions.begin() as db:
+        session = sessions.get_session(db, session_id)
+        if session is None:
+            raise Problem("session_not_found")
+        now = runtime.clock()
+        status = sessions.effective_status(session, now)
+        code = None
+        if status is SessionStatus.EXPIRED:
+            code = "session_expired"
+        elif status is SessionStatus.PENDING:
+            code = "consent_required"
+        elif session.kiosk_id != kiosk.id:
+            # The consent was taken at another kiosk: that kiosk owns the session.
+            code = "session_not_found"
+        elif not sessions.claim_for_card_response(db, session.id, now=now):
+            code = "challenge_replayed"
+    if code is not None:
+        _record_rejection(runtime, session_id, kiosk.id, code)
+        raise Problem(code)
+    return session
+
+
+def process_card_response(
+    runtime: Runtime, session_id: str, kiosk: Kiosk, response: CardResponse
+) -> CardOutcome:
+    started = time.perf_counter()
+    session = take_card_response(runtime, session_id, kiosk)
+    now = runtime.clock()
+    try:
+        submitted = SubmittedCard(
+            auth_certificate=decode_base64("auth_certificate", response.auth_certificate),
+            auth_signature=decode_base64("auth_signature", response.auth_signature),
+            sign_certificate=(
+                decode_base64("sign_certificate", response.sign_certificate)
+                if response.sign_certificate
+                else None
+            ),
+            sign_signature=(
+                decode_base64("sign_signature", response.sign_signature)
+                if response.sign_signature
+                else None
+            ),
+        )
+        checked = check_card(
+            submitted,
+            to_be_signed=session_challenge(runtime, session).to_be_signed(),
+            mode=session.mode,
+            policy=runtime.trust_policy,
+            at=now,
+        )
+    except CardRejected as rejected:
+        _reject(runtime, session.id, kiosk.id, rejected.code)
+        raise Problem(rejected.code, rejected.detail) from None
+    with runtime.sessions.begin() as db:
+        session = db.get(Session, session.id)
+        assert session is not None
+        outcome = _apply_checked_card(runtime, db, session, checked, now=now)
+        _session_finished(runtime, db, session)
+    runtime.metrics.verification_seconds.observe(time.perf_counter() - started)
+    return outcome
+
+
+def _record_rejection(runtime: Runtime, session_id: str, kiosk_id: str | None, code: str) -> None:
+    runtime.metrics.card_responses_rejected.labels(code).inc()
+    with runtime.sessions.begin() as db:
+        sessions.record_rejected_response(
+            db, session_id, kiosk_id=kiosk_id, code=code, now=runtime.clock()
+        )
+
+
+def _reject(runtime: Runtime, session_id: str, kiosk_id: str, code: str) -> None:
+    """A checked-and-failed response burns the session: the challenge was used."""
+    _record_rejection(runtime, session_id, kiosk_id, code)
+    with runtime.sessions.begin() as db:
+        session = sessions.get_session(db, session_id)
+        assert session is not None
+        sessions.complete(
+            db, session, status=SessionStatus.REJECTED, now=runtime.clock(), reason_code=code
+        )
+        _session_finished(runtime, db, session)
+
+
+def _certificate_facts(
+    runtime: Runtime, checked: CheckedCertificate, kind: str
+) -> persons.CertificateFacts:
+    certificate = checked.certificate
+    return persons.CertificateFacts(
+        kind=kind,
+        serial_hex=format(certificate.serial_number, "X"),
+        issuer=certificate.issuer.rfc4514_string(),
+        fingerprint_sha256=checked.fingerprint_sha256,
+        not_after=certificate.not_valid_after_utc,
+        raw_der=checked.der if runtime.settings.store_raw_certificates else None,
+    )
+
+
+def _basic_info_hash(runtime: Runtime, attributes: dict[str, Any]) -> str:
+    return hmac.new(
+        runtime.pairwise_secret,
+        b"basic-info\x00" + basic_info_key(attributes).encode(),
+        hashlib.sha256,
+    ).hexdigest()
+
+
+def _apply_checked_card(
+    runtime: Runtime, db: DbSession, session: Session, checked: CheckedCard, *, now: datetime
+) -> CardOutcome:
+    provider = db.get(Provider, session.provider_id)
+    assert provider is not None
+    person = persons.person_by_did(db, checked.subject_did)
+    attributes: dict[str, Any] | None = None
+    if session.mode == Mode.IDENTITY.value:
+        attributes = stored_attributes(checked.attributes)
+        basic_hash = _basic_info_hash(runtime, attributes)
+        if person is None:
+            # A new card of someone already known (same 基本4情報) joins their record.
+            person = persons.person_by_basic_info_hash(db, basic_hash) or persons.new_person(
+                db, now=now
+            )
+        sign_row = persons.record_certificate(
+            db, person, _certificate_facts(runtime, checked.sign, "sign"), now=now
+        )
+        persons.store_attributes(
+            db, person, attributes, source=sign_row, verified_at=now, cipher=runtime.cipher
+        )
+        person.identity_verified_at = now
+        person.identity_method = IDENTITY_METHOD
+        person.sign_certificate_id = sign_row.id
+        person.basic_info_hash = basic_hash
+    elif person is None:
+        person = persons.new_person(db, now=now)
+    auth_row = persons.record_certificate(
+        db, person, _certificate_facts(runtime, checked.auth, "auth"), now=now
+    )
+    persons.bind_did(db, person, checked.subject_did, auth_row, now=now)
+
+    consented = set(session.consent_claims or [])
+    status = SessionStatus.VERIFIED
+    reason: str | None = None
+    result: dict[str, Any] = {}
+    reuse_info: dict[str, Any] | None = None
+    wants_attributes = bool(consented & {claim.value for claim in ATTRIBUTE_CLAIMS})
+    if session.reuse and wants_attributes:
+        reason = _reuse_refusal(runtime, db, person, provider, now=now)
+        if reason is not None:
+            status = SessionStatus.REVERIFICATION_REQUIRED
+        else:
+            status = SessionStatus.REUSE_GRANTED
+            attributes = persons.load_attributes(db, person.id, runtime.cipher)
+            assert person.identity_verified_at is not None
+            reuse_info = {
+                "first_verified_at": person.identity_verified_at.isoformat(),
+                "method": person.identity_method,
+            }
+    subject_id = pairwise_subject_id(
+        runtime.pairwise_secret, provider_id=provider.id, person_id=person.id
+    )
+    if status is not SessionStatus.REVERIFICATION_REQUIRED:
+        result["sub"] = subject_id
+        if attributes is not None and wants_attributes:
+            source = db.get(Certificate, person.sign_certificate_id)
+            assert source is not None and person.identity_verified_at is not None
+            result["verified_claims"] = verified_claims(
+                released_claims(attributes, consented),
+                verified_at=person.identity_verified_at,
+                certificate_issuer=source.issuer,
+                certificate_serial_hex=source.serial,
+            )
+        if ClaimName.DID.value in consented:
+            result["did"] = checked.subject_did
+        if reuse_info is not None:
+            result["reuse"] = reuse_info
+        persons.grant_consent(
+            db,
+            person_id=person.id,
+            provider_id=provider.id,
+            subject_id=subject_id,
+            session_id=session.id,
+            claims=sorted(consented),
+            now=now,
+        )
+    sealed = runtime.cipher.seal(
+        json.dumps(result, ensure_ascii=False).encode(), binding=_result_binding(session.id)
+    )
+    sessions.complete(
+        db,
+        session,
+        status=status,
+        now=now,
+        person_id=person.id,
+        reason_code=reason,
+        result_key_id=sealed.key_id,
+        result_encrypted=sealed.blob,
+    )
+    return CardOutcome(session.id, status, reason)
+
+
+def _reuse_refusal(
+    runtime: Runtime, db: DbSession, person: Any, provider: Provider, *, now: datetime
+) -> str | None:
+    """Why earlier verified claims cannot be reused now, or None when they can."""
+    if person.identity_verified_at is None or person.sign_certificate_id is None:
+        return "no_verified_identity"
+    if now - person.identity_verified_at > timedelta(seconds=provider.reuse_max_age_seconds):
+        return "verification_stale"
+    source = db.get(Certificate, person.sign_certificate_id)
+    if source is None:
+        return "no_verified_identity"
+    if source.revoked_at is not None and source.revoked_at <= now:
+        return "sign_certificate_revoked"
+    status = stored_certificate_status(
+        runtime.trust_policy, issuer=source.issuer, serial_hex=source.serial, at=now
+    )
+    if status is StoredCertificateStatus.REVOKED:
+        return "sign_certificate_revoked"
+    if status is StoredCertificateStatus.UNKNOWN:
+        return "revocation_unavailable"
+    return None
+
+
+def _result_binding(session_id: str) -> bytes:
+    return binding("session", session_id, "result")
+
+
+def _session_finished(runtime: Runtime, db: DbSession, session: Session) -> None:
+    runtime.metrics.sessions_completed.labels(session.status).inc()
+    provider = db.get(Provider, session.provider_id)
+    if provider is not None and provider.webhook_url:
+        webhooks.enqueue(
+            db,
+            provider_id=provider.id,
+            event_type=SESSION_COMPLETED_EVENT,
+            payload={"session_id": session.id, "status": session.status},
+            now=runtime.clock(),
+        )
+
+
+# --- results for the provider --------------------------------------------------
+
+
+def session_for_provider(db: DbSession, provider_id: str, session_id: str) -> Session:
+    session = sessions.get_session(db, session_id)
+    # Another provider's session is indistinguishable from a missing one.
+    if session is None or session.provider_id != provider_id:
+        raise Problem("session_not_found")
+    return session
+
+
+def session_result(runtime: Runtime, session: Session) -> dict[str, Any]:
+    now = runtime.clock()
+    status = sessions.effective_status(session, now)
+    body: dict[str, Any] = {
+        "id": session.id,
+        "status": status.value,
+        "mode": session.mode,
+        "claims": session.claims,
+        "expires_at": session.expires_at,
+        "completed_at": session.completed_at,
+        "reason_code": session.reason_code,
+    }
+    if session.result_encrypted is not None and session.result_key_id is not None:
+        result = json.loads(
+            runtime.cipher.open(
+                Sealed(session.result_key_id, session.result_encrypted),
+                binding=_result_binding(session.id),
+            )
+        )
+        body.update(result)
+    return body
+
+
+def is_final(session: Session, now: datetime) -> bool:
+    return sessions.effective_status(session, now) not in (
+        SessionStatus.PENDING,
+        SessionStatus.AWAITING_CARD,
+    )
+
+
+# --- identities ---------------------------------------------------------------
+
+
+def identity_view(runtime: Runtime, db: DbSession, provider: Provider, sub: str) -> dict[str, Any]:
+    consents = persons.active_consents(db, provider_id=provider.id, subject_id=sub)
+    if not consents:
+        raise Problem("identity_not_found")
+    person_id = consents[-1].person_id
+    allowed: set[str] = set()
+    for consent in consents:
+        allowed.update(consent.claims)
+    body: dict[str, Any] = {
+        "sub": sub,
+        "consents": [
+            {"session_id": c.session_id, "claims": c.claims, "granted_at": c.granted_at}
+            for c in consents
+        ],
+        "verified_claims": None,
+    }
+    from commonid.store.models import Person
+
+    person = db.get(Person, person_id)
+    if (
+        person is not None
+        and person.identity_verified_at is not None
+        and person.sign_certificate_id is not None
+        and allowed & {claim.value for claim in ATTRIBUTE_CLAIMS}
+    ):
+        source = db.get(Certificate, person.sign_certificate_id)
+        assert source is not None
+        attributes = persons.load_attributes(db, person.id, runtime.cipher)
+        body["verified_claims"] = verified_claims(
+            released_claims(attributes, allowed),
+            verified_at=person.identity_verified_at,
+            certificate_issuer=source.issuer,
+            certificate_serial_hex=source.serial,
+        )
+    return body
+
+
+def withdraw_identity(runtime: Runtime, db: DbSession, provider: Provider, sub: str) -> None:
+    """Consent withdrawal: the provider's link goes, and so do its stored session results."""
+    consents = persons.active_consents(db, provider_id=provider.id, subject_id=sub)
+    if not consents:
+        raise Problem("identity_not_found")
+    person_ids = {consent.person_id for consent in consents}
+    persons.withdraw_consents(db, provider_id=provider.id, subject_id=sub, now=runtime.clock())
+    sessions.forget_results(db, provider_id=provider.id, person_ids=person_ids)

@@ -1,0 +1,85 @@
+"""Everything the service holds while it runs, built once from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from commonid.metrics import ServiceMetrics
+from commonid.settings import Settings
+from commonid.store.database import create_engine, session_factory, upgrade
+from commonid.store.encryption import AttributeCipher
+from commonid.trust import refresh_revocation, revocation_data_ages, trust_policy_from_settings
+from did.keys import IssuerKeyring
+from jpki.validation import TrustPolicy
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: sa.Engine
+    sessions: sessionmaker
+    cipher: AttributeCipher
+    pairwise_secret: bytes
+    keyring: IssuerKeyring
+    trust_policy: TrustPolicy
+    clock: Clock = system_clock
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+
+    @property
+    def service_did(self) -> str:
+        return self.settings.service_did or self.keyring.current.did
+
+    @property
+    def session_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.session_ttl_seconds)
+
+    def refresh_revocation(self, *, force: bool = False) -> list[str]:
+        """Fetch due (or all) CRLs; update the revocation-age metric. Returns problems."""
+        now = self.clock()
+        problems = refresh_revocation(self.trust_policy, at=now, force=force)
+        for ca, age in revocation_data_ages(self.trust_policy, at=now).items():
+            self.metrics.revocation_data_age.labels(ca).set(age)
+        return problems
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    migrate: bool = True,
+    trust_policy: TrustPolicy | None = None,
+) -> Runtime:
+    """Open the database (migrating it to head), keys, secrets and trust named by settings."""
+    settings = settings.with_generated_secrets()
+    url = settings.effective_database_url
+    if migrate:
+        upgrade(url)
+    engine = create_engine(url)
+    assert settings.pairwise_secret is not None
+    keyring = IssuerKeyring.open(settings.issuer_key_file or settings.data_dir / "issuer-key.json")
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        cipher=AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id),
+        pairwise_secret=settings.pairwise_secret.get_secret_value().encode(),
+        keyring=keyring,
+        clock=clock,
+        trust_policy=trust_policy or trust_policy_from_settings(settings),
+    )
+    runtime.refresh_revocation(force=True)
+    return runtime

@@ -1,0 +1,125 @@
+"""The trust policy the service validates cards under, built once from settings.
+
+``production``: the bundled J-LIS roots, with CRLs from configured sources.
+``test``: the roots of a test hierarchy directory (jpki.testca), whose CRLs
+the service reads from the hierarchy itself. Revocation data is refreshed
+through the policy's CRL indexes; nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from commonid.settings import Settings
+from jpki.revocation import (
+    CrlError,
+    CrlSource,
+    FileCrlSource,
+    HttpCrlSource,
+    RevocationIndex,
+    RevocationStatus,
+)
+from jpki.revocation_policy import RevocationConfig, RevocationMode
+from jpki.validation import TrustPolicy
+
+
+@dataclass(frozen=True)
+class HierarchyCrlSource:
+    """The current CRL of a test hierarchy's CA, as its CRL endpoint would serve it."""
+
+    directory: Path
+    purpose: str
+
+    def fetch(self) -> bytes:
+        from jpki.testca import Hierarchy
+
+        return Hierarchy.load(self.directory).crl(self.purpose)
+
+    def describe(self) -> str:
+        return f"testca:{self.directory}#{self.purpose}"
+
+
+def _source(spec: str) -> CrlSource:
+    if spec.startswith(("http://", "https://")):
+        return HttpCrlSource(spec)
+    return FileCrlSource(Path(spec.removeprefix("file:")))
+
+
+def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
+    mode = RevocationMode(settings.revocation_mode)
+    if settings.trust_mode == "test":
+        if settings.test_hierarchy_dir is None:
+            raise ValueError("trust_mode 'test' needs test_hierarchy_dir")
+        from jpki.testca import Hierarchy
+
+        hierarchy = Hierarchy.load(settings.test_hierarchy_dir)
+        indexes = tuple(
+            RevocationIndex(
+                hierarchy.ca_certificate(purpose),
+                source=HierarchyCrlSource(settings.test_hierarchy_dir, purpose),
+            )
+            for purpose in ("auth", "sign")
+        )
+        return TrustPolicy.for_test_hierarchy(
+            hierarchy.auth_ca_certificate,
+            hierarchy.sign_ca_certificate,
+            revocation=RevocationConfig.from_crls(indexes, mode),
+        )
+    production = TrustPolicy.production(revocation=RevocationMode.OFF)
+    by_name = {anchor.name: anchor.certificate for anchor in production.anchors}
+    indexes = tuple(
+        RevocationIndex(by_name[name], source=_source(spec))
+        for name, spec in settings.crl_sources.items()
+        if name in by_name
+    )
+    return TrustPolicy.production(revocation=RevocationConfig.from_crls(indexes, mode))
+
+
+def refresh_revocation(policy: TrustPolicy, *, at: datetime, force: bool = False) -> list[str]:
+    """Fetch CRLs that are due (or all, with ``force``); returns the problems met."""
+    problems = []
+    for index in policy.revocation.crl_indexes:
+        if index.source is None:
+            continue
+        if force or index.refresh_due(at=at):
+            try:
+                index.refresh(at=at)
+            except CrlError as error:
+                problems.append(f"{index.source.describe()}: {error}")
+    return problems
+
+
+def revocation_data_ages(policy: TrustPolicy, *, at: datetime) -> dict[str, float]:
+    """Seconds since thisUpdate of each CA's current CRL (for the metrics)."""
+    ages = {}
+    for index in policy.revocation.crl_indexes:
+        current = index.current
+        if current is not None:
+            ages[current.issuer] = (at - current.this_update).total_seconds()
+    return ages
+
+
+class StoredCertificateStatus(StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+def stored_certificate_status(
+    policy: TrustPolicy, *, issuer: str, serial_hex: str, at: datetime
+) -> StoredCertificateStatus:
+    """Revocation status of a certificate the service kept only issuer and serial of."""
+    if policy.revocation.mode is RevocationMode.OFF:
+        return StoredCertificateStatus.GOOD
+    for index in policy.revocation.crl_indexes:
+        if index.issuer_certificate.subject.rfc4514_string() != issuer:
+            continue
+        answer = index.check(int(serial_hex, 16), at=at)
+        if answer.status is RevocationStatus.REVOKED:
+            return StoredCertificateStatus.REVOKED
+        if answer.status is RevocationStatus.GOOD:
+            return StoredCertificateStatus.GOOD
+    return StoredCertificateStatus.UNKNOWN
