@@ -357,11 +357,12 @@ def verify_identity_credential(
         entry = document.get(key)
         if not isinstance(entry, Mapping):
             return CredentialVerification(CredentialReason.STATUS_INVALID, document, key)
-        outcome = check_status(entry, purpose, resolver=status_resolver, issuers=issuers)
+        outcome = check_status(entry, purpose, resolver=status_resolver, issuers=issuers, at=at)
         if outcome is StatusCheck.SET:
             return CredentialVerification(set_reason, document)
-        if outcome is StatusCheck.UNAVAILABLE:
-            return CredentialVerification(CredentialReason.STATUS_UNAVAILABLE, document, key)
+        if outcome in (StatusCheck.UNAVAILABLE, StatusCheck.STALE):
+            detail = f"{key}: {outcome}"
+            return CredentialVerification(CredentialReason.STATUS_UNAVAILABLE, document, detail)
         if outcome is StatusCheck.INVALID:
             return CredentialVerification(CredentialReason.STATUS_INVALID, document, key)
     return CredentialVerification(CredentialReason.VALID, document)

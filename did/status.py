@@ -20,15 +20,16 @@ import secrets
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from did import _didkit
-from did._time import rfc3339
+from did._time import parse_rfc3339, rfc3339
 from did.keys import IssuerKeyring, IssuerTrust
 
 MINIMUM_ENTRIES = 16 * 1024 * 8
+STATUS_LIST_VALIDITY = timedelta(hours=1)
 _MAX_DECODED_BYTES = 16 * 1024 * 1024  # refuse GZIP bombs in lists fetched from elsewhere
 VC_V1_CONTEXT = "https://www.w3.org/2018/credentials/v1"
 STATUS_LIST_2021_CONTEXT = "https://w3id.org/vc/status-list/2021/v1"
@@ -50,6 +51,7 @@ class StatusCheck(StrEnum):
     CLEAR = "clear"  # bit is 0: not revoked / not suspended
     SET = "set"  # bit is 1: revoked / suspended
     UNAVAILABLE = "unavailable"  # list could not be fetched
+    STALE = "stale"  # the list credential is expired (or not yet valid) at the given time
     INVALID = "invalid"  # the entry or the list credential is malformed, unsigned, untrusted
 
 
@@ -255,16 +257,27 @@ def revoke_credentials_of_certificate(
 
 
 def issue_status_list_credential(
-    status_list: StatusList, keyring: IssuerKeyring, *, issued_at: datetime | None = None
+    status_list: StatusList,
+    keyring: IssuerKeyring,
+    *,
+    issued_at: datetime | None = None,
+    valid_for: timedelta = STATUS_LIST_VALIDITY,
 ) -> dict[str, Any]:
-    """The signed StatusList2021Credential the service serves at ``status_list.url``."""
+    """The signed StatusList2021Credential the service serves at ``status_list.url``.
+
+    It expires after ``valid_for``: verifiers refuse an expired list, so an old
+    copy captured before a revocation cannot be replayed to hide it. The service
+    re-signs the list at least that often (and on every change).
+    """
     issuer = keyring.current
+    issued = issued_at or datetime.now(UTC)
     credential = {
         "@context": [VC_V1_CONTEXT, STATUS_LIST_2021_CONTEXT],
         "id": status_list.url,
         "type": ["VerifiableCredential", "StatusList2021Credential"],
         "issuer": issuer.did,
-        "issuanceDate": rfc3339(issued_at or datetime.now(UTC)),
+        "issuanceDate": rfc3339(issued),
+        "expirationDate": rfc3339(issued + valid_for),
         "credentialSubject": {
             "id": f"{status_list.url}#list",
             "type": "StatusList2021",
@@ -289,11 +302,13 @@ def check_status(
     *,
     resolver: StatusListResolver,
     issuers: IssuerTrust,
+    at: datetime,
 ) -> StatusCheck:
     """Look a StatusList2021Entry up in its list credential, fetched with ``resolver``.
 
     The list credential must carry a valid proof by one of the trusted
-    (current or retired) issuer keys and be for the same purpose.
+    (current or retired) issuer keys, be for the same purpose, and be current
+    at ``at`` (an expired list is STALE: it may predate a revocation).
     """
     try:
         if entry.get("type") != "StatusList2021Entry" or entry.get("statusPurpose") != purpose:
@@ -309,6 +324,13 @@ def check_status(
     list_credential = json.loads(fetched) if isinstance(fetched, str) else dict(fetched)
     if not _is_trusted_list_credential(list_credential, url, purpose, issuers):
         return StatusCheck.INVALID
+    try:
+        issued = parse_rfc3339(list_credential["issuanceDate"])
+        expires = parse_rfc3339(list_credential["expirationDate"])
+    except (KeyError, TypeError, ValueError):
+        return StatusCheck.INVALID
+    if not issued <= at < expires:
+        return StatusCheck.STALE
     try:
         bits = decode_encoded_list(list_credential["credentialSubject"]["encodedList"])
         return StatusCheck.SET if bit_at(bits, index) else StatusCheck.CLEAR

@@ -70,6 +70,7 @@ class StatusRegistry:
     revocation: StatusList
     suspension: StatusList
     fetches: int = 0
+    lists_issued_at: datetime | None = None  # None: sign the lists at the current time
 
     @property
     def lists(self) -> dict[str, StatusList]:
@@ -77,7 +78,9 @@ class StatusRegistry:
 
     def resolve(self, url: str) -> dict[str, Any]:
         self.fetches += 1
-        return issue_status_list_credential(self.lists[url], self.keyring)
+        return issue_status_list_credential(
+            self.lists[url], self.keyring, issued_at=self.lists_issued_at
+        )
 
 
 @pytest.fixture

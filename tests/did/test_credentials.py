@@ -165,6 +165,8 @@ def test_expired_credential_is_rejected(
     issued = issue_identity_credential(
         make_request(not_after=not_after), status_registry.keyring, proof_format=proof_format
     )
+    # The service keeps re-signing its lists; they are fresh at any moment asked.
+    status_registry.lists_issued_at = not_after - timedelta(minutes=1)
     assert _verify(issued.credential, status_registry, not_after - timedelta(seconds=1)).valid
     result = _verify(issued.credential, status_registry, not_after)
     assert result.reason is CredentialReason.EXPIRED
@@ -297,3 +299,26 @@ def test_provider_verifies_with_the_did_web_document_alone(
     stranger_pins = TrustedIssuers.from_did_web_document(stranger.did_web_document("evil.test"))
     rejected = _verify(new.credential, status_registry, now, stranger_pins)
     assert rejected.reason is CredentialReason.UNTRUSTED_ISSUER
+
+
+def test_replayed_old_status_list_is_refused_once_expired(
+    make_request: MakeRequest, status_registry: StatusRegistry, now: datetime
+) -> None:
+    request = make_request()
+    issued = issue_identity_credential(request, status_registry.keyring)
+    before_revocation = {
+        url: status_registry.resolve(url) for url in status_registry.lists
+    }  # an attacker's copy of the lists
+    status_registry.revocation.revoke(request.status.revocation.index)
+
+    def replaying(url: str) -> dict:
+        return before_revocation[url]
+
+    later = now + timedelta(hours=2)
+    result = verify_identity_credential(
+        issued.credential, status_registry.keyring, at=later, status_resolver=replaying
+    )
+    assert result.reason is CredentialReason.STATUS_UNAVAILABLE
+    assert "stale" in result.detail
+    status_registry.lists_issued_at = later - timedelta(minutes=1)
+    assert _verify(issued.credential, status_registry, later).reason is CredentialReason.REVOKED

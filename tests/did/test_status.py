@@ -7,7 +7,7 @@ import gzip
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -74,8 +74,12 @@ def test_status_list_credential_is_signed_and_carries_the_list(
 ) -> None:
     revocation = status_registry.revocation
     revocation.revoke(revocation.allocate())
-    credential = issue_status_list_credential(revocation, status_registry.keyring)
+    credential = issue_status_list_credential(
+        revocation, status_registry.keyring, issued_at=datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    )
     assert credential["id"] == revocation.url
+    assert credential["issuanceDate"] == "2026-05-01T09:00:00Z"
+    assert credential["expirationDate"] == "2026-05-01T10:00:00Z"  # re-signed hourly
     assert "StatusList2021Credential" in credential["type"]
     subject = credential["credentialSubject"]
     assert subject["type"] == "StatusList2021"
