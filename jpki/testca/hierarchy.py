@@ -74,7 +74,7 @@ def _fixed_clock(moment: dt.datetime) -> Clock:
     return lambda: moment
 
 
-def _write_private(path: Path, content: bytes) -> None:
+def write_private_file(path: Path, content: bytes) -> None:
     """Write atomically with mode 0600 (keys and person files)."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -162,7 +162,7 @@ class Hierarchy:
         clock for issuing, revoking and CRLs (tests freeze time this way).
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if (directory / "state.json").exists():
             raise FileExistsError(f"{directory} already holds a test hierarchy")
         clock = _fixed_clock(now) if now is not None else _system_clock
@@ -172,7 +172,7 @@ class Hierarchy:
         for purpose in names.PURPOSES:
             keys[purpose] = new_rsa_key()
             certificates[purpose] = build_root_ca(purpose, keys[purpose], started)
-            _write_private(directory / f"{purpose}_ca.key.pem", _key_pem(keys[purpose]))
+            write_private_file(directory / f"{purpose}_ca.key.pem", _key_pem(keys[purpose]))
             (directory / f"{purpose}_ca.pem").write_bytes(
                 certificates[purpose].public_bytes(serialization.Encoding.PEM)
             )
@@ -238,7 +238,7 @@ class Hierarchy:
         return json.loads(self._state_path.read_text(encoding="utf-8"))
 
     def _write_state(self, state: dict[str, Any]) -> None:
-        _write_private(
+        write_private_file(
             self._state_path, json.dumps(state, indent=1, sort_keys=True).encode("utf-8")
         )
 
@@ -320,7 +320,7 @@ class Hierarchy:
                     "person_id": person.person_id,
                     "not_after": not_after.isoformat(),
                 }
-            _write_private(self._person_path(person.person_id), person.dumps().encode("utf-8"))
+            write_private_file(self._person_path(person.person_id), person.dumps().encode("utf-8"))
         return person
 
     def _new_serials(self, state: dict[str, Any], count: int) -> list[int]:
