@@ -18,12 +18,15 @@ from jpki.emulator.card import VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.errors import (
     CardRemovedError,
+    CertificateAbsentError,
     LastTryConfirmationRequired,
     MalformedCertificateError,
     NotMyNumberCardError,
     PinBlockedError,
     PinFormatError,
     SecurityStatusNotSatisfiedError,
+    SignatureMismatchError,
+    TruncatedReadError,
     WrongPinError,
 )
 from jpki.trace import ApduTraceEvent
@@ -351,3 +354,86 @@ def test_der_length_from_the_header(header: bytes, expected: int | None) -> None
 def test_der_length_refuses_what_is_not_a_der_certificate(header: bytes) -> None:
     with pytest.raises(MalformedCertificateError):
         der_length(header)
+
+
+def _state_with(card_state: CardState, **changes: object) -> CardState:
+    fields = {
+        "auth_private_key": card_state.auth_private_key,
+        "sign_private_key": card_state.sign_private_key,
+        "auth_certificate": card_state.auth_certificate,
+        "auth_ca_certificate": card_state.auth_ca_certificate,
+        "sign_certificate": card_state.sign_certificate,
+        "sign_ca_certificate": card_state.sign_ca_certificate,
+        "auth_pin": AUTH_PIN,
+        "sign_password": SIGN_PASSWORD,
+    }
+    fields.update(changes)
+    return CardState.create(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("extended_length", [False, True])
+def test_flows_take_the_minimum_number_of_round_trips(
+    virtual_card: VirtualMyNumberCard, card_state: CardState, extended_length: bool
+) -> None:
+    def reads(certificate: bytes) -> int:
+        return 1 if extended_length else -(-len(certificate) // 256)
+
+    card, _recorder = _card(virtual_card, extended_length=extended_length)
+    card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"auth only")
+    # SELECT AP, SELECT EF, reads, SELECT PIN EF, VERIFY (tries), VERIFY, SELECT key EF, SIGN
+    assert card.counter.round_trips == 7 + reads(card_state.auth_certificate)
+
+    fresh, _ = _card(VirtualMyNumberCard(card_state), extended_length=extended_length)
+    with fresh.session():
+        fresh.sign_challenge(PinKind.AUTH, AUTH_PIN, b"identity")
+        fresh.sign_challenge(PinKind.SIGN, SIGN_PASSWORD, b"identity")
+    assert fresh.counter.round_trips == 13 + reads(card_state.auth_certificate) + reads(
+        card_state.sign_certificate
+    )
+
+
+def test_a_key_that_does_not_match_its_certificate_is_caught(card_state: CardState) -> None:
+    mismatched = _state_with(card_state, auth_private_key=card_state.sign_private_key)
+    card, _recorder = _card(VirtualMyNumberCard(mismatched))
+    with pytest.raises(SignatureMismatchError):
+        card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"challenge")
+
+
+def test_an_empty_certificate_file_is_reported_as_absent(card_state: CardState) -> None:
+    # Cards issued to young children carry no signature certificate.
+    card, _recorder = _card(VirtualMyNumberCard(_state_with(card_state, sign_certificate=b"")))
+    card.verify_pin(PinKind.SIGN, SIGN_PASSWORD)
+    with pytest.raises(CertificateAbsentError):
+        card.read_certificate(CertificateKind.SIGN)
+
+
+class _ShortFileCard:
+    """The virtual card whose auth certificate EF ends early: a damaged or half-written file."""
+
+    def __init__(self, card: VirtualMyNumberCard, end: int) -> None:
+        self.card, self.end = card, end
+        self.atr = card.atr
+        self.power_on, self.power_off, self.reset = card.power_on, card.power_off, card.reset
+
+    def process_apdu(self, command: bytes) -> bytes:
+        if command[1] == 0xB0:
+            offset = (command[2] << 8) | command[3]
+            if offset >= self.end:
+                return b"\x6b\x00"
+            answer = self.card.process_apdu(command)
+            data = answer[:-2][: self.end - offset]
+            return data + (b"\x62\x82" if offset + len(data) >= self.end else answer[-2:])
+        return self.card.process_apdu(command)
+
+
+@pytest.mark.parametrize("extended_length", [False, True])
+@pytest.mark.parametrize("end", [300, 512])
+def test_a_certificate_cut_short_is_never_returned(
+    virtual_card: VirtualMyNumberCard, extended_length: bool, end: int
+) -> None:
+    transport = InProcessTransport(_ShortFileCard(virtual_card, end))
+    card = JPKICard(transport, extended_length=extended_length)
+    with pytest.raises(TruncatedReadError) as raised:
+        card.read_certificate(CertificateKind.AUTH)
+    assert raised.value.received == end
+    assert raised.value.expected > end
