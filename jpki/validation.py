@@ -15,6 +15,7 @@ validation re-reads a CRL).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from collections.abc import Iterable, Mapping
@@ -68,6 +69,7 @@ __all__ = [
     "ValidationResult",
     "ValidationUsageError",
     "validate",
+    "validate_anchor",
 ]
 
 MIN_RSA_BITS = 2048
@@ -279,6 +281,66 @@ def validate(
     if not isinstance(certificate, bytes | bytearray | memoryview):
         raise ValidationUsageError("`certificate` must be DER bytes")
     return _Validation(bytes(certificate), purpose, at, policy).run()
+
+
+def validate_anchor(anchor: TrustAnchor, *, at: datetime) -> ValidationResult:
+    """Validate a trust anchor as the anchor of itself (a start-up sanity check).
+
+    Checks its self-signature, CA profile (basicConstraints CA, keyCertSign and
+    cRLSign), algorithms and validity at `at`, and runs certvalidator on the
+    path that consists of the anchor alone.
+    """
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationUsageError("`at` must be a timezone-aware datetime")
+    prepared = _prepare(anchor)
+    policy = TrustPolicy(
+        name="anchor",
+        anchors=(anchor,),
+        acceptable_policies={},
+        revocation=RevocationConfig.off(),
+        clock_skew=timedelta(0),
+    )
+    check = _Validation(
+        anchor.certificate.public_bytes(_DER), Purpose(anchor.purpose.value), at, policy
+    )
+    check.leaf = anchor.certificate
+    try:
+        check._check_algorithms(anchor.certificate)
+        _check_anchor_profile(anchor.certificate)
+        check.anchor = prepared
+        check._check_validity(anchor.certificate)
+        context = ValidationContext(
+            trust_roots=[prepared.certvalidator_anchor],
+            moment=at,
+            revinfo_policy=_NO_REVOCATION_IN_CERTVALIDATOR,
+            algorithm_usage_policy=_ALGORITHM_POLICY,
+        )
+        path = ValidationPath(
+            prepared.certvalidator_anchor, [], prepared.certvalidator_anchor.certificate
+        )
+        _run_to_completion(async_validate_path(context, path))
+    except _Reject as reject:
+        return check.result(reject.reason, reject.detail)
+    except (PathValidationError, ValidationError) as error:
+        return check.result(ReasonCode.PATH_INVALID, str(error))
+    result = check.result(ReasonCode.VALID)
+    return dataclasses.replace(result, path=(prepared.sha256,))
+
+
+def _check_anchor_profile(certificate: x509.Certificate) -> None:
+    try:
+        certificate.verify_directly_issued_by(certificate)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm) as error:
+        raise _Reject(ReasonCode.BAD_SIGNATURE, "self-signature does not verify") from error
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound as error:
+        raise _Reject(ReasonCode.PATH_INVALID, "anchor lacks basicConstraints/keyUsage") from error
+    if not constraints.value.ca or not constraints.critical:
+        raise _Reject(ReasonCode.PATH_INVALID, "anchor is not a CA (critical basicConstraints)")
+    if not (usage.key_cert_sign and usage.crl_sign):
+        raise _Reject(ReasonCode.KEY_USAGE_MISMATCH, "anchor may not sign certificates and CRLs")
 
 
 class _Validation:

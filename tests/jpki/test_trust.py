@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from jpki.trust import AnchorPurpose, production_anchors
+from jpki.trust import AnchorPurpose, TrustAnchorError, production_anchors
+from jpki.validation import ReasonCode, validate_anchor
 
 TRUST_DIR = Path(__file__).resolve().parents[2] / "jpki" / "trust"
 
@@ -56,3 +59,44 @@ def test_bundled_roots_are_self_signed_rsa2048_cas_for_their_purpose() -> None:
             AnchorPurpose.SIGN: "JPKI for digital signature",
         }[anchor.purpose]
         assert expected in ou
+
+
+def test_bundled_roots_validate_as_anchors_of_themselves() -> None:
+    during_both_generations = datetime(2024, 6, 1, tzinfo=UTC)
+    for anchor in production_anchors():
+        result = validate_anchor(anchor, at=during_both_generations)
+        assert result.valid, (anchor.name, result)
+        assert result.path == (anchor.sha256,)
+        assert result.trust_anchor == anchor.name
+        assert result.hierarchy == "production"
+
+
+def test_the_2015_roots_have_expired_and_the_2023_roots_have_not() -> None:
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    reasons = {
+        anchor.name: validate_anchor(anchor, at=at).reason for anchor in production_anchors()
+    }
+    assert reasons == {
+        "auth_ca_2015": ReasonCode.EXPIRED,
+        "auth_ca_2023": ReasonCode.VALID,
+        "sign_ca_2015": ReasonCode.EXPIRED,
+        "sign_ca_2023": ReasonCode.VALID,
+    }
+    before = datetime(2023, 1, 1, tzinfo=UTC)
+    assert validate_anchor(production_anchors()[1], at=before).reason is ReasonCode.NOT_YET_VALID
+
+
+def test_a_swapped_anchor_file_is_refused(monkeypatch) -> None:
+    import jpki.trust as trust
+
+    wrong = dict(trust.PRODUCTION_FINGERPRINTS)
+    purpose, _ = wrong["auth_ca_2023.pem"]
+    wrong["auth_ca_2023.pem"] = (purpose, "00" * 32)
+    monkeypatch.setattr(trust, "PRODUCTION_FINGERPRINTS", wrong)
+    trust.production_anchors.cache_clear()
+    try:
+        with pytest.raises(TrustAnchorError):
+            trust.production_anchors()
+    finally:
+        monkeypatch.undo()
+        trust.production_anchors.cache_clear()
