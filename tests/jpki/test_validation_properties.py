@@ -1,0 +1,92 @@
+"""Property tests: no input makes validate() or CRL ingest raise an undocumented error."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jpki.revocation import CrlError, RevocationIndex
+from jpki.testca.crl import RevokedEntry, build_crl
+from jpki.validation import ReasonCode, RevocationMode, TrustPolicy, validate
+from tests.fixtures.jpki import TEST_NOW
+from tests.jpki.validation_corpus import der
+
+SETTINGS = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _mutations(original: bytes) -> st.SearchStrategy[bytes]:
+    """Flip, delete or insert bytes of a real DER object: mostly-valid structure, broken detail."""
+
+    @st.composite
+    def mutate(draw: st.DrawFn) -> bytes:
+        data = bytearray(original)
+        for _ in range(draw(st.integers(1, 4))):
+            position = draw(st.integers(0, len(data) - 1))
+            action = draw(st.sampled_from(["flip", "delete", "insert", "truncate"]))
+            if action == "flip":
+                data[position] ^= draw(st.integers(1, 255))
+            elif action == "delete":
+                del data[position]
+            elif action == "insert":
+                data.insert(position, draw(st.integers(0, 255)))
+            else:
+                del data[position:]
+            if not data:
+                break
+        return bytes(data)
+
+    return mutate()
+
+
+@SETTINGS
+@given(data=st.binary(max_size=2048))
+def test_random_bytes_give_a_result(data: bytes, test_hierarchy) -> None:
+    policy = TrustPolicy.for_test_hierarchy(
+        test_hierarchy.auth_ca_certificate, test_hierarchy.sign_ca_certificate
+    )
+    result = validate(data, "auth", at=TEST_NOW, policy=policy)
+    assert result.reason is ReasonCode.MALFORMED
+    assert not result.valid
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mutated_certificates_give_a_result(data, test_hierarchy, demo_person) -> None:
+    policy = TrustPolicy.for_test_hierarchy(
+        test_hierarchy.auth_ca_certificate,
+        test_hierarchy.sign_ca_certificate,
+        revocation=RevocationMode.OFF,
+    )
+    original = der(demo_person.sign_certificate)
+    mutated = data.draw(_mutations(original))
+    result = validate(mutated, "sign", at=TEST_NOW, policy=policy)
+    assert isinstance(result.reason, ReasonCode)
+    if result.valid:
+        # Only changes outside the signed part and the signature can keep a certificate valid,
+        # e.g. a different but equivalent length encoding is refused by the DER parser.
+        assert mutated == original
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mutated_crls_raise_only_crl_errors(data, test_hierarchy) -> None:
+    original = build_crl(
+        issuer_certificate=test_hierarchy.auth_ca_certificate,
+        issuer_key=test_hierarchy.ca_key("auth"),
+        crl_number=1,
+        this_update=TEST_NOW,
+        next_update=TEST_NOW + dt.timedelta(days=1),
+        entries=[RevokedEntry(n, TEST_NOW, None) for n in range(1, 40)],
+    )
+    mutated = data.draw(_mutations(original) | st.binary(max_size=512))
+    index = RevocationIndex(test_hierarchy.auth_ca_certificate)
+    try:
+        index.ingest(mutated, at=TEST_NOW)
+    except CrlError:
+        assert index.current is None
+    else:
+        assert mutated == original
