@@ -51,7 +51,7 @@ class StatusCheck(StrEnum):
     CLEAR = "clear"  # bit is 0: not revoked / not suspended
     SET = "set"  # bit is 1: revoked / suspended
     UNAVAILABLE = "unavailable"  # list could not be fetched
-    STALE = "stale"  # the list credential is expired (or not yet valid) at the given time
+    STALE = "stale"  # the list credential is expired at the given time
     INVALID = "invalid"  # the entry or the list credential is malformed, unsigned, untrusted
 
 
@@ -307,8 +307,8 @@ def check_status(
     """Look a StatusList2021Entry up in its list credential, fetched with ``resolver``.
 
     The list credential must carry a valid proof by one of the trusted
-    (current or retired) issuer keys, be for the same purpose, and be current
-    at ``at`` (an expired list is STALE: it may predate a revocation).
+    (current or retired) issuer keys, be for the same purpose, and not be
+    expired at ``at`` (an expired list is STALE: it may predate a revocation).
     """
     try:
         if entry.get("type") != "StatusList2021Entry" or entry.get("statusPurpose") != purpose:
@@ -325,11 +325,11 @@ def check_status(
     if not _is_trusted_list_credential(list_credential, url, purpose, issuers):
         return StatusCheck.INVALID
     try:
-        issued = parse_rfc3339(list_credential["issuanceDate"])
         expires = parse_rfc3339(list_credential["expirationDate"])
     except (KeyError, TypeError, ValueError):
         return StatusCheck.INVALID
-    if not issued <= at < expires:
+    # A list signed after ``at`` is accepted: it can only know of more revocations.
+    if at >= expires:
         return StatusCheck.STALE
     try:
         bits = decode_encoded_list(list_credential["credentialSubject"]["encodedList"])
