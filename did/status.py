@@ -71,6 +71,8 @@ def decode_encoded_list(encoded: str) -> bytes:
         raise StatusListError("encodedList is not base64url GZIP") from error
     if decompressor.unconsumed_tail:
         raise StatusListError("encodedList expands beyond the size limit")
+    if not decompressor.eof:
+        raise StatusListError("encodedList is a truncated GZIP stream")
     return bits
 
 

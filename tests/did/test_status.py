@@ -129,6 +129,14 @@ def test_status_changes_respect_the_list_purpose() -> None:
     assert revocation.revoke(index) is False  # already revoked
 
 
+def test_truncated_list_is_refused() -> None:
+    encoded = StatusList.new("https://commonid.test/s/5", StatusPurpose.REVOCATION).encoded_list()
+    compressed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    truncated = base64.urlsafe_b64encode(compressed[:-12]).decode().rstrip("=")
+    with pytest.raises(StatusListError, match="truncated"):
+        decode_encoded_list(truncated)
+
+
 def test_gzip_bomb_is_refused() -> None:
     bomb = base64.urlsafe_b64encode(gzip.compress(bytes(17 * 1024 * 1024))).decode().rstrip("=")
     with pytest.raises(StatusListError, match="size limit"):
