@@ -260,6 +260,7 @@ class PcscTransport:
         self.reader_name = reader_name
         self._exclusive = exclusive
         self._extended_length = extended_length
+        self._probed_reader = False
         self._context: Any = _establish_context()
         self._card: Any = None
         self._protocol: int = 0
@@ -310,6 +311,10 @@ class PcscTransport:
 
     @property
     def extended_length(self) -> bool | None:
+        """From the caller, else from the reader's PC/SC part 10 properties, else unknown."""
+        if self._extended_length is None and not self._probed_reader:
+            self._probed_reader = True
+            self._extended_length = _reader_extended_length(self._require_card())
         return self._extended_length
 
     def _require_card(self) -> Any:
@@ -419,3 +424,47 @@ def _card_present(reader_name: str, *, context: Any = None) -> bool:
     finally:
         if own:
             sc.SCardReleaseContext(context)
+
+
+_FEATURE_GET_TLV_PROPERTIES = 0x12
+_PROPERTY_MAX_APDU_DATA_SIZE = 0x0A
+
+
+def _reader_extended_length(card: Any) -> bool | None:
+    """Whether the reader carries extended APDUs, from its PC/SC part 10 TLV properties.
+
+    CCID readers report dwMaxAPDUDataSize (0: short APDUs only). Readers and
+    drivers without the feature (vpcd among them) leave it unknown: try, and
+    fall back to short APDUs on the first refusal.
+    """
+    sc = _scard()
+    hresult, features = sc.SCardControl(card, sc.SCARD_CTL_CODE(3400), [])
+    if hresult != sc.SCARD_S_SUCCESS:
+        return None
+    control_code = feature_control_code(bytes(features), _FEATURE_GET_TLV_PROPERTIES)
+    if control_code is None:
+        return None
+    hresult, properties = sc.SCardControl(card, control_code, [])
+    if hresult != sc.SCARD_S_SUCCESS:
+        return None
+    return extended_length_from_tlv_properties(bytes(properties))
+
+
+def feature_control_code(features: bytes, feature: int) -> int | None:
+    """The control code of ``feature`` in a GET_FEATURE_REQUEST answer (PC/SC part 10)."""
+    # Each entry: tag (1 byte), length (always 4), control code (4 bytes, big-endian).
+    for index in range(0, len(features) - 5, 6):
+        if features[index] == feature and features[index + 1] == 4:
+            return int.from_bytes(features[index + 2 : index + 6], "big")
+    return None
+
+
+def extended_length_from_tlv_properties(properties: bytes) -> bool | None:
+    """dwMaxAPDUDataSize > 0 from GET_TLV_PROPERTIES (values little-endian); None if absent."""
+    index = 0
+    while index + 2 <= len(properties):
+        tag, length = properties[index], properties[index + 1]
+        if tag == _PROPERTY_MAX_APDU_DATA_SIZE:
+            return int.from_bytes(properties[index + 2 : index + 2 + length], "little") > 0
+        index += 2 + length
+    return None

@@ -112,6 +112,8 @@ def test_full_auth_flow(transport: PcscTransport, trace: _Trace, card_state: Car
 def test_full_identity_flow(
     transport: PcscTransport, trace: _Trace, card_state: CardState, extended_length: bool
 ) -> None:
+    # vpcd publishes no PC/SC part 10 properties: extended length is tried, not known.
+    assert transport.extended_length is None
     card = JPKICard(transport, tracer=trace, extended_length=extended_length)
     challenge = b"one challenge, both keys of one card"
     with card.session():

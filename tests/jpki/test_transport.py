@@ -13,7 +13,12 @@ from jpki.card import CertificateKind, JPKICard, PinKind
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.errors import CardRemovedError, JPKIError, NoCardError, TransportError
 from jpki.trace import logging_tracer, structlog_tracer
-from jpki.transport import InProcessTransport, Transport
+from jpki.transport import (
+    InProcessTransport,
+    Transport,
+    extended_length_from_tlv_properties,
+    feature_control_code,
+)
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
 
 
@@ -120,3 +125,25 @@ def test_structlog_tracer_emits_one_event_per_exchange(virtual_card: VirtualMyNu
     assert captured and all(entry["event"] == "apdu" for entry in captured)
     assert captured[0]["command"] == "SELECT_FILE" and captured[0]["sw"] == "9000"
     assert card.counter.round_trips == len(captured)
+
+
+def test_reader_features_give_the_tlv_properties_control_code() -> None:
+    # GET_FEATURE_REQUEST of a CCID reader: VERIFY_PIN_DIRECT (06) and GET_TLV_PROPERTIES (12).
+    features = bytes.fromhex("060442333206" + "120442333212")
+    assert feature_control_code(features, 0x12) == 0x42333212
+    assert feature_control_code(features, 0x0A) is None
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        # wLcdLayout (01, 2 bytes), then dwMaxAPDUDataSize (0A, 4 bytes, little-endian)
+        ("01020000" + "0a0400000100", True),
+        ("01020000" + "0a0400000000", False),  # short APDUs only
+        ("01020000", None),
+    ],
+)
+def test_reader_properties_tell_whether_extended_apdus_pass(
+    properties: str, expected: bool | None
+) -> None:
+    assert extended_length_from_tlv_properties(bytes.fromhex(properties)) is expected
