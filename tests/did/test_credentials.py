@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from joserfc import jws
+from joserfc.jwk import OKPKey
 
 from did.credentials import (
     JPKI_CLAIMS_KEY,
@@ -32,6 +34,11 @@ def _verify(credential: str, registry: StatusRegistry, at: datetime, keyring=Non
     return verify_identity_credential(
         credential, keyring or registry.keyring, at=at, status_resolver=registry.resolve
     )
+
+
+def _jwt_claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
 @BOTH_FORMATS
@@ -122,8 +129,8 @@ def test_tampered_claim_is_rejected_jwt(
     issued = issue_identity_credential(
         make_request(), status_registry.keyring, proof_format=ProofFormat.JWT
     )
-    header, payload, signature = issued.credential.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    header, _, signature = issued.credential.split(".")
+    claims = _jwt_claims(issued.credential)
     claims["vc"]["credentialSubject"]["verified_claims"]["claims"]["birthdate"] = "1970-01-01"
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     result = _verify(f"{header}.{forged}.{signature}", status_registry, now)
@@ -322,3 +329,23 @@ def test_replayed_old_status_list_is_refused_once_expired(
     assert "stale" in result.detail
     status_registry.lists_issued_at = later - timedelta(minutes=1)
     assert _verify(issued.credential, status_registry, later).reason is CredentialReason.REVOKED
+
+
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+def test_jwt_signed_by_a_stranger_but_naming_our_issuer_is_rejected(
+    make_request: MakeRequest, status_registry: StatusRegistry, tmp_path, now: datetime
+) -> None:
+    stranger = IssuerKeyring.open(tmp_path / "stranger.json")
+    genuine = issue_identity_credential(make_request(), stranger, proof_format=ProofFormat.JWT)
+    claims = _jwt_claims(genuine.credential)
+    ours = status_registry.keyring.current.did
+    claims["iss"] = claims["vc"]["issuer"] = ours
+    # A correctly signed JWS, but by the stranger's key (its own kid).
+    forged = jws.serialize_compact(
+        {"alg": "EdDSA", "kid": stranger.current.verification_method},
+        json.dumps(claims).encode(),
+        OKPKey.import_key(json.loads(stranger.current.private_jwk)),
+        algorithms=["EdDSA"],
+    )
+    result = _verify(forged, status_registry, now)
+    assert result.reason is CredentialReason.INVALID_PROOF
