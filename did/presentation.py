@@ -142,13 +142,14 @@ class NonceStore(Protocol):
 class InMemoryNonceStore:
     """A process-local NonceStore; forgets nonces once they could no longer verify."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
         self._seen: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def consume(self, nonce: str, *, expires_at: datetime) -> bool:
         with self._lock:
-            now = datetime.now(UTC)
+            now = self._clock()
             for stale in [n for n, until in self._seen.items() if until < now]:
                 del self._seen[stale]
             if nonce in self._seen:

@@ -141,3 +141,13 @@ def test_unsigned_token_is_refused(present, now) -> None:
     result = _verify(f"{none_header}.{payload}.", now)
     assert result.reason is PresentationReason.UNSUPPORTED_ALGORITHM
     assert _verify("garbage", now).reason is PresentationReason.MALFORMED
+
+
+def test_nonce_store_forgets_nonces_only_after_they_expire(now) -> None:
+    moment = [now]
+    store = InMemoryNonceStore(clock=lambda: moment[0])
+    assert store.consume("n", expires_at=now + timedelta(minutes=5))
+    moment[0] = now + timedelta(minutes=4)
+    assert not store.consume("n", expires_at=now + timedelta(minutes=5))
+    moment[0] = now + timedelta(minutes=6)  # a presentation with "n" can no longer verify
+    assert store.consume("n", expires_at=now + timedelta(minutes=11))
