@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,6 +191,13 @@ class VirtualMyNumberCard:
         self._application = _Application.NONE
         self._current_file: _ElementaryFile | None = None
         self._verified: set[PinSlot] = set()
+        self._handlers: dict[tuple[int, int], Callable[[CommandApdu], bytes]] = {
+            (CLA_ISO, INS_SELECT): self._select,
+            (CLA_ISO, INS_READ_BINARY): self._read_binary,
+            (CLA_ISO, INS_VERIFY): self._verify,
+            (CLA_ISO, INS_CHANGE_REFERENCE_DATA): self._change_reference_data,
+            (CLA_PROPRIETARY, INS_COMPUTE_DIGITAL_SIGNATURE): self._compute_digital_signature,
+        }
 
     @property
     def atr(self) -> bytes:
@@ -228,17 +236,10 @@ class VirtualMyNumberCard:
             if apdu.cla & 0xF0 == 0 and apdu.cla & 0x0C:
                 return SW_SECURE_MESSAGING_NOT_SUPPORTED
             return SW_CLA_NOT_SUPPORTED
-        handlers = {
-            (CLA_ISO, INS_SELECT): self._select,
-            (CLA_ISO, INS_READ_BINARY): self._read_binary,
-            (CLA_ISO, INS_VERIFY): self._verify,
-            (CLA_ISO, INS_CHANGE_REFERENCE_DATA): self._change_reference_data,
-            (CLA_PROPRIETARY, INS_COMPUTE_DIGITAL_SIGNATURE): self._compute_digital_signature,
-        }
-        handler = handlers.get((apdu.cla, apdu.ins))
+        handler = self._handlers.get((apdu.cla, apdu.ins))
         if handler is not None:
             return handler(apdu)
-        if any(ins == apdu.ins for _cla, ins in handlers):
+        if any(ins == apdu.ins for _cla, ins in self._handlers):
             return SW_CLA_NOT_SUPPORTED  # a known command in the wrong class
         return SW_INS_NOT_SUPPORTED
 

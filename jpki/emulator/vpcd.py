@@ -158,7 +158,9 @@ class VpcdBridge:
                 sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
-        if thread is not None:
+        # The card itself may pull the plug mid-command (from the serving thread):
+        # that thread ends on its own once the socket is closed.
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
     def __enter__(self) -> VpcdBridge:

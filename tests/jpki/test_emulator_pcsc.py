@@ -22,7 +22,7 @@ from smartcard.CardConnection import CardConnection
 from smartcard.Exceptions import CardConnectionException
 from smartcard.System import readers
 
-from jpki.emulator.card import JPKI_AID, JPKI_ATR
+from jpki.emulator.card import JPKI_AID, JPKI_ATR, VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.emulator.vpcd import VpcdBridge
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
@@ -122,6 +122,46 @@ def test_removal_is_seen_by_pcsc_clients_and_clears_the_security_state(
         assert transmit(connection, b"\x00\xb0\x00\x00\x04")[1] == 0x6982
     finally:
         connection.disconnect()
+
+
+class _PulledOutDuringReadBinary:
+    """The card, pulled out of the reader while it processes a READ BINARY."""
+
+    def __init__(self, card: VirtualMyNumberCard) -> None:
+        self.card = card
+        self.bridge: VpcdBridge | None = None
+        self.removal_error: BaseException | None = None
+        self.atr = card.atr
+        self.power_on, self.power_off, self.reset = card.power_on, card.power_off, card.reset
+
+    def process_apdu(self, command: bytes) -> bytes:
+        response = self.card.process_apdu(command)
+        if command[1] == 0xB0 and self.bridge is not None:
+            try:
+                self.bridge.remove()  # from vpcd's serving thread: must neither hang nor raise
+            except BaseException as error:
+                self.removal_error = error
+        return response
+
+
+def test_card_pulled_out_mid_command(virtual_card: VirtualMyNumberCard, pcsc_reader: str) -> None:
+    card = _PulledOutDuringReadBinary(virtual_card)
+    bridge = card.bridge = VpcdBridge(card, port=VPCD_PORT)
+    bridge.insert()
+    try:
+        wait_for_card_state(pcsc_reader, present=True)
+        connection = connect(pcsc_reader)
+        assert select(connection, 0x04, JPKI_AID) == 0x9000
+        assert select(connection, 0x02, b"\x00\x0a") == 0x9000
+        with pytest.raises(CardConnectionException):
+            transmit(connection, b"\x00\xb0\x00\x00\x00")
+        wait_for_card_state(pcsc_reader, present=False)
+        assert not bridge.inserted
+        assert card.removal_error is None
+        connection.disconnect()
+    finally:
+        bridge.remove()
+        wait_for_card_state(pcsc_reader, present=False)
 
 
 class EmulatorProcess:
