@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from jpki.profile import Gender
 from jpki.testca import Hierarchy, IssuedPerson, PersonRecord
 from jpki.testca.crl import crl_pem
-from jpki.testca.hierarchy import UnknownPersonError, UnknownSerialError, write_private_file
+from jpki.testca.hierarchy import UnknownPersonError, write_private_file
 from jpki.testca.names import PURPOSES
 
 testca_app = typer.Typer(
@@ -243,7 +243,7 @@ def revoke_command(
             reason=REASONS[reason],
             revoked_at=parse_time(at),
         )
-    except UnknownSerialError as e:
+    except ValueError as e:  # UnknownSerialError, or a reason a full CRL cannot carry
         raise fail(str(e)) from None
     typer.echo(f"revoked {purpose} certificate {number:#010x} ({REASONS[reason].value})")
 

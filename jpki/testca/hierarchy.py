@@ -362,6 +362,9 @@ class Hierarchy:
     ) -> None:
         """Revoke a certificate this CA issued. Revoking again updates reason and time."""
         purpose = names.check_purpose(purpose)
+        if reason is x509.ReasonFlags.remove_from_crl:
+            # removeFromCRL only means something in a delta CRL, which this CA does not issue.
+            raise ValueError("removeFromCRL is for delta CRLs: not a revocation reason here")
         moment = (revoked_at or self.now()).replace(microsecond=0)
         with self._updating_state() as state:
             if str(serial) not in state["issued"][purpose]:

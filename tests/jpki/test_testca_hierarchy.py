@@ -157,3 +157,12 @@ def test_revoking_a_serial_the_ca_never_issued_fails(
             demo_person.auth_serial, purpose="sign", reason=x509.ReasonFlags.superseded
         )
     assert test_hierarchy.status("auth", demo_person.auth_serial).status == "good"
+
+
+def test_remove_from_crl_is_not_a_revocation_reason(test_hierarchy: Hierarchy) -> None:
+    person = make_person(test_hierarchy)
+    with pytest.raises(ValueError, match="delta CRL"):
+        test_hierarchy.revoke(
+            person.auth_serial, purpose="auth", reason=x509.ReasonFlags.remove_from_crl
+        )
+    assert test_hierarchy.status("auth", person.auth_serial).status == "good"
