@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
-import math
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from jpki.card import JPKICard, PinKind
+from jpki.card import JPKICard, PinKind, minimum_read_round_trips
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.emulator.vpcd import VpcdBridge
@@ -82,7 +81,7 @@ def minimum(certificates: list[int], pins: list[int], *, extended: bool) -> Figu
     """Fewest round trips / bytes for flows that sign with len(pins) keys (see module doc)."""
     trips, sent, received = 1, SELECT_AP[0], SELECT_AP[1]
     for certificate_length, pin_length in zip(certificates, pins, strict=True):
-        reads = 1 if extended else math.ceil(certificate_length / 256)
+        reads = minimum_read_round_trips(certificate_length, extended=extended)
         read_command = 7 if extended else 5
         trips += 1 + reads + 1 + 1 + 1 + 1 + 1
         sent += SELECT_EF[0] * 3 + reads * read_command + EMPTY_VERIFY[0] + 5 + pin_length

@@ -41,13 +41,16 @@ from jpki.apdu import (
     verification_tries_left,
 )
 from jpki.errors import (
+    CardRemovedError,
+    CardResetError,
     CertificateAbsentError,
-    JPKIError,
     LastTryConfirmationRequired,
     MalformedCertificateError,
+    NoCardError,
     NotMyNumberCardError,
     PinBlockedError,
     PinFormatError,
+    ReaderUnavailableError,
     SignatureMismatchError,
     TransportError,
     TruncatedReadError,
@@ -75,6 +78,14 @@ _EXTENDED_REFUSED = frozenset(
     {SW_WRONG_LENGTH, SW_WRONG_P1P2, SW_INS_NOT_SUPPORTED, SW_CLA_NOT_SUPPORTED, SW_WRONG_OFFSET}
 )
 _ABSENT_FIRST_BYTES = frozenset({0x00, 0xFF})  # an erased or never-written EF
+_SELECTION_UNKNOWN = (
+    CardRemovedError,
+    CardResetError,
+    NoCardError,
+    ReaderUnavailableError,
+    TransportError,
+    NotMyNumberCardError,
+)
 
 
 class PinKind(enum.Enum):
@@ -295,10 +306,12 @@ class JPKICard:
 
     @contextlib.contextmanager
     def _forgetting_on_error(self) -> Iterator[None]:
-        # After a failure the card's selection is unknown (removed, reset...).
+        # After a lost exchange the card's selection is unknown (removed, reset,
+        # another card put in). A refusing status word (wrong PIN, protected
+        # file) leaves the selection as it was, and with it any verified PIN.
         try:
             yield
-        except JPKIError:
+        except _SELECTION_UNKNOWN:
             self._forget_selection()
             raise
 

@@ -437,3 +437,16 @@ def test_a_certificate_cut_short_is_never_returned(
         card.read_certificate(CertificateKind.AUTH)
     assert raised.value.received == end
     assert raised.value.expected > end
+
+
+def test_a_wrong_password_keeps_the_verified_auth_pin(
+    virtual_card: VirtualMyNumberCard, card_state: CardState
+) -> None:
+    card, recorder = _card(virtual_card)
+    card.verify_pin(PinKind.AUTH, AUTH_PIN)
+    with pytest.raises(WrongPinError):
+        card.verify_pin(PinKind.SIGN, "WRONG1")
+    # No re-selection of the AP after a refusal: that would drop the verified PIN.
+    signature = card.sign_digest_info(PinKind.AUTH, sha256_digest_info(b"after a typo"))
+    _rs256_verifies(card_state.auth_certificate, signature, b"after a typo")
+    assert recorder.names().count("SELECT_FILE") == 1 + 3  # AP, PIN EF, PIN EF, key EF
