@@ -34,7 +34,7 @@ NO_SUBSTITUTE_CHARACTERS = "0"
 PERSON_VALIDITY_BIRTHDAYS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PersonRecord:
     """The basic attributes (基本4情報) and residence of a test person.
 
@@ -57,6 +57,10 @@ class PersonRecord:
         if len(self.address) > MAX_ADDRESS_LENGTH:
             raise ValueError(f"address is longer than {MAX_ADDRESS_LENGTH} characters")
         object.__setattr__(self, "gender", Gender(self.gender))
+
+    def __repr__(self) -> str:
+        # Personal attributes never reach a log through a repr.
+        return "PersonRecord(<personal attributes redacted>)"
 
     @property
     def gender_code(self) -> str:
@@ -94,7 +98,7 @@ class IssuedPerson:
     """A person with both key pairs and certificates, as a card would hold them."""
 
     person_id: str
-    record: PersonRecord
+    record: PersonRecord = field(repr=False)
     auth_private_key: rsa.RSAPrivateKey = field(repr=False)
     sign_private_key: rsa.RSAPrivateKey = field(repr=False)
     auth_certificate: x509.Certificate = field(repr=False)

@@ -166,3 +166,10 @@ def test_remove_from_crl_is_not_a_revocation_reason(test_hierarchy: Hierarchy) -
             person.auth_serial, purpose="auth", reason=x509.ReasonFlags.remove_from_crl
         )
     assert test_hierarchy.status("auth", person.auth_serial).status == "good"
+
+
+def test_repr_of_a_person_shows_no_personal_data_or_keys(demo_person: IssuedPerson) -> None:
+    shown = repr(demo_person) + repr(demo_person.record)
+    assert demo_person.person_id in shown
+    for secret in ("山田", "千代田", "1990", "PRIVATE KEY"):
+        assert secret not in shown
