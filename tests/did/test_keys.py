@@ -14,10 +14,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from did.keys import (
     DIDKeyError,
     IssuerKeyring,
+    base58btc_decode,
+    base58btc_encode,
     did_key_from_certificate,
     did_key_from_ed25519_jwk,
     did_key_from_public_key,
@@ -149,3 +153,17 @@ def test_did_web_document_lists_current_and_retired_keys(keyring: IssuerKeyring)
 
 def test_ed25519_did_key_from_jwk_agrees_with_didkit(keyring: IssuerKeyring) -> None:
     assert did_key_from_ed25519_jwk(keyring.current.public_jwk) == keyring.current.did
+
+
+def test_demo_persons_auth_certificate_gives_a_resolvable_subject_did(demo_person) -> None:
+    auth_der = demo_person.auth_certificate.public_bytes(Encoding.DER)
+    did = did_key_from_certificate(auth_der)
+    jwk = public_jwk_from_did_document(resolve_did_document(did), did_key_verification_method(did))
+    assert _b64url_int(jwk["n"]) == demo_person.auth_private_key.public_key().public_numbers().n
+    # The sign certificate holds another key pair, hence never the subject DID.
+    assert did_key_from_certificate(demo_person.sign_certificate.public_bytes(Encoding.DER)) != did
+
+
+@given(st.binary(max_size=64))
+def test_base58btc_round_trips(data: bytes) -> None:
+    assert base58btc_decode(base58btc_encode(data)) == data

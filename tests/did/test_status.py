@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from did import _didkit
 from did.credentials import (
@@ -173,3 +175,16 @@ def test_revoking_a_certificate_revokes_every_credential_issued_on_it(
     assert verify(issued_b.credential) is CredentialReason.VALID
     again = revoke_credentials_of_certificate(serial_a, by_certificate, status_registry.lists)
     assert again.revoked_credential_ids == () and again.changed_list_urls == frozenset()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.integers(min_value=0, max_value=MINIMUM_ENTRIES - 1), max_size=40))
+def test_any_set_of_revocations_decodes_independently(indices: set[int]) -> None:
+    status_list = StatusList.new("https://commonid.test/s/h", StatusPurpose.REVOCATION)
+    status_list.allocated_bits[:] = b"\xff" * len(status_list.allocated_bits)
+    for index in indices:
+        status_list.revoke(index)
+    bitstring = _independent_decode(status_list.encoded_list())
+    assert {i for i, byte in enumerate(bitstring) if byte} == {i // 8 for i in indices}
+    assert all(_bit(bitstring, index) for index in indices)
+    assert sum(bin(byte).count("1") for byte in bitstring) == len(indices)
