@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 SERIAL_KEY_MASK = (1 << 64) - 1
 OFFSET_BITS = 40  # entry offsets below 1 TiB; leaves 64 bits above for the serial key
@@ -70,8 +71,7 @@ class CrlStructure:
     extensions: tuple[Extension, ...]
 
 
-@dataclass(frozen=True)
-class EntryDetails:
+class EntryDetails(NamedTuple):  # a tuple: built on every revoked lookup, so kept cheap
     serial: int
     revocation_date: datetime
     reason_code: int | None  # CRLReason ENUMERATED value
@@ -321,12 +321,54 @@ def index_entries(der: bytes, start: int, end: int) -> tuple[list[int], list[int
     return packed, flagged
 
 
+# The usual entry tail after the serial: UTCTime, then either nothing or exactly one
+# non-critical reasonCode extension. Decoded without the general parser (lookup hot path).
+_REASON_ONLY_EXTENSIONS = bytes.fromhex("300c300a0603551d1504030a01")
+
+
 def parse_entry(der: bytes, offset: int, end: int) -> EntryDetails:
     """Decode the revoked entry at `offset` in full (serial, date, reason, criticality)."""
     try:
-        return _parse_entry(der, offset, end)
+        fast = _parse_common_entry(der, offset, end)
+        return fast if fast is not None else _parse_entry(der, offset, end)
     except IndexError as error:
         raise CrlFormatError("revoked entry truncated") from error
+
+
+def _parse_common_entry(der: bytes, offset: int, end: int) -> EntryDetails | None:
+    """The common shape only (short lengths, UTCTime, optional lone reasonCode); else None."""
+    length = der[offset + 1]
+    stop = offset + 2 + length
+    if der[offset] != TAG_SEQUENCE or length >= 0x80 or stop > end or der[offset + 2] != 2:
+        return None
+    serial_length = der[offset + 3]
+    time_at = offset + 4 + serial_length
+    if serial_length >= 0x80 or der[time_at] != TAG_UTC_TIME or der[time_at + 1] != 13:
+        return None
+    digits = der[time_at + 2 : time_at + 14]
+    if der[time_at + 14] != 0x5A or not digits.isdigit():  # "Z"
+        return None
+    packed = int(digits)  # YYMMDDHHMMSS: one conversion, then arithmetic
+    year, packed = divmod(packed, 10**10)
+    month, packed = divmod(packed, 10**8)
+    day, packed = divmod(packed, 10**6)
+    hour, packed = divmod(packed, 10**4)
+    minute, second = divmod(packed, 100)
+    try:
+        revocation_date = datetime(
+            year + (1900 if year >= 50 else 2000), month, day, hour, minute, second, tzinfo=UTC
+        )
+    except ValueError as error:
+        raise CrlFormatError("time has an impossible date") from error
+    tail = time_at + 15
+    if tail == stop:
+        reason_code = None
+    elif stop - tail == 14 and der.startswith(_REASON_ONLY_EXTENSIONS, tail):
+        reason_code = der[stop - 1]
+    else:
+        return None
+    serial = int.from_bytes(der[offset + 4 : time_at], "big", signed=True)
+    return EntryDetails(serial, revocation_date, reason_code, None, False)
 
 
 def _parse_entry(der: bytes, offset: int, end: int) -> EntryDetails:

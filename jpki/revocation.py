@@ -309,10 +309,12 @@ class VerifiedCrl:
 
     def lookup(self, serial: int) -> RevokedEntry | None:
         """The CRL entry for `serial`, or None; O(log n) over the key array."""
-        key = crl_der.serial_key(serial)
+        key = serial & crl_der.SERIAL_KEY_MASK
         keys = self._keys
         position = bisect_left(keys, key)
         count = len(keys)
+        if position == count or keys[position] != key:
+            return None  # the common case: not revoked
         while position < count and keys[position] == key:
             details = crl_der.parse_entry(
                 self._der, self._offsets[position], self._structure.revoked_end
