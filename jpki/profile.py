@@ -133,7 +133,7 @@ class HierarchyKind(enum.Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BasicAttributes:
     """The four basic attributes (基本4情報) of a sign certificate, with the flags kept.
 
@@ -151,6 +151,10 @@ class BasicAttributes:
     address: str | None
     address_flags: str | None
 
+    def __repr__(self) -> str:
+        # Personal attributes never reach a log through a repr.
+        return "BasicAttributes(<redacted>)"
+
     @property
     def birth_era_name(self) -> str | None:
         """The era's Japanese name (明治 … 令和, 不明 for code 0)."""
@@ -166,7 +170,7 @@ class CertificateProfile:
     hierarchy: HierarchyKind
     serial: int
     issuer: str
-    subject: str
+    subject: str = field(repr=False)  # a sign certificate's subject names the municipality
     not_before: dt.datetime
     not_after: dt.datetime
     policies: tuple[str, ...]

@@ -304,3 +304,11 @@ def test_malformed_der_raises_a_value_error(garbage: bytes) -> None:
 def test_truncated_certificate_is_malformed(demo_person: IssuedPerson) -> None:
     with pytest.raises(MalformedCertificateError):
         parse_certificate(der(demo_person.sign_certificate)[:-20])
+
+
+def test_repr_of_a_profile_shows_no_personal_data(demo_person: IssuedPerson) -> None:
+    parsed = parse_certificate(der(demo_person.sign_certificate))
+    shown = repr(parsed)
+    assert str(parsed.serial) in shown
+    for personal in ("山田", "千代田", "東京都", "419900401"):
+        assert personal not in shown
