@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import stat
@@ -167,3 +168,13 @@ def test_demo_persons_auth_certificate_gives_a_resolvable_subject_did(demo_perso
 @given(st.binary(max_size=64))
 def test_base58btc_round_trips(data: bytes) -> None:
     assert base58btc_decode(base58btc_encode(data)) == data
+
+
+def test_didkit_calls_work_from_synchronous_code_and_inside_a_running_loop() -> None:
+    # didkit's own async functions need a running loop; an async web handler
+    # already has one, where asyncio.run() would fail. The adapter serves both.
+    async def handler() -> str:
+        return resolve_did_document(W3C_RSA_2048_DID)["id"]
+
+    assert asyncio.run(handler()) == W3C_RSA_2048_DID
+    assert resolve_did_document(W3C_RSA_2048_DID)["id"] == W3C_RSA_2048_DID
