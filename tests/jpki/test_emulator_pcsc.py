@@ -204,9 +204,9 @@ class EmulatorProcess:
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
 
-    def stop(self) -> int:
+    def stop(self, signum: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         return self.process.wait(timeout=15)
 
 
@@ -296,8 +296,10 @@ def test_emulator_never_prints_pins_even_when_tracing(
     assert verify(connection, b"\x00\x1b", SIGN_PASSWORD) == 0x9000
     connection.disconnect()
     emulator.command("status")
-    emulator.expect("status:")
-    assert emulator.stop() == 0
+    assert emulator.expect("status:") == (
+        "status: inserted; auth PIN tries left 3/3; sign password tries left 5/5"
+    )
+    assert emulator.stop(signal.SIGINT) == 0
     assert emulator.process.stdout is not None
     emulator.expect("removed")
     output = "\n".join(emulator.transcript)
@@ -305,3 +307,12 @@ def test_emulator_never_prints_pins_even_when_tracing(
     assert SIGN_PASSWORD not in output
     assert SIGN_PASSWORD.encode().hex().upper() not in output.upper()
     assert os.fspath(card_file) in output
+
+
+def test_emulator_refuses_an_unreadable_card_file(tmp_path: Path) -> None:
+    from jpki.emulator.cli import main
+
+    broken = tmp_path / "card.json"
+    broken.write_text('{"version": 99}')
+    assert main(["--card", str(broken)]) == 2
+    assert main(["--card", str(tmp_path / "missing.json")]) == 2
