@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     retention_webhook_deliveries_days: int = 30
     retention_idempotency_hours: int = 24
 
+    # Background loops of each worker; 0 turns one off.
+    webhook_dispatch_interval_seconds: float = 1.0
     webhook_max_attempts: int = 8
     webhook_initial_backoff_seconds: float = 1.0
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from commonid import __version__
@@ -13,6 +16,20 @@ from commonid.api.problems import install_problem_handlers
 from commonid.api.routers import identities, kiosk, service, sessions
 from commonid.runtime import Runtime, build_runtime
 from commonid.settings import Settings
+from commonid.webhooks import WebhookDispatcher
+
+log = logging.getLogger(__name__)
+
+
+async def _refresh_revocation_forever(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(runtime.settings.crl_refresh_interval_seconds)
+        try:
+            problems = await asyncio.to_thread(runtime.refresh_revocation)
+            for problem in problems:
+                log.warning("CRL refresh: %s", problem)
+        except Exception:  # the next round tries again; validation reports stale data meanwhile
+            log.exception("CRL refresh failed")
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -21,7 +38,25 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        tasks = []
+        settings = runtime.settings
+        client = httpx.AsyncClient(timeout=10.0)
+        if settings.webhook_dispatch_interval_seconds > 0:
+            dispatcher = WebhookDispatcher(runtime, client)
+            tasks.append(
+                asyncio.create_task(
+                    dispatcher.run_forever(settings.webhook_dispatch_interval_seconds)
+                )
+            )
+        if settings.crl_refresh_interval_seconds > 0:
+            tasks.append(asyncio.create_task(_refresh_revocation_forever(runtime)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.aclose()
 
     app = FastAPI(
         title="Common-ID",
