@@ -332,7 +332,7 @@ def verify_identity_credential(
         expires_at = parse_rfc3339(document["expirationDate"])
         if CREDENTIAL_TYPE not in document["type"] or not document["credentialSubject"]["id"]:
             raise ValueError("not a JPKIIdentityCredential")
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         return CredentialVerification(CredentialReason.MALFORMED, detail=str(error))
 
     if not issuers.trusts(issuer):

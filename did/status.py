@@ -328,7 +328,7 @@ def check_status(
         return StatusCheck.INVALID
     try:
         expires = parse_rfc3339(list_credential["expirationDate"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return StatusCheck.INVALID
     # A list signed after ``at`` is accepted: it can only know of more revocations.
     if at >= expires:

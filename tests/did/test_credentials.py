@@ -274,7 +274,8 @@ def test_credentials_of_a_retired_key_still_verify_after_rotation(
 
 
 def test_garbage_is_malformed(status_registry: StatusRegistry, now: datetime) -> None:
-    for garbage in ("not a credential", '{"issuer": 1}', "a.b.c"):
+    wrong_date = '{"issuer": "did:key:z6Mk", "issuanceDate": 5, "expirationDate": 6}'
+    for garbage in ("not a credential", '{"issuer": 1}', "a.b.c", "[1]", wrong_date):
         result = _verify(garbage, status_registry, now)
         assert result.reason is CredentialReason.MALFORMED
 
