@@ -7,6 +7,8 @@ connection to vpcd, as pulling a card out of a reader does.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -182,12 +184,17 @@ def test_card_removed_mid_sign_does_not_resend_the_pin(
     transport: PcscTransport, trace: _Trace, card_in_reader: VpcdBridge, pcsc_reader: str
 ) -> None:
     card = JPKICard(transport, tracer=trace)
-    # Pulled out right after the card accepted the PIN: the signature command fails.
-    trace.remove_when = lambda e: e.command == "VERIFY" and e.status_word == 0x9000
+
+    def key_selected_after_the_pin(event: ApduTraceEvent) -> bool:
+        verified = any(e.command == "VERIFY" and e.status_word == 0x9000 for e in trace.events)
+        return verified and event.command == "SELECT_FILE"
+
+    # Pulled out between selecting the key and the signature command.
+    trace.remove_when = key_selected_after_the_pin
     with pytest.raises(CardRemovedError):
         card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"challenge")
     assert trace.pin_verifies() == 1
-    assert trace.events[-1].command in ("SELECT_FILE", "COMPUTE_DIGITAL_SIGNATURE")
+    assert trace.events[-1].command == "COMPUTE_DIGITAL_SIGNATURE"
     assert trace.events[-1].error == "CardRemovedError"
 
     card_in_reader.insert()
@@ -226,3 +233,33 @@ def test_blocking_persists_across_card_restarts(
                 card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"x", confirm_last_try=True)
             assert card.pin_tries_left(PinKind.SIGN) == 5
     wait_for_card_state(pcsc_reader, present=False)
+
+
+def test_wait_for_card_sees_a_card_arriving(
+    pcsc_reader: str, virtual_card: VirtualMyNumberCard
+) -> None:
+    wait_for_card_state(pcsc_reader, present=False)
+    bridge = VpcdBridge(virtual_card, port=VPCD_PORT)
+    timer = threading.Timer(0.7, bridge.insert)
+    timer.start()
+    try:
+        started = time.monotonic()
+        assert wait_for_card(pcsc_reader, timeout=10) == pcsc_reader
+        assert time.monotonic() - started >= 0.5
+    finally:
+        timer.join()
+        bridge.remove()
+        wait_for_card_state(pcsc_reader, present=False)
+
+
+def test_a_card_swapped_between_apdus_is_reported_as_removed(
+    transport: PcscTransport, trace: _Trace, card_in_reader: VpcdBridge, pcsc_reader: str
+) -> None:
+    card = JPKICard(transport, tracer=trace)
+    card.verify_pin(PinKind.AUTH, AUTH_PIN)
+    card_in_reader.remove()
+    wait_for_card_state(pcsc_reader, present=False)
+    card_in_reader.insert()  # a card is in the reader again, but not the same session
+    wait_for_card_state(pcsc_reader, present=True)
+    with pytest.raises(CardRemovedError):
+        card.sign_digest_info(PinKind.AUTH, sha256_digest_info(b"challenge"))
