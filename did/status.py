@@ -323,8 +323,11 @@ def check_status(
         fetched = resolver(url)
     except Exception:  # any fetch failure means "status unknown", never "clear"
         return StatusCheck.UNAVAILABLE
-    list_credential = json.loads(fetched) if isinstance(fetched, str) else dict(fetched)
-    if not _is_trusted_list_credential(list_credential, url, purpose, issuers):
+    try:
+        list_credential = json.loads(fetched) if isinstance(fetched, str) else dict(fetched)
+        if not _is_trusted_list_credential(list_credential, url, purpose, issuers):
+            return StatusCheck.INVALID
+    except (ValueError, TypeError, AttributeError):
         return StatusCheck.INVALID
     try:
         expires = parse_rfc3339(list_credential["expirationDate"])

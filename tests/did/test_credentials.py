@@ -350,3 +350,13 @@ def test_jwt_signed_by_a_stranger_but_naming_our_issuer_is_rejected(
     )
     result = _verify(forged, status_registry, now)
     assert result.reason is CredentialReason.INVALID_PROOF
+
+
+def test_garbage_status_list_is_invalid_not_a_crash(
+    make_request: MakeRequest, status_registry: StatusRegistry, now: datetime
+) -> None:
+    issued = issue_identity_credential(make_request(), status_registry.keyring)
+    for garbage in ("<html>not json</html>", "[]", '{"type": 5}'):
+        status_registry.resolve = lambda _, served=garbage: served
+        result = _verify(issued.credential, status_registry, now)
+        assert result.reason is CredentialReason.STATUS_INVALID
