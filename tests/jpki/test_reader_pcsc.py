@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from jpki.apdu import Card
 from jpki.card import CertificateKind, JPKICard, PinKind, sha256_digest_info
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.emulator.state import CardState
@@ -263,3 +264,19 @@ def test_a_card_swapped_between_apdus_is_reported_as_removed(
     wait_for_card_state(pcsc_reader, present=True)
     with pytest.raises(CardRemovedError):
         card.sign_digest_info(PinKind.AUTH, sha256_digest_info(b"challenge"))
+
+
+def test_closing_the_connection_forgets_the_password(
+    card_in_reader: VpcdBridge, pcsc_reader: str
+) -> None:
+    with PcscTransport.connect(pcsc_reader) as first:
+        card = JPKICard(first)
+        card.verify_pin(PinKind.SIGN, SIGN_PASSWORD)
+        assert card.read_certificate(CertificateKind.SIGN)
+    # The kiosk relies on this: the next person's session starts with nothing
+    # selected and nothing verified. Without the reset, the JPKI AP would still
+    # be current and EF 0001 readable; the raw ISO layer shows it (JPKICard would
+    # select the AP again, which by itself drops the security state).
+    with PcscTransport.connect(pcsc_reader) as second:
+        iso = Card(second)
+        assert iso.select_ef(CertificateKind.SIGN.fid).status_word == 0x6A82
