@@ -173,3 +173,44 @@ def test_repr_of_a_person_shows_no_personal_data_or_keys(demo_person: IssuedPers
     assert demo_person.person_id in shown
     for secret in ("山田", "千代田", "1990", "PRIVATE KEY"):
         assert secret not in shown
+
+
+def test_concurrent_processes_lose_no_update(tmp_path: Path, test_now: dt.datetime) -> None:
+    import subprocess
+    import sys
+    import time
+
+    hierarchy = Hierarchy.init(tmp_path / "h", now=test_now)
+    victims = [make_person(hierarchy) for _ in range(2)]
+    # Each process issues a person, revokes its victim and takes 100 CRLs (each
+    # a read-modify-write of the CRL number): without the lock, updates get lost.
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cryptography import x509\n"
+        "from jpki.testca import Hierarchy\n"
+        "from tests.fixtures.jpki import make_person\n"
+        "h = Hierarchy.load(Path(sys.argv[1]))\n"
+        "make_person(h)\n"
+        "h.revoke(int(sys.argv[2]), purpose='auth', reason=x509.ReasonFlags.superseded)\n"
+        "while time.time() < float(sys.argv[3]):\n"  # start the loops together
+        "    time.sleep(0.001)\n"
+        "for _ in range(100):\n"
+        "    h.crl('sign')\n"
+    )
+    start = str(time.time() + 3)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "h"), str(v.auth_serial), start]
+        )
+        for v in victims
+    ]
+    assert [process.wait(timeout=60) for process in processes] == [0, 0]
+
+    assert len(hierarchy.person_ids()) == 2 + 2
+    assert len(hierarchy.issued_serials("auth")) == 2 + 2
+    assert {entry.serial for entry in hierarchy.revoked_entries("auth")} == {
+        v.auth_serial for v in victims
+    }
+    crl = x509.load_der_x509_crl(hierarchy.crl("sign"))
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 201
