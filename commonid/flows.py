@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session as DbSession
 
+from commonid import credentials
 from commonid.api.schemas import (
     ATTRIBUTE_CLAIMS,
     CardResponse,
@@ -45,7 +46,7 @@ from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import persons, sessions, webhooks
 from commonid.store.encryption import Sealed, binding
-from commonid.store.models import Certificate, Kiosk, Provider, Session
+from commonid.store.models import Certificate, Kiosk, Person, Provider, Session
 from commonid.store.sessions import SessionStatus
 from commonid.trust import StoredCertificateStatus, stored_certificate_status
 
@@ -328,6 +329,10 @@ def _apply_checked_card(
             result["did"] = checked.subject_did
         if reuse_info is not None:
             result["reuse"] = reuse_info
+        if ClaimName.CREDENTIAL.value in consented:
+            result["credential"] = _issue_credential(
+                runtime, db, person, provider, checked, attributes or {}, consented, now=now
+            )
         persons.grant_consent(
             db,
             person_id=person.id,
@@ -353,8 +358,44 @@ def _apply_checked_card(
     return CardOutcome(session.id, status, reason)
 
 
+def _issue_credential(
+    runtime: Runtime,
+    db: DbSession,
+    person: Person,
+    provider: Provider,
+    checked: CheckedCard,
+    attributes: dict[str, Any],
+    consented: set[str],
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    evidence = [credentials.certificate_evidence(checked.auth)]
+    if checked.sign is not None:
+        evidence.append(credentials.certificate_evidence(checked.sign))
+        source_serial = checked.sign.certificate.serial_number
+    elif attributes and person.sign_certificate_id is not None:
+        source = db.get(Certificate, person.sign_certificate_id)
+        assert source is not None
+        source_serial = int(source.serial, 16)
+    else:
+        source_serial = checked.auth.certificate.serial_number
+    return credentials.issue(
+        runtime,
+        db,
+        person_id=person.id,
+        provider_id=provider.id,
+        subject_did=checked.subject_did,
+        attributes=attributes,
+        consented=consented,
+        evidence=evidence,
+        source_serial=source_serial,
+        previous_dids=[did for did in persons.dids_of(db, person.id) if did != checked.subject_did],
+        now=now,
+    )
+
+
 def _reuse_refusal(
-    runtime: Runtime, db: DbSession, person: Any, provider: Provider, *, now: datetime
+    runtime: Runtime, db: DbSession, person: Person, provider: Provider, *, now: datetime
 ) -> str | None:
     """Why earlier verified claims cannot be reused now, or None when they can."""
     if person.identity_verified_at is None or person.sign_certificate_id is None:
@@ -453,8 +494,6 @@ def identity_view(runtime: Runtime, db: DbSession, provider: Provider, sub: str)
         ],
         "verified_claims": None,
     }
-    from commonid.store.models import Person
-
     person = db.get(Person, person_id)
     if (
         person is not None

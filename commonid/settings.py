@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Key of the pairwise subject id HMAC: providers cannot link ids without it.
     pairwise_secret: SecretStr | None = None
 
+    # Where providers reach the service: status list URLs in credentials point here.
+    public_url: str = "http://localhost:8000"
     issuer_key_file: Path | None = None
     # The audience of card challenges; empty means the issuer key's did:key.
     service_did: str = ""

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from commonid import __version__
 from commonid.api.limits import BodySizeLimit, RateLimiter
 from commonid.api.problems import install_problem_handlers
-from commonid.api.routers import identities, kiosk, service, sessions
+from commonid.api.routers import credentials, identities, kiosk, service, sessions
+from commonid.revocations import refresh_and_apply
 from commonid.runtime import Runtime, build_runtime
 from commonid.settings import Settings
 from commonid.webhooks import WebhookDispatcher
@@ -25,8 +26,8 @@ async def _refresh_revocation_forever(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(runtime.settings.crl_refresh_interval_seconds)
         try:
-            problems = await asyncio.to_thread(runtime.refresh_revocation)
-            for problem in problems:
+            report = await asyncio.to_thread(refresh_and_apply, runtime)
+            for problem in report.problems:
                 log.warning("CRL refresh: %s", problem)
         except Exception:  # the next round tries again; validation reports stale data meanwhile
             log.exception("CRL refresh failed")
@@ -72,7 +73,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime.settings.kiosk_rate_per_second, runtime.settings.kiosk_rate_burst
     )
     install_problem_handlers(app)
-    for router in (sessions.router, kiosk.router, identities.router, service.router):
+    for router in (
+        sessions.router,
+        kiosk.router,
+        identities.router,
+        credentials.router,
+        service.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

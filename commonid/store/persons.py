@@ -194,3 +194,16 @@ def withdraw_consents(db: DbSession, *, provider_id: str, subject_id: str, now: 
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+def consents_of_person(db: DbSession, person_id: str) -> list[Consent]:
+    """One active consent per (provider, subject id) linked to the person."""
+    rows = db.scalars(
+        sa.select(Consent)
+        .where(Consent.person_id == person_id, Consent.withdrawn_at.is_(None))
+        .order_by(Consent.granted_at)
+    )
+    unique: dict[tuple[str, str], Consent] = {}
+    for row in rows:
+        unique.setdefault((row.provider_id, row.subject_id), row)
+    return list(unique.values())

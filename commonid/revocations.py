@@ -1,0 +1,76 @@
+"""Acting on CRL updates: certificates behind Common-ID records that got revoked.
+
+Their credentials are revoked in the status list, and every provider linked to
+the person gets a signed ``identity.certificate_revoked`` notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from commonid.runtime import Runtime
+from commonid.store import persons, status_lists, webhooks
+from commonid.store.models import Certificate, Provider
+from commonid.trust import StoredCertificateStatus, stored_certificate_status
+from did.credentials import certificate_serial_sha256
+from did.status import StatusPurpose
+
+CERTIFICATE_REVOKED_EVENT = "identity.certificate_revoked"
+
+
+@dataclass(frozen=True)
+class RevocationReport:
+    problems: tuple[str, ...]
+    revoked_certificates: int
+    revoked_credentials: int
+    notifications: int
+
+
+def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationReport:
+    """Refresh the CRLs, then revoke what depends on newly revoked certificates."""
+    problems = tuple(runtime.refresh_revocation(force=force))
+    now = runtime.clock()
+    revoked_certificates = revoked_credentials = notifications = 0
+    with runtime.sessions.begin() as db:
+        candidates = db.scalars(sa.select(Certificate).where(Certificate.revoked_at.is_(None)))
+        for certificate in list(candidates):
+            status = stored_certificate_status(
+                runtime.trust_policy,
+                issuer=certificate.issuer,
+                serial_hex=certificate.serial,
+                at=now,
+            )
+            if status is not StoredCertificateStatus.REVOKED:
+                continue
+            certificate.revoked_at = now
+            revoked_certificates += 1
+            serial_hash = certificate_serial_sha256(int(certificate.serial, 16))
+            issued = status_lists.credentials_of_certificate(db, serial_hash)
+            if issued:
+                row, bitstring = status_lists.load_for_update(
+                    db,
+                    status_lists.REVOCATION_LIST_ID,
+                    StatusPurpose.REVOCATION,
+                    base_url=runtime.settings.public_url,
+                    now=now,
+                )
+                for credential in issued:
+                    bitstring.revoke(credential.revocation_index)
+                    credential.revoked_at = now
+                    revoked_credentials += 1
+                status_lists.save(row, bitstring, now=now)
+            for consent in persons.consents_of_person(db, certificate.person_id):
+                provider = db.get(Provider, consent.provider_id)
+                if provider is None or not provider.webhook_url:
+                    continue
+                webhooks.enqueue(
+                    db,
+                    provider_id=provider.id,
+                    event_type=CERTIFICATE_REVOKED_EVENT,
+                    payload={"sub": consent.subject_id, "certificate": certificate.kind},
+                    now=now,
+                )
+                notifications += 1
+    return RevocationReport(problems, revoked_certificates, revoked_credentials, notifications)
