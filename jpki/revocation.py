@@ -125,7 +125,7 @@ class CrlInfo:
     entries: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RevokedEntry:
     serial: int
     revoked_at: datetime
@@ -133,7 +133,7 @@ class RevokedEntry:
     invalidity_date: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CrlAnswer:
     status: RevocationStatus
     crl: CrlInfo | None
@@ -492,8 +492,10 @@ class RevocationIndex:
         if crl is None:
             detail = str(self.last_error) if self.last_error else "no CRL loaded"
             return CrlAnswer(RevocationStatus.UNAVAILABLE, None, detail=detail)
-        problem = crl.freshness(at, self.clock_skew)
-        if problem is not None:
+        latest = at + self.clock_skew
+        next_update = crl.info.next_update
+        if next_update is None or at - self.clock_skew > next_update:
+            problem = crl.freshness(at, self.clock_skew) or "CRL is not fresh"
             return CrlAnswer(RevocationStatus.STALE, crl.info, detail=problem)
         try:
             entry = crl.lookup(serial)
@@ -501,7 +503,7 @@ class RevocationIndex:
             return CrlAnswer(RevocationStatus.UNAVAILABLE, crl.info, detail=str(error))
         if entry is None:
             return CrlAnswer(RevocationStatus.GOOD, crl.info)
-        if entry.revoked_at > at + self.clock_skew:
+        if entry.revoked_at > latest:
             # Revoked after the moment asked about: the certificate was good then.
             return CrlAnswer(RevocationStatus.GOOD, crl.info)
         return CrlAnswer(RevocationStatus.REVOKED, crl.info, entry)
