@@ -1,0 +1,266 @@
+"""What an audit entry may say: a fixed allow-list of fields per event type.
+
+The log is public to reviewers and can never be edited, so a personal value
+written into it could never be taken back. Every field therefore has a kind
+whose pattern admits only pseudonymous ids, hashes, codes, claim names, counts
+and times: a name, an address, a PIN, a certificate or a DID document has no
+field to go into and does not fit any pattern. Errors name the field and the
+rule, never the value (it may be exactly what must not be logged).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+# The claim names a provider can ask for (commonid.api.schemas.ClaimName): names only.
+CLAIM_NAMES = frozenset({"name", "birthdate", "gender", "address", "did", "credential"})
+
+_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")
+_CODE = re.compile(r"[a-z][a-z0-9_.-]{0,59}")
+_HASH = re.compile(r"[0-9a-f]{64}")
+_MAX_COUNT = 2**53
+
+
+class AuditFieldError(ValueError):
+    """An event that the allow-list refuses; the message never holds the value."""
+
+
+class Kind(Enum):
+    ID = "id"  # pseudonymous identifier: starts with a letter (ses_..., prv_..., a CA name)
+    CODE = "code"  # machine code: reason codes, statuses, modes, kinds
+    HASH = "hash"  # SHA-256, lowercase hex
+    HASHES = "hashes"  # a list of SHA-256 hex (certificate path fingerprints)
+    CLAIMS = "claims"  # a list of claim names, never their values
+    BOOL = "bool"
+    COUNT = "count"  # non-negative integer
+    MILLISECONDS = "milliseconds"  # non-negative duration
+    TIME = "time"  # aware datetime, written as RFC 3339 UTC
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    fields: Mapping[str, Kind]
+    required: frozenset[str]
+
+
+def _event(name: str, required: tuple[str, ...], **fields: Kind) -> EventType:
+    return EventType(name, fields, frozenset(required))
+
+
+_VALIDATION_FIELDS = {
+    "session_id": Kind.ID,
+    "certificate_kind": Kind.CODE,  # auth | sign
+    "outcome": Kind.CODE,  # valid | invalid
+    "reason_code": Kind.CODE,
+    "trust_anchor": Kind.ID,
+    "trust_anchor_fingerprint": Kind.HASH,
+    "certificate_serial_hash": Kind.HASH,
+    "path_fingerprints": Kind.HASHES,
+    "revocation_source": Kind.CODE,  # crl | ocsp | none
+    "revocation_this_update": Kind.TIME,
+    "revocation_next_update": Kind.TIME,
+    "revocation_evidence_hash": Kind.HASH,  # SHA-256 of the CRL / OCSP response used
+    "validated_at": Kind.TIME,
+}
+
+EVENT_TYPES: dict[str, EventType] = {
+    event.name: event
+    for event in (
+        _event(
+            "session.created",
+            ("session_id", "provider_id"),
+            session_id=Kind.ID,
+            provider_id=Kind.ID,
+            mode=Kind.CODE,
+            claims=Kind.CLAIMS,
+            reuse=Kind.BOOL,
+        ),
+        _event(
+            "session.consent_given",
+            ("session_id",),
+            session_id=Kind.ID,
+            kiosk_id=Kind.ID,
+            claims=Kind.CLAIMS,
+        ),
+        _event("session.consent_declined", ("session_id",), session_id=Kind.ID, kiosk_id=Kind.ID),
+        _event("card_response.received", ("session_id",), session_id=Kind.ID, kiosk_id=Kind.ID),
+        _event(
+            "card_response.rejected",
+            ("session_id", "reason_code"),
+            session_id=Kind.ID,
+            kiosk_id=Kind.ID,
+            reason_code=Kind.CODE,
+        ),
+        _event("validation.outcome", ("outcome",), **_VALIDATION_FIELDS),
+        _event(
+            "session.completed",
+            ("session_id", "status"),
+            session_id=Kind.ID,
+            provider_id=Kind.ID,
+            mode=Kind.CODE,
+            status=Kind.CODE,
+            reason_code=Kind.CODE,
+            person_id=Kind.ID,
+            latency_ms=Kind.MILLISECONDS,
+        ),
+        _event(
+            "claims.released",
+            ("provider_id", "claims"),
+            session_id=Kind.ID,
+            provider_id=Kind.ID,
+            subject_id=Kind.ID,
+            person_id=Kind.ID,
+            claims=Kind.CLAIMS,
+            reuse=Kind.BOOL,
+            verified_at=Kind.TIME,
+        ),
+        _event(
+            "consent.withdrawn",
+            ("provider_id",),
+            provider_id=Kind.ID,
+            subject_id=Kind.ID,
+            person_id=Kind.ID,
+        ),
+        _event(
+            "credential.issued",
+            ("credential_id",),
+            credential_id=Kind.ID,
+            session_id=Kind.ID,
+            provider_id=Kind.ID,
+            person_id=Kind.ID,
+            certificate_serial_hash=Kind.HASH,
+            status_list_id=Kind.ID,
+            status_index=Kind.COUNT,
+        ),
+        _event(
+            "credential.revoked",
+            ("credential_id", "reason_code"),
+            credential_id=Kind.ID,
+            person_id=Kind.ID,
+            reason_code=Kind.CODE,
+            certificate_serial_hash=Kind.HASH,
+        ),
+        _event(
+            "revocation.refreshed",
+            ("trust_anchor",),
+            trust_anchor=Kind.ID,
+            revocation_source=Kind.CODE,
+            revocation_this_update=Kind.TIME,
+            revocation_next_update=Kind.TIME,
+            revocation_evidence_hash=Kind.HASH,
+            revoked_count=Kind.COUNT,
+        ),
+        _event(
+            "webhook.delivered",
+            ("delivery_id", "provider_id"),
+            delivery_id=Kind.ID,
+            provider_id=Kind.ID,
+            event_type=Kind.CODE,
+            attempts=Kind.COUNT,
+            status_code=Kind.COUNT,
+        ),
+        _event(
+            "webhook.failed",
+            ("delivery_id", "provider_id"),
+            delivery_id=Kind.ID,
+            provider_id=Kind.ID,
+            event_type=Kind.CODE,
+            attempts=Kind.COUNT,
+            status_code=Kind.COUNT,
+            reason_code=Kind.CODE,
+        ),
+        _event(
+            "admin.action",
+            ("action",),
+            action=Kind.CODE,
+            actor=Kind.ID,
+            target_type=Kind.CODE,
+            target_id=Kind.ID,
+        ),
+    )
+}
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds: one spelling per instant, so hashes are stable."""
+    if moment.tzinfo is None:
+        raise AuditFieldError("times in the audit log must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _check(event: str, field: str, kind: Kind, value: Any) -> Any:
+    def refuse(rule: str) -> AuditFieldError:
+        return AuditFieldError(f"{event}: field {field!r} must be {rule}")
+
+    if kind is Kind.ID:
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            raise refuse("a pseudonymous id (letter first, [A-Za-z0-9_.:-], at most 100)")
+        return value
+    if kind is Kind.CODE:
+        if not isinstance(value, str) or not _CODE.fullmatch(value):
+            raise refuse("a lowercase code ([a-z0-9_.-], at most 60)")
+        return value
+    if kind is Kind.HASH:
+        if not isinstance(value, str) or not _HASH.fullmatch(value):
+            raise refuse("a SHA-256 in lowercase hex")
+        return value
+    if kind is Kind.HASHES:
+        if not isinstance(value, list | tuple) or len(value) > 16:
+            raise refuse("a list of at most 16 SHA-256 hex values")
+        return [_check(event, field, Kind.HASH, item) for item in value]
+    if kind is Kind.CLAIMS:
+        if not isinstance(value, list | tuple | set | frozenset) or not all(
+            isinstance(item, str) and item in CLAIM_NAMES for item in value
+        ):
+            raise refuse(f"a list of claim names ({', '.join(sorted(CLAIM_NAMES))})")
+        return sorted(set(value))
+    if kind is Kind.BOOL:
+        if not isinstance(value, bool):
+            raise refuse("true or false")
+        return value
+    if kind is Kind.COUNT:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_COUNT:
+            raise refuse("a non-negative integer")
+        return value
+    if kind is Kind.MILLISECONDS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+            raise refuse("a non-negative number of milliseconds")
+        # Rounded to whole microseconds: floats are hashed as JCS numbers.
+        return round(float(value), 3)
+    if kind is Kind.TIME:
+        if not isinstance(value, datetime):
+            raise refuse("a timezone-aware datetime")
+        return format_time(value)
+    raise AssertionError(kind)  # pragma: no cover - every kind is handled above
+
+
+def audit_fields(event_type: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's fields as they will be logged, or AuditFieldError.
+
+    Unknown event types and unknown fields are refused; ``None`` means absent.
+    """
+    event = EVENT_TYPES.get(event_type)
+    if event is None:
+        raise AuditFieldError(f"unknown audit event type {event_type!r}")
+    present = {name: value for name, value in fields.items() if value is not None}
+    unknown = sorted(set(present) - set(event.fields))
+    if unknown:
+        raise AuditFieldError(f"{event_type}: fields not on the allow-list: {', '.join(unknown)}")
+    missing = sorted(event.required - set(present))
+    if missing:
+        raise AuditFieldError(f"{event_type}: missing required fields: {', '.join(missing)}")
+    return {
+        name: _check(event_type, name, event.fields[name], value) for name, value in present.items()
+    }
+
+
+def logged_fields_allowed(event_type: str, data: Mapping[str, Any]) -> bool:
+    """Whether a logged entry's fields are all on its type's allow-list (for verification)."""
+    event = EVENT_TYPES.get(event_type)
+    return event is not None and set(data) <= set(event.fields)

@@ -1,0 +1,295 @@
+"""The append-only audit log in the database, its Merkle tree and signed checkpoints.
+
+Service flows call :meth:`AuditLog.append` (own transaction) or
+:meth:`AuditLog.append_in` (inside the caller's transaction, so the event
+commits or rolls back with the change it records). Appends from any number of
+workers, processes and service instances are serialized by one row update on
+``audit_head`` (see commonid.audit.models.AuditHead), so indexes are gapless
+and follow commit order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import rfc8785
+import sqlalchemy as sa
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from commonid.audit.checkpoint import Checkpoint, NoteSigner
+from commonid.audit.events import audit_fields, format_time
+from commonid.audit.merkle import MerkleTree, leaf_hash
+from commonid.audit.models import HEAD_ROW_ID, AuditCheckpoint, AuditEntry, AuditHead
+
+Clock = Callable[[], datetime]
+_ENTRIES = AuditEntry.__table__
+_HEAD = AuditHead.__table__
+
+
+class AuditIntegrityError(RuntimeError):
+    """The stored log is not a gapless sequence (someone edited the tables)."""
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def entry_bytes(index: int, logged_at: datetime, event_type: str, data: Mapping[str, Any]) -> bytes:
+    """The Merkle leaf of an event: RFC 8785 canonical JSON of all it says."""
+    return rfc8785.dumps(
+        {"index": index, "time": format_time(logged_at), "type": event_type, "data": dict(data)}
+    )
+
+
+@dataclass(frozen=True)
+class LoggedEntry:
+    index: int
+    logged_at: datetime
+    event_type: str
+    entry: str  # canonical JSON text: the leaf's bytes are entry.encode()
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    id: int
+    tree_size: int
+    root_hash: bytes
+    created_at: datetime
+    note: str
+
+
+class AuditLog:
+    """The service's audit log. One instance per process; thread-safe."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker,
+        signer: NoteSigner | None = None,
+        *,
+        clock: Clock = system_clock,
+        checkpoint_interval: timedelta | None = timedelta(minutes=5),
+    ) -> None:
+        self._sessions = sessions
+        self.signer = signer
+        self._clock = clock
+        self.checkpoint_interval = checkpoint_interval
+        self._tree = MerkleTree()
+        self._tree_lock = threading.Lock()
+        self._next_due_check = 0.0
+
+    @property
+    def origin(self) -> str | None:
+        return self.signer.name if self.signer else None
+
+    # --- appending --------------------------------------------------------------
+
+    def append(self, event_type: str, /, **fields: Any) -> int:
+        """Log one event in its own transaction; returns its index."""
+        data = audit_fields(event_type, fields)
+        with self._sessions.begin() as db:
+            (index,) = self._append_rows(db, [(event_type, data)])
+        self._checkpoint_when_due()
+        return index
+
+    def append_in(self, db: DbSession, event_type: str, /, **fields: Any) -> int:
+        """Log one event inside ``db``'s transaction (it waits for the append lock).
+
+        Call it last in the transaction: the lock is held until the caller commits.
+        """
+        return self._append_rows(db, [(event_type, audit_fields(event_type, fields))])[0]
+
+    def append_many(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        """Log several events in one transaction (imports, benchmarks)."""
+        checked = [(event_type, audit_fields(event_type, fields)) for event_type, fields in events]
+        with self._sessions.begin() as db:
+            indexes = self._append_rows(db, checked)
+        self._checkpoint_when_due()
+        return indexes
+
+    def _append_rows(
+        self, db: DbSession, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[int]:
+        if not events:
+            return []
+        # The first write of the transaction: it waits for every other appender.
+        new_size = db.execute(
+            sa.update(_HEAD)
+            .where(_HEAD.c.id == HEAD_ROW_ID)
+            .values(size=_HEAD.c.size + len(events))
+            .returning(_HEAD.c.size)
+        ).scalar_one()
+        first = new_size - len(events)
+        # Read the clock under the lock, so times follow index order on one host.
+        now = self._clock()
+        rows = []
+        for offset, (event_type, data) in enumerate(events):
+            entry = entry_bytes(first + offset, now, event_type, data)
+            rows.append(
+                {
+                    "idx": first + offset,
+                    "logged_at": now,
+                    "event_type": event_type,
+                    "entry": entry.decode(),
+                    "leaf_hash": leaf_hash(entry),
+                }
+            )
+        db.execute(sa.insert(_ENTRIES), rows)
+        return list(range(first, new_size))
+
+    # --- reading ----------------------------------------------------------------
+
+    def size(self) -> int:
+        with self._sessions() as db:
+            return int(
+                db.execute(sa.select(_HEAD.c.size).where(_HEAD.c.id == HEAD_ROW_ID)).scalar_one()
+            )
+
+    def tree(self) -> MerkleTree:
+        """The Merkle tree over every committed entry, caught up incrementally."""
+        with self._tree_lock:
+            with self._sessions() as db:
+                size = db.execute(
+                    sa.select(_HEAD.c.size).where(_HEAD.c.id == HEAD_ROW_ID)
+                ).scalar_one()
+                if size > self._tree.size:
+                    rows = db.execute(
+                        sa.select(_ENTRIES.c.idx, _ENTRIES.c.leaf_hash)
+                        .where(_ENTRIES.c.idx >= self._tree.size, _ENTRIES.c.idx < size)
+                        .order_by(_ENTRIES.c.idx)
+                        .execution_options(yield_per=20_000)
+                    )
+                    for index, hashed in rows:
+                        if index != self._tree.size:
+                            raise AuditIntegrityError(f"audit entry {self._tree.size} is missing")
+                        self._tree.append_leaf_hash(bytes(hashed))
+                    if self._tree.size != size:
+                        raise AuditIntegrityError(f"audit entry {self._tree.size} is missing")
+            return self._tree
+
+    def entry(self, index: int) -> LoggedEntry | None:
+        with self._sessions() as db:
+            row = db.execute(sa.select(_ENTRIES).where(_ENTRIES.c.idx == index)).one_or_none()
+        return _logged(row) if row is not None else None
+
+    def entries(
+        self,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        event_type: str | None = None,
+        contains: str | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[LoggedEntry]:
+        """Entries in index order (streamed), optionally filtered for reviewers."""
+        query = sa.select(_ENTRIES).where(_ENTRIES.c.idx >= start)
+        if stop is not None:
+            query = query.where(_ENTRIES.c.idx < stop)
+        if event_type:
+            query = query.where(_ENTRIES.c.event_type == event_type)
+        if contains:
+            escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(_ENTRIES.c.entry.like(f"%{escaped}%", escape="\\"))
+        order = _ENTRIES.c.idx.desc() if newest_first else _ENTRIES.c.idx
+        query = query.order_by(order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._sessions() as db:
+            for row in db.execute(query.execution_options(yield_per=10_000)):
+                yield _logged(row)
+
+    # --- proofs -------------------------------------------------------------------
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        return self.tree().inclusion_proof(index, tree_size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        return self.tree().consistency_proof(first, second)
+
+    # --- checkpoints ----------------------------------------------------------------
+
+    def checkpoint(self) -> StoredCheckpoint:
+        """Sign and store a checkpoint of the log as it is now."""
+        if self.signer is None:
+            raise RuntimeError("this audit log has no checkpoint signer")
+        tree = self.tree()
+        size = tree.size
+        checkpoint = Checkpoint(self.signer.name, size, tree.root(size), self._clock())
+        note = self.signer.sign_checkpoint(checkpoint)
+        with self._sessions.begin() as db:
+            row = AuditCheckpoint(
+                tree_size=size,
+                root_hash=checkpoint.root_hash,
+                created_at=checkpoint.time,
+                note=note,
+            )
+            db.add(row)
+            db.flush()
+            return _stored(row)
+
+    def checkpoint_if_due(self) -> StoredCheckpoint | None:
+        """A new checkpoint when the interval has passed since the last one and the log grew."""
+        if self.signer is None or self.checkpoint_interval is None:
+            return None
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            if self._clock() - latest.created_at < self.checkpoint_interval:
+                return None
+            if latest.tree_size == self.size():
+                return None
+        return self.checkpoint()
+
+    def _checkpoint_when_due(self) -> None:
+        # Look at the checkpoints table at most every few seconds per process.
+        if self.signer is None or self.checkpoint_interval is None:
+            return
+        now = time.monotonic()
+        if now < self._next_due_check:
+            return
+        self._next_due_check = now + min(self.checkpoint_interval.total_seconds(), 10.0)
+        self.checkpoint_if_due()
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self._sessions() as db:
+            row = db.scalars(
+                sa.select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)
+            ).one_or_none()
+            return _stored(row) if row is not None else None
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        with self._sessions() as db:
+            return [
+                _stored(row)
+                for row in db.scalars(sa.select(AuditCheckpoint).order_by(AuditCheckpoint.id))
+            ]
+
+    def checkpoint_at(self, tree_size: int) -> StoredCheckpoint | None:
+        with self._sessions() as db:
+            row = db.scalars(
+                sa.select(AuditCheckpoint)
+                .where(AuditCheckpoint.tree_size == tree_size)
+                .order_by(AuditCheckpoint.id.desc())
+                .limit(1)
+            ).one_or_none()
+            return _stored(row) if row is not None else None
+
+
+def _logged(row: Any) -> LoggedEntry:
+    return LoggedEntry(
+        index=row.idx,
+        logged_at=row.logged_at,
+        event_type=row.event_type,
+        entry=row.entry,
+        leaf_hash=bytes(row.leaf_hash),
+    )
+
+
+def _stored(row: AuditCheckpoint) -> StoredCheckpoint:
+    return StoredCheckpoint(row.id, row.tree_size, bytes(row.root_hash), row.created_at, row.note)
