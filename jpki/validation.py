@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.authority import CertTrustAnchor
@@ -387,7 +389,12 @@ class _Validation:
 
     def _parse(self) -> x509.Certificate:
         try:
-            leaf = x509.load_der_x509_certificate(self.der)
+            with warnings.catch_warnings():
+                # cryptography warns on non-positive serials before it starts refusing them
+                # (RFC 5280 4.1.2.2); they are refused below already.
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                leaf = x509.load_der_x509_certificate(self.der)
+                serial = leaf.serial_number
             # Parse every extension now: a malformed one must be reported as such, not later.
             leaf.extensions  # noqa: B018
             leaf.public_key()
@@ -395,6 +402,8 @@ class _Validation:
             leaf.issuer  # noqa: B018
         except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as error:
             raise _Reject(ReasonCode.MALFORMED, f"not a parsable certificate: {error}") from error
+        if serial <= 0:
+            raise _Reject(ReasonCode.MALFORMED, "serial number is not positive")
         if leaf.version is not x509.Version.v3:
             raise _Reject(ReasonCode.MALFORMED, "JPKI certificates are X.509 v3")
         return leaf

@@ -32,6 +32,7 @@ from tests.jpki.validation_corpus import (
     flip_subject_byte,
     make_leaf,
     make_root,
+    resign_with_serial,
     resign_with_sha1,
     weak_key,
 )
@@ -359,6 +360,16 @@ def test_truncated_der_is_malformed(demo_person: IssuedPerson, policy, test_now)
     assert validate(good + b"\x00", "sign", at=test_now, policy=policy).reason is (
         ReasonCode.MALFORMED
     )
+
+
+@pytest.mark.parametrize("serial", [0, -5])
+def test_non_positive_serial_is_malformed(
+    test_hierarchy: Hierarchy, no_revocation, test_now, serial
+) -> None:
+    issuer = ca_of(test_hierarchy, "auth")
+    certificate = resign_with_serial(make_leaf(issuer, now=test_now), issuer.key, serial)
+    result = validate(certificate, "auth", at=test_now, policy=no_revocation)
+    assert result.reason is ReasonCode.MALFORMED
 
 
 def test_weak_algorithms_refused(test_hierarchy: Hierarchy, no_revocation, test_now) -> None:

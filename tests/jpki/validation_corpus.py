@@ -148,6 +148,19 @@ def resign_with_sha1(certificate: x509.Certificate, issuer_key: rsa.RSAPrivateKe
     return parsed.dump(force=True)
 
 
+def resign_with_serial(
+    certificate: x509.Certificate, issuer_key: rsa.RSAPrivateKey, serial: int
+) -> bytes:
+    """The same certificate with another serial (cryptography builds no non-positive ones)."""
+    parsed = asn1_x509.Certificate.load(der(certificate))
+    tbs = parsed["tbs_certificate"]
+    tbs["serial_number"] = serial
+    parsed["signature_value"] = issuer_key.sign(
+        tbs.dump(force=True), padding.PKCS1v15(), hashes.SHA256()
+    )
+    return parsed.dump(force=True)
+
+
 def der(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(Encoding.DER)
 
