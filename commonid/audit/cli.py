@@ -1,0 +1,206 @@
+"""`commonid audit ...`: checkpoints, proofs, exports and offline verification."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from commonid.audit.checkpoint import NoteVerifier, open_checkpoint
+from commonid.audit.export import (
+    database_records,
+    export_checkpoint_notes,
+    export_csv,
+    export_jsonl,
+    export_records,
+)
+from commonid.audit.log import AuditLog
+from commonid.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+from commonid.audit.service import checkpoint_signer, checkpoint_verifiers
+from commonid.audit.settings import AuditSettings
+from commonid.audit.verify import verify_log
+
+audit_app = typer.Typer(
+    name="audit",
+    help="The verification log: checkpoints, proofs, export, verify.",
+    no_args_is_help=True,
+)
+
+DatabaseOption = Annotated[
+    str | None, typer.Option(help="Database URL (default: COMMONID_DATABASE_URL / data dir)")
+]
+KeyFileOption = Annotated[
+    Path | None, typer.Option(help="Issuer key file (default: the service's)")
+]
+OriginOption = Annotated[str | None, typer.Option(help="Checkpoint origin (COMMONID_AUDIT_ORIGIN)")]
+
+
+def _service_settings():  # type: ignore[no-untyped-def]
+    from commonid.settings import Settings
+
+    return Settings()
+
+
+def _open_log(database_url: str | None, key_file: Path | None, origin: str | None) -> AuditLog:
+    from commonid.store.database import create_engine, session_factory, upgrade
+
+    settings = _service_settings()
+    url = database_url or settings.effective_database_url
+    upgrade(url)
+    signer = None
+    key_path = key_file or settings.issuer_key_file or settings.data_dir / "issuer-key.json"
+    if key_path.exists():
+        from did.keys import IssuerKeyring
+
+        signer = checkpoint_signer(IssuerKeyring.load(key_path), origin or AuditSettings().origin)
+    return AuditLog(session_factory(create_engine(url)), signer)
+
+
+def _verifiers(keys: list[str], key_file: Path | None, origin: str) -> list[NoteVerifier]:
+    if keys:
+        return [NoteVerifier.parse(key) for key in keys]
+    from did.keys import IssuerKeyring
+
+    settings = _service_settings()
+    key_path = key_file or settings.issuer_key_file or settings.data_dir / "issuer-key.json"
+    if not key_path.exists():
+        raise typer.BadParameter("give --key (signed-note verifier key) or --key-file")
+    return checkpoint_verifiers(IssuerKeyring.load(key_path), origin)
+
+
+@audit_app.command()
+def checkpoint(
+    database_url: DatabaseOption = None, key_file: KeyFileOption = None, origin: OriginOption = None
+) -> None:
+    """Sign a checkpoint of the log now and print it (a C2SP signed note)."""
+    log = _open_log(database_url, key_file, origin)
+    if log.signer is None:
+        raise typer.BadParameter("no issuer key file: cannot sign")
+    typer.echo(log.checkpoint().note, nl=False)
+
+
+@audit_app.command()
+def prove(
+    index: Annotated[int | None, typer.Argument(help="Entry index (inclusion proof)")] = None,
+    tree_size: Annotated[
+        int | None, typer.Option(help="Tree size (default: latest checkpoint)")
+    ] = None,
+    from_size: Annotated[int | None, typer.Option(help="Consistency proof from this size")] = None,
+    database_url: DatabaseOption = None,
+    key_file: KeyFileOption = None,
+    origin: OriginOption = None,
+) -> None:
+    """Print an inclusion proof for an entry, or a consistency proof between two sizes."""
+    log = _open_log(database_url, key_file, origin)
+    latest = log.latest_checkpoint()
+    size = tree_size or (latest.tree_size if latest else log.size())
+    tree = log.tree()
+    root = tree.root(size)
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    if from_size is not None:
+        path = tree.consistency_proof(from_size, size)
+        ok = verify_consistency(from_size, size, tree.root(from_size), root, path)
+        document = {
+            "first": from_size,
+            "second": size,
+            "first_root_hash": b64(tree.root(from_size)),
+            "second_root_hash": b64(root),
+            "consistency_path": [b64(n) for n in path],
+            "verified": ok,
+        }
+    elif index is not None:
+        logged = log.entry(index)
+        if logged is None:
+            raise typer.BadParameter(f"no entry {index}")
+        path = tree.inclusion_proof(index, size)
+        ok = verify_inclusion(index, size, leaf_hash(logged.entry.encode()), path, root)
+        document = {
+            "index": index,
+            "tree_size": size,
+            "entry": logged.entry,
+            "leaf_hash": b64(logged.leaf_hash),
+            "inclusion_path": [b64(n) for n in path],
+            "root_hash": b64(root),
+            "verified": ok,
+        }
+    else:
+        raise typer.BadParameter("give an entry index, or --from-size for a consistency proof")
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    if not ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="Output file ('-' for standard output)")],
+    csv: Annotated[bool, typer.Option("--csv", help="Events as CSV instead of JSONL")] = False,
+    database_url: DatabaseOption = None,
+    key_file: KeyFileOption = None,
+    origin: OriginOption = None,
+) -> None:
+    """Write the log (JSONL: entries + signed checkpoints, verifiable offline) or CSV."""
+    log = _open_log(database_url, key_file, origin)
+    handle = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8", newline="")
+    try:
+        if csv:
+            count = export_csv(log, handle)
+            summary = f"{count} events"
+        else:
+            entries, checkpoints = export_jsonl(log, handle)
+            summary = f"{entries} entries, {checkpoints} checkpoints"
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    typer.echo(f"exported {summary}", err=True)
+
+
+@audit_app.command()
+def verify(
+    export_file: Annotated[
+        Path | None, typer.Option("--export", help="Verify this JSONL export, not the database")
+    ] = None,
+    key: Annotated[
+        list[str], typer.Option(help="Signed-note verifier key name+id+key (repeatable)")
+    ] = [],  # noqa: B006 - Typer reads the default, never mutates it
+    checkpoint_file: Annotated[
+        list[Path],
+        typer.Option("--checkpoint", help="A checkpoint note kept by a reviewer (repeatable)"),
+    ] = [],  # noqa: B006
+    reference: Annotated[
+        Path | None, typer.Option(help="An earlier JSONL export: pinpoints rewritten entries")
+    ] = None,
+    database_url: DatabaseOption = None,
+    key_file: KeyFileOption = None,
+    origin: OriginOption = None,
+) -> None:
+    """Check a whole log against signed checkpoints; exit 1 if anything is wrong."""
+    origin = origin or AuditSettings().origin
+    verifiers = _verifiers(key, key_file, origin)
+    if export_file is not None:
+        records = export_records(export_file)
+        notes = export_checkpoint_notes(export_file)
+        typer.echo(f"source: export {export_file}")
+    else:
+        log = _open_log(database_url, key_file, origin)
+        records = database_records(log)
+        notes = [stored.note for stored in log.checkpoints()]
+        typer.echo("source: database")
+    notes += [path.read_text(encoding="utf-8") for path in checkpoint_file]
+    reference_hashes = None
+    if reference is not None:
+        reference_hashes = [leaf_hash(r.entry.encode()) for r in export_records(reference)]
+        # The reference's own checkpoints must verify too, or it proves nothing.
+        for note in export_checkpoint_notes(reference):
+            open_checkpoint(note, verifiers)
+    typer.echo("keys: " + ", ".join(v.verifier_key() for v in verifiers))
+    report = verify_log(
+        records, notes, verifiers, origin=origin, reference_leaf_hashes=reference_hashes
+    )
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)

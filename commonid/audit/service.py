@@ -1,0 +1,63 @@
+"""The audit log as the running service holds it: its database, key and clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from fastapi import FastAPI
+
+from commonid.audit.api import AuditAccess, install_audit
+from commonid.audit.checkpoint import NoteSigner, NoteVerifier
+from commonid.audit.log import AuditLog
+from commonid.audit.settings import AuditSettings
+from commonid.runtime import Runtime
+from did.keys import IssuerKeyring
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_signer(keyring: IssuerKeyring, origin: str) -> NoteSigner:
+    """Checkpoints are signed with the service's current Ed25519 issuer key."""
+    return NoteSigner.from_private_jwk(origin, json.loads(keyring.current.private_jwk))
+
+
+def checkpoint_verifiers(keyring: IssuerKeyring, origin: str) -> list[NoteVerifier]:
+    """Every issuer key, retired ones included: old checkpoints stay verifiable."""
+    return [NoteVerifier.from_public_jwk(origin, key.public_jwk) for key in keyring.keys]
+
+
+def audit_log_for_runtime(runtime: Runtime, settings: AuditSettings | None = None) -> AuditLog:
+    settings = settings or AuditSettings()
+    return AuditLog(
+        runtime.sessions,
+        checkpoint_signer(runtime.keyring, settings.origin),
+        clock=runtime.clock,
+        checkpoint_interval=settings.checkpoint_interval,
+    )
+
+
+async def checkpoint_forever(audit_log: AuditLog, interval_seconds: float) -> None:
+    """Background task: a checkpoint whenever one is due, even when nothing is appended."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            await asyncio.to_thread(audit_log.checkpoint_if_due)
+        except Exception:  # the next round tries again
+            log.exception("audit checkpoint failed")
+
+
+def install_audit_for_runtime(app: FastAPI, runtime: Runtime) -> None:
+    """Mount /v1/audit on the service app, on the runtime's audit log if it has one."""
+    settings = AuditSettings()
+    audit_log = getattr(runtime, "audit", None) or audit_log_for_runtime(runtime, settings)
+    install_audit(
+        app,
+        AuditAccess(
+            audit_log,
+            checkpoint_verifiers(runtime.keyring, settings.origin),
+            reviewer_token=settings.reviewer_token,
+            admin_token=runtime.settings.admin_token,
+        ),
+    )

@@ -1,0 +1,83 @@
+"""`commonid audit`: checkpoint, prove, export and verify against the service's database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+from typer.testing import CliRunner
+
+from commonid.audit.cli import audit_app
+from commonid.audit.log import AuditLog
+from commonid.audit.service import checkpoint_signer
+from commonid.store.database import create_engine, upgrade
+from did.keys import IssuerKeyring
+from tests.audit.conftest import session_event
+
+ORIGIN = "cli.test/audit"
+
+
+@pytest.fixture
+def service_env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
+    upgrade(sqlite_url)
+    key_file = tmp_path / "issuer.json"
+    keyring = IssuerKeyring.open(key_file)
+    engine = create_engine(sqlite_url)
+    log = AuditLog(sessionmaker(engine), checkpoint_signer(keyring, ORIGIN))
+    log.append_many([session_event(n) for n in range(12)])
+    log.checkpoint()
+    log.append_many([session_event(n) for n in range(12, 20)])
+    engine.dispose()
+    return {
+        "COMMONID_DATABASE_URL": sqlite_url,
+        "COMMONID_DATA_DIR": str(tmp_path / "data"),
+        "COMMONID_ISSUER_KEY_FILE": str(key_file),
+        "COMMONID_AUDIT_ORIGIN": ORIGIN,
+    }
+
+
+def test_checkpoint_prove_export_verify(service_env: dict[str, str], tmp_path: Path) -> None:
+    runner = CliRunner()
+    signed = runner.invoke(audit_app, ["checkpoint"], env=service_env)
+    assert signed.exit_code == 0, signed.output
+    assert signed.output.startswith(f"{ORIGIN}\n20\n")
+
+    proof = runner.invoke(audit_app, ["prove", "7"], env=service_env)
+    assert proof.exit_code == 0, proof.output
+    document = json.loads(proof.output)
+    assert document["tree_size"] == 20 and document["verified"] is True
+    consistency = runner.invoke(audit_app, ["prove", "--from-size", "12"], env=service_env)
+    assert json.loads(consistency.output)["verified"] is True
+
+    checked = runner.invoke(audit_app, ["verify"], env=service_env)
+    assert checked.exit_code == 0, checked.output
+    assert "entries checked: 20" in checked.output
+    assert "[reproduced] size 12" in checked.output and "[reproduced] size 20" in checked.output
+
+    export = tmp_path / "log.jsonl"
+    exported = runner.invoke(audit_app, ["export", str(export)], env=service_env)
+    assert exported.exit_code == 0, exported.output
+    lines = export.read_text().splitlines()
+    verifier_key = next(
+        line.removeprefix("keys: ")
+        for line in checked.output.splitlines()
+        if line.startswith("keys:")
+    )
+    # Offline: only the export and the public verifier key.
+    offline = runner.invoke(
+        audit_app, ["verify", "--export", str(export), "--key", verifier_key, "--origin", ORIGIN]
+    )
+    assert offline.exit_code == 0, offline.output
+
+    line = json.loads(lines[7])
+    line["entry"] = line["entry"].replace("ses_000007", "ses_000099")
+    lines[7] = json.dumps(line)
+    export.write_text("\n".join(lines) + "\n")
+    tampered = runner.invoke(
+        audit_app, ["verify", "--export", str(export), "--key", verifier_key, "--origin", ORIGIN]
+    )
+    assert tampered.exit_code == 1
+    assert "entry_edited at index 7" in tampered.output
+    assert "result: FAILED" in tampered.output
