@@ -14,6 +14,7 @@ from commonid import __version__
 from commonid.api.limits import BodySizeLimit, RateLimiter
 from commonid.api.problems import install_problem_handlers
 from commonid.api.routers import credentials, identities, kiosk, service, sessions
+from commonid.audit.service import install_audit_for_runtime
 from commonid.revocations import refresh_and_apply
 from commonid.runtime import Runtime, build_runtime
 from commonid.settings import Settings
@@ -81,5 +82,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         service.router,
     ):
         app.include_router(router)
+    install_audit_for_runtime(app, runtime)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app
