@@ -75,7 +75,8 @@ class OcspClient:
     ) -> None:
         self.url = url
         self.issuer_certificate = issuer_certificate
-        self._client = client or httpx.Client(timeout=timeout)
+        self._client = client
+        self._timeout = timeout
         self.clock_skew = clock_skew
         self.max_age_without_next_update = max_age_without_next_update
         self._cache: dict[int, OcspAnswer] = {}
@@ -102,6 +103,8 @@ class OcspClient:
             return cached
         nonce = os.urandom(NONCE_BYTES)
         try:
+            if self._client is None:  # made on first use: building its TLS context is slow
+                self._client = httpx.Client(timeout=self._timeout)
             response = self._client.post(
                 self.url,
                 content=self.build_request(certificate, nonce),

@@ -175,11 +175,14 @@ class HttpCrlSource:
         max_bytes: int = 1 << 30,
     ) -> None:
         self.url = url
-        self._client = client or httpx.Client(timeout=timeout)
+        self._client = client
+        self._timeout = timeout
         self._max_bytes = max_bytes
 
     def fetch(self) -> bytes:
         try:
+            if self._client is None:  # made on first use: building its TLS context is slow
+                self._client = httpx.Client(timeout=self._timeout)
             with self._client.stream("GET", self.url) as response:
                 if response.status_code != 200:
                     raise CrlFetchError(f"CRL URL answered HTTP {response.status_code}")

@@ -1,19 +1,25 @@
-"""Property tests: no input makes validate() or CRL ingest raise an undocumented error."""
+"""Property tests: validate(), CRL ingest and OCSP checks raise only documented errors."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jpki.ocsp_client import OcspCertStatus, OcspClient, OcspError
 from jpki.revocation import CrlError, RevocationIndex
 from jpki.testca.crl import RevokedEntry, build_crl
+from jpki.testca.ocsp import OcspAnswerer
 from jpki.validation import ReasonCode, RevocationMode, TrustPolicy, validate
 from tests.fixtures.jpki import TEST_NOW
 from tests.jpki.validation_corpus import der
 
+_RESPONSES: dict[bytes, bytes] = {}  # request -> the responder's answer, signed once
 SETTINGS = settings(
     max_examples=int(os.environ.get("JPKI_FUZZ_EXAMPLES", "200")),
     deadline=None,
@@ -93,3 +99,29 @@ def test_mutated_crls_raise_only_crl_errors(data, test_hierarchy) -> None:
         assert index.current is None
     else:
         assert mutated == original
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mutated_ocsp_responses_raise_only_ocsp_errors(data, test_hierarchy, demo_person) -> None:
+    issuer = test_hierarchy.auth_ca_certificate
+    nonce = b"property-test-nonce"
+    request = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(demo_person.auth_certificate, issuer, hashes.SHA256())
+        .add_extension(x509.OCSPNonce(nonce), critical=False)
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    if request not in _RESPONSES:
+        _RESPONSES[request] = OcspAnswerer(test_hierarchy).answer(request)
+    original = _RESPONSES[request]
+    mutated = data.draw(_mutations(original) | st.binary(max_size=512))
+    client = OcspClient("http://unused.invalid/", issuer)
+    try:
+        answer = client.verify_response(
+            mutated, serial=demo_person.auth_serial, nonce=nonce, at=TEST_NOW
+        )
+    except OcspError:
+        return
+    assert answer.status is OcspCertStatus.GOOD
