@@ -15,6 +15,8 @@ it. Every answer says which CRL gave it. Time is always passed in (`at`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import hashlib
 import os
@@ -440,6 +442,7 @@ class RevocationIndex:
                 raise
 
     def _ingest_locked(self, der: bytes, at: datetime) -> CrlInfo:
+        der = _der_from_pem(der)
         held = self._current
         if held is not None and hashlib.sha256(der).hexdigest() == held.info.sha256:
             return held.info  # unchanged: nothing to parse
@@ -568,6 +571,24 @@ class RevocationIndex:
             self.restored_from_cache = index is not None
         except CrlError as error:
             self.last_error = error
+
+
+_PEM_HEADER = b"-----BEGIN X509 CRL-----"
+_PEM_FOOTER = b"-----END X509 CRL-----"
+
+
+def _der_from_pem(data: bytes) -> bytes:
+    """Accept a PEM CRL too (some distributions ship them so); anything else passes through."""
+    stripped = data.lstrip()
+    if not stripped.startswith(_PEM_HEADER):
+        return data
+    end = stripped.find(_PEM_FOOTER)
+    if end < 0:
+        raise CrlMalformedError("PEM CRL without its END line")
+    try:
+        return base64.b64decode(b"".join(stripped[len(_PEM_HEADER) : end].split()), validate=True)
+    except binascii.Error as error:
+        raise CrlMalformedError("PEM CRL body is not base64") from error
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -285,3 +285,19 @@ def test_restart_restores_the_index_without_reparsing(
     after_tamper = RevocationIndex(test_hierarchy.auth_ca_certificate, cache_dir=tmp_path)
     assert after_tamper.current is None
     assert after_tamper.check(31337, at=test_now).status is RevocationStatus.UNAVAILABLE
+
+
+def test_pem_crl_is_accepted(test_hierarchy: Hierarchy, index: RevocationIndex, test_now) -> None:
+    from jpki.testca.crl import crl_pem
+
+    der = signed_crl(
+        test_hierarchy,
+        number=1,
+        this_update=test_now,
+        entries=[RevokedEntry(99, test_now, x509.ReasonFlags.superseded)],
+    )
+    info = index.ingest(crl_pem(der), at=test_now)
+    assert info.sha256 == hashlib.sha256(der).hexdigest()
+    assert index.check(99, at=test_now).status is RevocationStatus.REVOKED
+    with pytest.raises(CrlMalformedError):
+        index.ingest(crl_pem(der)[:-40], at=test_now)
