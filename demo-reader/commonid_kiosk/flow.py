@@ -1,0 +1,356 @@
+"""One person at the kiosk: the steps of a session, held by the agent.
+
+The agent, not the page, holds the session (its challenge, the card
+connection, the first signature of an identity verification): the page only
+shows the step the agent says it is at. Every method returns that step as a
+view (plain JSON), and every step can be cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from commonid_kiosk.card_session import CardAnswer, CardSession, CardStatus, SignedByKey
+from commonid_kiosk.outcomes import (
+    Explanation,
+    explain,
+    explain_card_error,
+    explain_service_code,
+)
+from commonid_kiosk.secret_entry import SecretEntry
+from commonid_kiosk.service_client import KioskServiceClient, KioskSession, ServiceProblem
+from jpki.card import PinKind
+from jpki.errors import (
+    CardRemovedError,
+    CardResetError,
+    JPKIError,
+    LastTryConfirmationRequired,
+    PinBlockedError,
+    PinFormatError,
+    WrongPinError,
+)
+
+# The service's codes: 8 characters of a 30-letter alphabet; people may type a dash.
+_USER_CODE = re.compile(r"[A-Z0-9]{4,16}")
+_ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_SUCCESS_STATUSES = {"verified": "verified", "reuse_granted": "reuse_granted"}
+
+
+class Step(enum.StrEnum):
+    START = "start"  # staff enters the user code
+    CONSENT = "consent"  # who asks for what, and why
+    INSERT_CARD = "insert_card"
+    PIN = "pin"  # authentication PIN (4 digits)
+    PASSWORD = "password"  # noqa: S105 - the step name; signature password (identity mode only)
+    RESULT = "result"
+
+
+@dataclass(frozen=True)
+class Result:
+    success: bool
+    explanation: Explanation
+
+
+class StepRefused(Exception):
+    """An action that does not belong to the current step (e.g. a PIN while no card is checked)."""
+
+
+class KioskFlow:
+    """The state of the kiosk's one session, safe to call from several threads."""
+
+    def __init__(
+        self,
+        client: KioskServiceClient,
+        open_card: Callable[[], CardSession],
+        *,
+        inactivity_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._open_card = open_card
+        self._clock = clock
+        self.inactivity_timeout = inactivity_timeout
+        self._lock = threading.RLock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._step = Step.START
+        self._session: KioskSession | None = None
+        self._card: CardSession | None = None
+        self._card_status: CardStatus | None = None
+        self._auth_signed: SignedByKey | None = None
+        self._notice: Explanation | None = None
+        self._result: Result | None = None
+        # Entry ids already sent to the card: a repeated request (double tap,
+        # retried HTTP call) must never become a second VERIFY.
+        self._used_entries: set[str] = set()
+        self._last_activity = self._clock()
+
+    # --- views ------------------------------------------------------------------------
+
+    @property
+    def step(self) -> Step:
+        return self._step
+
+    def view(self) -> dict[str, Any]:
+        with self._lock:
+            return self._view()
+
+    def _view(self) -> dict[str, Any]:
+        session = self._session
+        return {
+            "step": self._step.value,
+            "session": None
+            if session is None
+            else {
+                "user_code": session.user_code,
+                "provider_name": session.provider_name,
+                "mode": session.mode,
+                "claims": list(session.claims),
+                "purpose": session.purpose,
+                "reuse": session.reuse,
+                "expires_at": session.expires_at.isoformat(),
+                # What the card signs, readable: the service, the session, the expiry.
+                "challenge": session.challenge_payload,
+            },
+            "card": None
+            if self._card_status is None
+            else {
+                "auth_tries_left": self._card_status.auth_tries_left,
+                "sign_tries_left": self._card_status.sign_tries_left,
+            },
+            "notice": None if self._notice is None else self._notice.to_json(),
+            "result": None
+            if self._result is None
+            else {"success": self._result.success, **self._result.explanation.to_json()},
+            "inactivity_timeout_seconds": self.inactivity_timeout,
+        }
+
+    def _touch(self) -> None:
+        self._last_activity = self._clock()
+        self._notice = None
+
+    def _require(self, *steps: Step) -> None:
+        if self._step not in steps:
+            raise StepRefused(f"not possible at step {self._step.value}")
+
+    # --- the steps --------------------------------------------------------------------
+
+    def look_up(self, user_code: str) -> dict[str, Any]:
+        """Staff entered (or scanned) a user code: fetch the session, show the request."""
+        with self._lock:
+            self._end()
+            code = re.sub(r"[\s-]", "", user_code).upper()
+            if not _USER_CODE.fullmatch(code):
+                self._notice = explain("session_not_found")
+                return self._view()
+            try:
+                session = self._client.session_by_user_code(code)
+            except ServiceProblem as problem:
+                self._notice = explain_service_code(problem.code)
+                return self._view()
+            if session.status not in ("pending", "awaiting_card"):
+                self._notice = explain("session_used")
+                return self._view()
+            self._session = session
+            self._step = Step.CONSENT
+            return self._view()
+
+    def consent(self, *, approved: bool) -> dict[str, Any]:
+        with self._lock:
+            self._require(Step.CONSENT)
+            self._touch()
+            session = self._session
+            assert session is not None
+            try:
+                self._client.record_consent(session.id, approved=approved)
+            except ServiceProblem as problem:
+                # Agreed at this kiosk before (then cancelled): the consent stands.
+                if not (
+                    approved
+                    and problem.code == "consent_already_recorded"
+                    and session.status == "awaiting_card"
+                ):
+                    return self._finish(False, explain_service_code(problem.code))
+            if not approved:
+                return self._finish(False, explain("declined"))
+            self._step = Step.INSERT_CARD
+            return self._view()
+
+    def check_card(self) -> dict[str, Any]:
+        """The card is on the reader: connect, check it is a My Number Card, read tries left."""
+        with self._lock:
+            self._require(Step.INSERT_CARD, Step.PIN, Step.PASSWORD)
+            self._touch()
+            session = self._session
+            assert session is not None
+            self._drop_card()
+            self._step = Step.INSERT_CARD
+            try:
+                self._card = self._open_card()
+                status = self._card.status(with_sign=session.needs_sign_certificate)
+            except JPKIError as error:
+                self._drop_card()
+                self._notice = explain_card_error(error)
+                return self._view()
+            self._card_status = status
+            if status.auth_tries_left == 0:
+                return self._finish(False, explain("pin_blocked", tries_left=0))
+            if status.sign_tries_left == 0:
+                return self._finish(False, explain("password_blocked", tries_left=0))
+            self._step = Step.PIN
+            return self._view()
+
+    def enter_pin(
+        self, entry: SecretEntry, *, entry_id: str, confirm_last_try: bool
+    ) -> dict[str, Any]:
+        """The person's PIN: one VERIFY, then the authentication key signs the challenge."""
+        with entry, self._lock:
+            self._require(Step.PIN)
+            self._touch()
+            self._claim_entry(entry_id)
+            session, card = self._session, self._card
+            assert session is not None and card is not None
+            try:
+                signed = card.sign(
+                    PinKind.AUTH, entry, session.to_be_signed, confirm_last_try=confirm_last_try
+                )
+            except JPKIError as error:
+                return self._card_failed(error, PinKind.AUTH)
+            if not session.needs_sign_certificate:
+                return self._submit(
+                    CardAnswer(auth_certificate=signed.certificate, auth_signature=signed.signature)
+                )
+            self._auth_signed = signed
+            self._step = Step.PASSWORD
+            return self._view()
+
+    def enter_password(
+        self, entry: SecretEntry, *, entry_id: str, confirm_last_try: bool
+    ) -> dict[str, Any]:
+        """The signature password: one VERIFY, then the signature key signs the same challenge."""
+        with entry, self._lock:
+            self._require(Step.PASSWORD)
+            self._touch()
+            self._claim_entry(entry_id)
+            session, card, auth = self._session, self._card, self._auth_signed
+            assert session is not None and card is not None and auth is not None
+            try:
+                signed = card.sign(
+                    PinKind.SIGN, entry, session.to_be_signed, confirm_last_try=confirm_last_try
+                )
+            except JPKIError as error:
+                return self._card_failed(error, PinKind.SIGN)
+            return self._submit(
+                CardAnswer(
+                    auth_certificate=auth.certificate,
+                    auth_signature=auth.signature,
+                    sign_certificate=signed.certificate,
+                    sign_signature=signed.signature,
+                )
+            )
+
+    def card_removed(self) -> dict[str, Any]:
+        """The reader reports the card gone: whatever was verified on it is lost."""
+        with self._lock:
+            if self._step in (Step.PIN, Step.PASSWORD):
+                self._drop_card()
+                self._step = Step.INSERT_CARD
+                self._notice = explain("card_removed")
+            return self._view()
+
+    def touch(self) -> dict[str, Any]:
+        """The person is still there (typing on the pad): restart the inactivity clock."""
+        with self._lock:
+            self._last_activity = self._clock()
+            return self._view()
+
+    def cancel(self) -> dict[str, Any]:
+        """Cancel button or inactivity: end everything and clear the screen for the next person."""
+        with self._lock:
+            self._end()
+            return self._view()
+
+    def expire_if_idle(self) -> bool:
+        """Clear the session after the inactivity timeout; True when it did."""
+        with self._lock:
+            idle = self._clock() - self._last_activity
+            if self._step is Step.START or idle < self.inactivity_timeout:
+                return False
+            self._end()
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._end()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _claim_entry(self, entry_id: str) -> None:
+        if not _ENTRY_ID.fullmatch(entry_id) or entry_id in self._used_entries:
+            raise StepRefused("this entry was already used: ask the person to enter it again")
+        self._used_entries.add(entry_id)
+
+    def _card_failed(self, error: JPKIError, kind: PinKind) -> dict[str, Any]:
+        is_password = kind is PinKind.SIGN
+        explanation = explain_card_error(error, password=is_password)
+        if isinstance(error, PinBlockedError):
+            return self._finish(False, explanation)
+        if isinstance(error, WrongPinError | LastTryConfirmationRequired | PinFormatError):
+            tries = getattr(error, "tries_left", None)
+            if tries is not None and self._card_status is not None:
+                self._card_status = CardStatus(
+                    auth_tries_left=self._card_status.auth_tries_left if is_password else tries,
+                    sign_tries_left=tries if is_password else self._card_status.sign_tries_left,
+                )
+            self._notice = explanation
+            return self._view()
+        # Removed, reset, unreadable: start again from the card, with a fresh connection.
+        self._drop_card()
+        self._step = Step.INSERT_CARD
+        self._notice = (
+            explain("card_removed")
+            if isinstance(error, CardRemovedError | CardResetError)
+            else explanation
+        )
+        return self._view()
+
+    def _submit(self, answer: CardAnswer) -> dict[str, Any]:
+        session = self._session
+        assert session is not None
+        self._drop_card()  # the card's part is done: reset it before talking to the service
+        try:
+            outcome = self._client.submit_card_response(session.id, answer)
+        except ServiceProblem as problem:
+            return self._finish(False, explain_service_code(problem.code))
+        if outcome.status in _SUCCESS_STATUSES:
+            return self._finish(True, explain(_SUCCESS_STATUSES[outcome.status]))
+        return self._finish(False, explain_service_code(outcome.reason_code or outcome.status))
+
+    def _finish(self, success: bool, explanation: Explanation) -> dict[str, Any]:
+        self._drop_card()
+        self._auth_signed = None
+        self._card_status = None
+        self._result = Result(success, explanation)
+        self._step = Step.RESULT
+        return self._view()
+
+    def _drop_card(self) -> None:
+        self._auth_signed = None
+        self._card_status = None
+        card, self._card = self._card, None
+        if card is not None:
+            # A card already gone cannot keep anything verified.
+            with contextlib.suppress(JPKIError):
+                card.close()
+
+    def _end(self) -> None:
+        self._drop_card()
+        self._clear()

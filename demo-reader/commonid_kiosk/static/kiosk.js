@@ -1,0 +1,376 @@
+// The kiosk page. It shows the step the agent says it is at; the agent holds the
+// session and the card. A PIN or password lives here only while it is typed: it
+// is sent once and the local copy is cleared at once.
+"use strict";
+(() => {
+  const TEXT = {
+    ja: {
+      brand: "マイナンバーカードで本人確認", cancel: "中止する", next: "次へ",
+      start_title: "受付番号を入力してください",
+      start_lead: "申込み先から案内された8桁の受付番号です（係員が入力します）。",
+      consent_title: "次の事業者が本人確認を求めています", provider: "依頼元", purpose: "利用目的",
+      claims: "提供する情報", method: "確認の方法", signed_summary: "カードが署名する内容",
+      agree: "同意する", disagree: "同意しない",
+      insert_title: "マイナンバーカードをリーダーに置いてください",
+      insert_lead: "確認が終わるまで、カードを置いたままにしてください。", read_again: "もう一度読み取る",
+      pin_title: "利用者証明用暗証番号（数字4桁）を入力してください",
+      password_title: "署名用パスワード（英数字6〜16桁）を入力してください",
+      tries_left: "残り回数", confirm: "確認", times: "回",
+      last_try_title: "残り1回です",
+      last_try_text: "間違えるとロックされ、市区町村の窓口での手続きが必要になります。",
+      last_try_dialog_title: "本当に続けますか？",
+      last_try_dialog_text: "残り1回です。入力が間違っていると、カードのこの機能はロックされ、このカードでは本人確認ができなくなります。",
+      back: "戻る", last_try_go: "理解して続ける",
+      progress_title: "カードを読み取っています", progress_lead: "カードを動かさないでください。",
+      done: "終了", clear: "消去", delete: "1字消す",
+      reader_none: "カードリーダーが見つかりません", reader_service: "カードサービスに接続できません",
+      card_present: "カードあり", card_absent: "カードなし",
+      idle: (n) => `操作がないため、${n}秒後に最初の画面に戻ります`,
+      claim_name: "氏名", claim_birthdate: "生年月日", claim_gender: "性別", claim_address: "住所",
+      claim_did: "デジタルID（DID）", claim_credential: "本人確認済みの証明（VC）",
+      claim_none: "本人であることの確認のみ（個人情報は提供しません）",
+      method_identity: "署名用電子証明書（署名用パスワード）と利用者証明用電子証明書（暗証番号4桁）で確認します。",
+      method_auth: "利用者証明用電子証明書（暗証番号4桁）で確認します。",
+      method_reuse: "暗証番号4桁のみで確認し、以前に確認済みの情報を提供します。",
+    },
+    en: {
+      brand: "Identity check with your My Number Card", cancel: "Cancel", next: "Next",
+      start_title: "Enter the request code",
+      start_lead: "The 8-character code the provider gave you (entered by the staff).",
+      consent_title: "This provider asks to verify your identity", provider: "Requested by",
+      purpose: "Purpose", claims: "Information shared", method: "How", signed_summary: "What the card signs",
+      agree: "I agree", disagree: "I do not agree",
+      insert_title: "Put your My Number Card on the reader",
+      insert_lead: "Leave the card there until the check is finished.", read_again: "Read again",
+      pin_title: "Enter your user authentication PIN (4 digits)",
+      password_title: "Enter your signature password (6 to 16 letters or digits)",
+      tries_left: "Tries left", confirm: "OK", times: "",
+      last_try_title: "One try left",
+      last_try_text: "A wrong entry locks it; unlocking needs a visit to your municipal office.",
+      last_try_dialog_title: "Do you really want to continue?",
+      last_try_dialog_text: "This is the last try. If the entry is wrong, this function of the card is locked and the card cannot be used for identity checks.",
+      back: "Back", last_try_go: "I understand, continue",
+      progress_title: "Reading the card", progress_lead: "Please do not move the card.",
+      done: "Done", clear: "Clear", delete: "Delete",
+      reader_none: "No card reader found", reader_service: "The smart card service is not available",
+      card_present: "card present", card_absent: "no card",
+      idle: (n) => `No activity: back to the first screen in ${n} s`,
+      claim_name: "Name", claim_birthdate: "Date of birth", claim_gender: "Gender", claim_address: "Address",
+      claim_did: "Digital ID (DID)", claim_credential: "Verified identity credential (VC)",
+      claim_none: "Only that you are you (no personal information is shared)",
+      method_identity: "With your signature certificate (signature password) and your authentication certificate (4-digit PIN).",
+      method_auth: "With your authentication certificate (4-digit PIN).",
+      method_reuse: "With your 4-digit PIN only; information verified earlier is shared.",
+    },
+  };
+  const $ = (id) => document.getElementById(id);
+  const SCREENS = ["start", "consent", "insert_card", "pin", "password", "progress", "result"];
+  const ALPHANUMERIC = "1234567890QWERTYUIOPASDFGHJKLZXCVBNM".split("");
+  const LIMITS = { code: 9, pin: 4, password: 16 };
+
+  let lang = "ja";
+  let view = { step: "start" };
+  let reader = { card_present: false, reader: null, service_available: false, readers: [] };
+  const entries = { code: [], pin: [], password: [] };
+  let busy = false;
+  let checkingCard = false;
+  let timeoutSeconds = 90;
+  let lastTouch = Date.now();
+  let lastPing = 0;
+  let pendingSecret = null; // "pin" | "password" waiting for the last-try confirmation
+
+  const t = (key) => TEXT[lang][key] ?? TEXT.ja[key] ?? key;
+
+  function applyLanguage() {
+    document.documentElement.lang = lang;
+    for (const element of document.querySelectorAll("[data-i18n]")) {
+      element.textContent = t(element.dataset.i18n);
+    }
+    $("lang-toggle").textContent = lang === "ja" ? "English" : "日本語";
+    buildKeys();
+    render(view);
+    renderReader();
+  }
+
+  // --- entry pads ----------------------------------------------------------------
+
+  function key(label, onPress, extraClass, testId) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = label;
+    if (extraClass) button.className = extraClass;
+    if (testId) button.dataset.testid = testId;
+    button.addEventListener("click", onPress);
+    return button;
+  }
+
+  function buildKeys() {
+    const pad = $("pin-pad");
+    pad.replaceChildren();
+    for (const digit of "123456789") pad.append(key(digit, () => type("pin", digit), "", `pin-key-${digit}`));
+    pad.append(key(t("clear"), () => clearEntry("pin"), "wide", "pin-clear"));
+    pad.append(key("0", () => type("pin", "0"), "", "pin-key-0"));
+    pad.append(key("⌫", () => erase("pin"), "wide", "pin-delete"));
+    for (const [id, target] of [["code-keyboard", "code"], ["password-keyboard", "password"]]) {
+      const board = $(id);
+      board.replaceChildren();
+      for (const character of ALPHANUMERIC) {
+        board.append(key(character, () => type(target, character), "", `${target}-key-${character}`));
+      }
+      board.append(key(t("clear"), () => clearEntry(target), "wide", `${target}-clear`));
+      board.append(key("⌫", () => erase(target), "wide", `${target}-delete`));
+    }
+  }
+
+  function type(target, character) {
+    if (entries[target].length < LIMITS[target]) entries[target].push(character);
+    showEntry(target);
+  }
+  function erase(target) { entries[target].pop(); showEntry(target); }
+  function clearEntry(target) { entries[target].length = 0; showEntry(target); }
+  function clearSecrets() { clearEntry("pin"); clearEntry("password"); }
+
+  function showEntry(target) {
+    const entry = entries[target];
+    if (target === "code") {
+      const text = entry.join("");
+      $("code-display").textContent = text.length > 4 ? `${text.slice(0, 4)}-${text.slice(4)}` : text;
+      $("code-submit").disabled = entry.length < 8;
+      return;
+    }
+    // Secrets are shown as dots only: never their characters.
+    const display = $(`${target}-display`);
+    display.replaceChildren();
+    const slots = target === "pin" ? 4 : Math.max(6, entry.length);
+    for (let index = 0; index < slots; index++) {
+      const dot = document.createElement("span");
+      if (index < entry.length) dot.className = "filled";
+      display.append(dot);
+    }
+    $(`${target}-submit`).disabled = target === "pin" ? entry.length !== 4 : entry.length < 6;
+  }
+
+  // --- talking to the agent ----------------------------------------------------------
+
+  async function call(path, body) {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body ?? {}),
+      cache: "no-store",
+    });
+    const data = await response.json();
+    if (response.status === 409 && data.state) return data.state;
+    if (!response.ok) throw new Error(data.detail || response.statusText);
+    return data;
+  }
+
+  async function act(path, body, { progress = false } = {}) {
+    if (busy) return;
+    busy = true;
+    if (progress) showScreen("progress");
+    try {
+      render(await call(path, body));
+    } catch (error) {
+      render({ ...view, notice: { code: "agent", title_ja: "エラーが発生しました", title_en: "Something went wrong", advice_ja: "係員にお声がけください。", advice_en: "Please ask the staff." } });
+    } finally {
+      busy = false;
+      lastTouch = Date.now();
+    }
+    // The card may already be on the reader when the page gets to this step.
+    if (view.step === "insert_card" && reader.card_present && !view.notice) checkCard();
+  }
+
+  function entryId() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function sendSecret(kind, confirmLastTry) {
+    // Take the entry out of the page before anything else happens.
+    const secret = entries[kind].join("");
+    clearEntry(kind);
+    const body = { entry_id: entryId(), confirm_last_try: confirmLastTry };
+    body[kind] = secret;
+    act(`/api/session/${kind}`, body, { progress: true });
+  }
+
+  function submitSecret(kind) {
+    if (triesLeft(kind) === 1) {
+      pendingSecret = kind;
+      $("last-try-dialog").hidden = false;
+      return;
+    }
+    sendSecret(kind, false);
+  }
+
+  function triesLeft(kind) {
+    if (!view.card) return null;
+    return kind === "pin" ? view.card.auth_tries_left : view.card.sign_tries_left;
+  }
+
+  function checkCard() {
+    if (checkingCard || busy) return;
+    checkingCard = true;
+    act("/api/session/card", {}, { progress: true }).finally(() => { checkingCard = false; });
+  }
+
+  // --- rendering ---------------------------------------------------------------------
+
+  function showScreen(step) {
+    for (const name of SCREENS) $(`screen-${name}`).hidden = name !== step;
+    $("cancel").hidden = step === "start" || step === "result" || step === "progress";
+  }
+
+  function localized(item, field) { return item[`${field}_${lang}`] ?? item[`${field}_ja`] ?? ""; }
+
+  function render(next) {
+    const previousStep = view.step;
+    view = next;
+    showScreen(view.step);
+    if (view.step !== previousStep) {
+      clearSecrets();
+      $("last-try-dialog").hidden = true;
+      pendingSecret = null;
+    }
+    if (view.step === "start" && previousStep !== "start") clearEntry("code");
+
+    const notice = view.notice;
+    $("notice").hidden = !notice;
+    if (notice) {
+      $("notice-title").textContent = localized(notice, "title");
+      $("notice-advice").textContent = localized(notice, "advice")
+        + (notice.tries_left != null && notice.tries_left > 0 ? ` (${t("tries_left")}: ${notice.tries_left})` : "");
+    }
+
+    const session = view.session;
+    if (session) {
+      $("provider-name").textContent = session.provider_name;
+      $("purpose").textContent = session.purpose;
+      const list = $("claims");
+      list.replaceChildren();
+      const shown = session.claims.length ? session.claims.map((c) => t(`claim_${c}`)) : [t("claim_none")];
+      for (const label of shown) {
+        const item = document.createElement("li");
+        item.textContent = label;
+        list.append(item);
+      }
+      $("method").textContent = t(session.mode === "identity" ? "method_identity" : session.reuse ? "method_reuse" : "method_auth");
+      $("challenge").textContent = JSON.stringify(session.challenge, null, 2);
+    }
+
+    for (const kind of ["pin", "password"]) {
+      const tries = triesLeft(kind);
+      $(`${kind}-tries`).textContent = tries == null ? "" : `${tries}${t("times")}`;
+      $(`${kind}-last-try`).hidden = tries !== 1;
+      showEntry(kind);
+    }
+
+    if (view.step === "result" && view.result) {
+      const ok = view.result.success;
+      $("result-icon").textContent = ok ? "✓" : "✕";
+      $("result-icon").className = `result-icon ${ok ? "ok" : "ng"}`;
+      $("screen-result").dataset.outcome = view.result.code;
+      $("result-title").textContent = localized(view.result, "title");
+      $("result-advice").textContent = localized(view.result, "advice");
+    }
+
+  }
+
+  function renderReader() {
+    document.body.classList.toggle("card-present", reader.card_present);
+    document.body.classList.toggle("no-reader", !reader.reader);
+    let text;
+    if (!reader.service_available) text = t("reader_service");
+    else if (!reader.reader) text = t("reader_none");
+    else text = `${reader.reader}: ${reader.card_present ? t("card_present") : t("card_absent")}`;
+    $("reader-status").textContent = text;
+    $("reader-status").dataset.cardPresent = String(reader.card_present);
+  }
+
+  // --- inactivity ----------------------------------------------------------------------
+
+  function resetForNextPerson() {
+    clearSecrets();
+    clearEntry("code");
+    $("last-try-dialog").hidden = true;
+    pendingSecret = null;
+    lang = "ja";
+    applyLanguage();
+    act("/api/session/cancel");
+  }
+
+  function touched() {
+    lastTouch = Date.now();
+    $("idle-warning").hidden = true;
+    if (view.step !== "start" && lastTouch - lastPing > 2000) {
+      lastPing = lastTouch;
+      fetch("/api/activity", { method: "POST" }).catch(() => {});
+    }
+  }
+
+  function watchIdle() {
+    const active = view.step !== "start" || entries.code.length > 0 || lang !== "ja";
+    if (!active || busy) { $("idle-warning").hidden = true; return; }
+    const left = timeoutSeconds - (Date.now() - lastTouch) / 1000;
+    if (left <= 0) { resetForNextPerson(); return; }
+    const warnFrom = Math.min(10, timeoutSeconds / 3);
+    $("idle-warning").hidden = left > warnFrom;
+    $("idle-warning").textContent = TEXT[lang].idle(Math.ceil(left));
+  }
+
+  // --- wiring ----------------------------------------------------------------------------
+
+  function wire() {
+    $("lang-toggle").addEventListener("click", () => { lang = lang === "ja" ? "en" : "ja"; applyLanguage(); });
+    $("cancel").addEventListener("click", () => { clearSecrets(); act("/api/session/cancel"); });
+    $("code-submit").addEventListener("click", () => act("/api/session/lookup", { user_code: entries.code.join("") }));
+    $("consent-yes").addEventListener("click", () => act("/api/session/consent", { approved: true }));
+    $("consent-no").addEventListener("click", () => act("/api/session/consent", { approved: false }));
+    $("card-retry").addEventListener("click", checkCard);
+    $("pin-submit").addEventListener("click", () => submitSecret("pin"));
+    $("password-submit").addEventListener("click", () => submitSecret("password"));
+    $("result-done").addEventListener("click", resetForNextPerson);
+    $("last-try-back").addEventListener("click", () => { $("last-try-dialog").hidden = true; pendingSecret = null; });
+    $("last-try-go").addEventListener("click", () => {
+      $("last-try-dialog").hidden = true;
+      const kind = pendingSecret;
+      pendingSecret = null;
+      if (kind) sendSecret(kind, true);
+    });
+    document.addEventListener("pointerdown", touched, true);
+    document.addEventListener("keydown", (event) => {
+      touched();
+      // A keyboard or a code scanner works too (staff desk).
+      const target = { start: "code", pin: "pin", password: "password" }[view.step];
+      if (!target || busy) return;
+      if (event.key === "Backspace") { erase(target); event.preventDefault(); return; }
+      if (event.key === "Enter") { $(`${target === "code" ? "code" : target}-submit`).click(); return; }
+      const character = event.key.length === 1 ? event.key.toUpperCase() : "";
+      if (target === "pin" ? /^[0-9]$/.test(character) : /^[0-9A-Z]$/.test(character)) type(target, character);
+    });
+
+    const events = new EventSource("/api/events");
+    events.addEventListener("reader", (event) => {
+      const wasPresent = reader.card_present;
+      reader = JSON.parse(event.data);
+      renderReader();
+      if (view.step === "insert_card" && reader.card_present && !wasPresent) checkCard();
+    });
+    events.addEventListener("flow", (event) => { if (!busy) render(JSON.parse(event.data)); });
+  }
+
+  async function start() {
+    try {
+      const config = await (await fetch("/api/config", { cache: "no-store" })).json();
+      timeoutSeconds = config.inactivity_timeout_seconds;
+    } catch (error) { /* keep the default */ }
+    wire();
+    applyLanguage();
+    setInterval(watchIdle, 250);
+    document.body.dataset.ready = "true";
+  }
+
+  start();
+})();

@@ -1,0 +1,416 @@
+"""The kiosk page in Debian's Chromium, against the real agent, service and card (pcscd + vpcd).
+
+Each test is a person at the kiosk: staff types the user code on the page, the
+person agrees, puts the card down, types the PIN on the pad. The provider's
+result is then read from the service, as a provider would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jpki.emulator.card import VirtualMyNumberCard
+from jpki.emulator.state import CardState
+from jpki.emulator.vpcd import VpcdBridge
+from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
+from tests.fixtures.service import ServiceAccounts
+
+from .conftest import Agent, Screenshots
+from .kiosk_helpers import (
+    agent_state,
+    create_session,
+    enter_code,
+    expect_screen,
+    insert_card,
+    provider_result,
+    remove_card,
+    sent_to_service,
+    type_password,
+    type_pin,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
+
+IDENTITY_CLAIMS = ["name", "birthdate", "gender", "address", "did"]
+OpenKiosk = Callable[[Agent], Any]
+
+
+def _identity_at_kiosk(
+    page: Any, service_url: str, accounts: ServiceAccounts, shots: Screenshots | None = None
+) -> dict[str, Any]:
+    """Provider A's identity verification, done at the kiosk with the card already down."""
+    session = create_session(
+        service_url, accounts.provider_a_key, mode="identity", claims=IDENTITY_CLAIMS
+    )
+    enter_code(page, session["user_code"])
+    expect_screen(page, "consent")
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    expect_screen(page, "password")
+    type_password(page, SIGN_PASSWORD)
+    page.get_by_test_id("password-submit").click()
+    expect_screen(page, "result")
+    return session
+
+
+def test_identity_verification_at_the_kiosk(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    pcsc_reader: str,
+    screenshots: Screenshots,
+) -> None:
+    remove_card(card_in_reader, pcsc_reader)  # the person has the card in hand at first
+    session = create_session(
+        service_url, service_accounts.provider_a_key, mode="identity", claims=IDENTITY_CLAIMS
+    )
+    page = open_kiosk(agent)
+    expect_screen(page, "start")
+    for character in session["user_code"]:
+        page.get_by_test_id(f"code-key-{character}").click()
+    screenshots.take(page, "user-code")
+    page.get_by_test_id("code-submit").click()
+
+    expect_screen(page, "consent")
+    assert page.get_by_test_id("provider-name").inner_text() == "Provider A"
+    assert "口座開設" in page.get_by_test_id("purpose").inner_text()
+    assert page.get_by_test_id("claims").locator("li").all_inner_texts() == [
+        "氏名",
+        "生年月日",
+        "性別",
+        "住所",
+        "デジタルID（DID）",
+    ]
+    screenshots.take(page, "consent")
+    page.get_by_test_id("lang-toggle").click()
+    assert page.get_by_test_id("consent-yes").inner_text() == "I agree"
+    screenshots.take(page, "consent-english")
+    page.get_by_test_id("lang-toggle").click()
+    page.get_by_test_id("consent-yes").click()
+
+    expect_screen(page, "insert_card")
+    assert "カードなし" in page.get_by_test_id("reader-status").inner_text()
+    screenshots.take(page, "insert-card")
+    insert_card(card_in_reader, pcsc_reader)
+
+    expect_screen(page, "pin")  # the page noticed the card by itself
+    assert page.get_by_test_id("pin-tries").inner_text().endswith("3回")
+    type_pin(page, AUTH_PIN)
+    assert page.get_by_test_id("pin-display").inner_text() == ""  # dots, never digits
+    screenshots.take(page, "pin")
+    page.get_by_test_id("pin-submit").click()
+
+    expect_screen(page, "password")
+    assert page.get_by_test_id("password-tries").inner_text().endswith("5回")
+    type_password(page, SIGN_PASSWORD)
+    screenshots.take(page, "password")
+    page.get_by_test_id("password-submit").click()
+
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "verified"
+    assert page.get_by_test_id("result-title").inner_text() == "本人確認が完了しました"
+    # The kiosk shows no personal attribute: the name is never on screen.
+    assert "山田" not in page.content()
+    screenshots.take(page, "verified")
+
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["status"] == "verified"
+    assert result["verified_claims"]["claims"]["name"] == "山田\u3000太郎"
+    traffic = sent_to_service(agent.service_traffic)
+    assert AUTH_PIN.encode() not in traffic
+    assert SIGN_PASSWORD.encode() not in traffic
+    assert b"auth_signature" in traffic and b"sign_signature" in traffic
+
+    page.get_by_test_id("result-done").click()
+    expect_screen(page, "start")
+    assert agent_state(agent.url)["step"] == "start"
+
+
+def test_reuse_needs_only_the_pin(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    screenshots: Screenshots,
+) -> None:
+    page = open_kiosk(agent)
+    _identity_at_kiosk(page, service_url, service_accounts)
+    page.get_by_test_id("result-done").click()
+
+    session = create_session(
+        service_url,
+        service_accounts.provider_b_key,
+        mode="auth",
+        reuse=True,
+        claims=["name", "birthdate"],
+        purpose="後払い決済のご利用登録",
+    )
+    enter_code(page, session["user_code"])
+    expect_screen(page, "consent")
+    assert "暗証番号4桁のみ" in page.get_by_test_id("method").inner_text()
+    screenshots.take(page, "consent")
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "reuse_granted"
+    assert not page.get_by_test_id("screen-password").is_visible()
+    screenshots.take(page, "reuse-granted")
+    result = provider_result(service_url, service_accounts.provider_b_key, session["id"])
+    assert result["status"] == "reuse_granted"
+    assert set(result["verified_claims"]["claims"]) >= {"name", "birthdate"}
+    assert "address" not in result["verified_claims"]["claims"]
+
+
+def test_wrong_pin_then_correct_pin(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+    screenshots: Screenshots,
+) -> None:
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    type_pin(page, "9999")
+    page.get_by_test_id("pin-submit").click()
+
+    notice = page.get_by_test_id("notice")
+    notice.wait_for(state="visible")
+    assert "暗証番号が違います" in notice.inner_text()
+    assert "残り回数: 2" in notice.inner_text()
+    assert page.get_by_test_id("pin-tries").inner_text().endswith("2回")
+    assert card_state.auth_pin.tries_left == 2  # exactly one VERIFY reached the card
+    assert page.get_by_test_id("pin-display").locator("span.filled").count() == 0
+    screenshots.take(page, "wrong-pin")
+    # Nothing went to the service for the wrong PIN: the session is still answerable.
+    assert not any(path.endswith("/card-response") for path in agent.service_traffic.paths)
+
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "verified"
+    assert card_state.auth_pin.tries_left == 3  # a correct PIN resets the counter
+    assert (
+        provider_result(service_url, service_accounts.provider_a_key, session["id"])["status"]
+        == "verified"
+    )
+
+
+def test_last_try_needs_an_extra_confirmation(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+    screenshots: Screenshots,
+) -> None:
+    card_state.auth_pin.tries_left = 1  # two wrong PINs on an earlier day
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    assert page.get_by_test_id("pin-last-try").is_visible()
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+
+    dialog = page.get_by_test_id("last-try-dialog")
+    dialog.wait_for(state="visible")
+    screenshots.take(page, "last-try-confirmation")
+    page.get_by_test_id("last-try-back").click()
+    assert not dialog.is_visible()
+    assert card_state.auth_pin.tries_left == 1  # backing out sent nothing to the card
+    expect_screen(page, "pin")
+
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    dialog.wait_for(state="visible")
+    page.get_by_test_id("last-try-go").click()
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "verified"
+    assert card_state.auth_pin.tries_left == 3
+
+
+def test_card_removed_at_the_pin_step(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    pcsc_reader: str,
+    screenshots: Screenshots,
+) -> None:
+    session = create_session(
+        service_url, service_accounts.provider_a_key, mode="identity", claims=["name"]
+    )
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    expect_screen(page, "password")
+
+    remove_card(card_in_reader, pcsc_reader)
+    expect_screen(page, "insert_card")
+    notice = page.get_by_test_id("notice")
+    notice.wait_for(state="visible")
+    assert "カードが取り外されました" in notice.inner_text()
+    screenshots.take(page, "card-removed")
+
+    insert_card(card_in_reader, pcsc_reader)
+    # The first signature went with the old connection: the PIN is asked again.
+    expect_screen(page, "pin")
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    expect_screen(page, "password")
+    type_password(page, SIGN_PASSWORD)
+    page.get_by_test_id("password-submit").click()
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "verified"
+
+
+def test_cancel_clears_the_screen_and_the_session_can_resume(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+) -> None:
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    expect_screen(page, "consent")
+    page.get_by_test_id("cancel").click()
+    expect_screen(page, "start")
+    assert page.get_by_test_id("code-display").inner_text() == ""
+
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    type_pin(page, "12")
+    page.get_by_test_id("cancel").click()
+    expect_screen(page, "start")
+    assert agent_state(agent.url)["step"] == "start"
+    assert (
+        provider_result(service_url, service_accounts.provider_a_key, session["id"])["status"]
+        == "awaiting_card"
+    )
+
+    # The same person comes back: the consent given here stands, the PIN is asked afresh.
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    assert page.get_by_test_id("pin-display").locator("span.filled").count() == 0
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "verified"
+
+
+def test_inactivity_clears_the_screen_for_the_next_person(
+    start_agent: Callable[..., Agent],
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    screenshots: Screenshots,
+) -> None:
+    agent = start_agent(inactivity_timeout_seconds=3.0)
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    page.get_by_test_id("lang-toggle").click()
+    type_pin(page, "12")
+    warning = page.get_by_test_id("idle-warning")
+    warning.wait_for(state="visible", timeout=5_000)
+    screenshots.take(page, "idle-warning")
+
+    expect_screen(page, "start")
+    assert page.get_by_test_id("code-display").inner_text() == ""
+    assert page.get_by_test_id("lang-toggle").inner_text() == "English"  # back to Japanese
+    assert agent_state(agent.url)["step"] == "start"
+
+
+def test_blocked_pin_is_explained(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+    screenshots: Screenshots,
+) -> None:
+    card_state.auth_pin.tries_left = 0
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "pin_blocked"
+    assert "市区町村の窓口" in page.get_by_test_id("result-advice").inner_text()
+    screenshots.take(page, "pin-blocked")
+
+
+class _NotAMyNumberCard:
+    """A contact card without the JPKI application: every SELECT answers 6A82."""
+
+    atr = bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
+
+    def power_on(self) -> None: ...
+
+    def power_off(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def process_apdu(self, command: bytes) -> bytes:
+        return bytes.fromhex("6A82")
+
+
+def test_a_card_that_is_not_a_my_number_card(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    pcsc_reader: str,
+    virtual_card: VirtualMyNumberCard,
+    screenshots: Screenshots,
+) -> None:
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "insert_card")
+    other = VpcdBridge(_NotAMyNumberCard())
+    insert_card(other, pcsc_reader)
+    try:
+        notice = page.get_by_test_id("notice")
+        notice.wait_for(state="visible", timeout=15_000)
+        assert "マイナンバーカードではありません" in notice.inner_text()
+        screenshots.take(page, "not-my-number-card")
+    finally:
+        remove_card(other, pcsc_reader)
+    right = VpcdBridge(virtual_card)
+    insert_card(right, pcsc_reader)
+    try:
+        expect_screen(page, "pin")
+    finally:
+        remove_card(right, pcsc_reader)
