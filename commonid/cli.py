@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
 import typer
+from sqlalchemy.orm import Session as DbSession
 
 from commonid import __version__
+from commonid.settings import Settings
 from did.cli import issuer_app
 from jpki.testca.cli import card_app, testca_app
 
@@ -17,8 +25,280 @@ app.add_typer(testca_app, name="testca")
 app.add_typer(card_app, name="card")
 app.add_typer(issuer_app, name="issuer")
 
+db_app = typer.Typer(help="The service database: schema migrations.", no_args_is_help=True)
+provider_app = typer.Typer(
+    help="Payment providers: API keys, claims, webhooks.", no_args_is_help=True
+)
+kiosk_app = typer.Typer(help="Kiosks: their credentials.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(provider_app, name="provider")
+app.add_typer(kiosk_app, name="kiosk")
+
+CLAIMS = ("name", "birthdate", "gender", "address", "did", "credential")
+
 
 @app.command()
 def version() -> None:
     """Print the Common-ID version."""
     typer.echo(__version__)
+
+
+def _settings() -> Settings:
+    return Settings().with_generated_secrets()
+
+
+@contextmanager
+def _store() -> Iterator[tuple[DbSession, Settings]]:
+    """A transaction on the configured database (migrated to head first)."""
+    from commonid.store.database import create_engine, session_factory, upgrade
+
+    settings = _settings()
+    upgrade(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        with session_factory(engine).begin() as db:
+            yield db, settings
+    finally:
+        engine.dispose()
+
+
+def _cipher(settings: Settings):  # type: ignore[no-untyped-def]
+    from commonid.store.encryption import AttributeCipher
+
+    return AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the service (uvicorn). Migrates the database once before starting workers."""
+    import uvicorn
+
+    from commonid.store.database import upgrade
+
+    settings = _settings()
+    upgrade(settings.effective_database_url)
+    uvicorn.run(
+        "commonid.api.asgi:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the checked-in migrations up to REVISION."""
+    from commonid.store.database import upgrade
+
+    settings = _settings()
+    upgrade(settings.effective_database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+def _claims(value: str) -> list[str]:
+    claims = [claim.strip() for claim in value.split(",") if claim.strip()]
+    unknown = sorted(set(claims) - set(CLAIMS))
+    if unknown:
+        raise typer.BadParameter(f"unknown claims {unknown}; known: {', '.join(CLAIMS)}")
+    return claims
+
+
+@provider_app.command("add")
+def provider_add(
+    name: str,
+    claims: Annotated[str, typer.Option(help="Comma-separated claims it may request")] = ",".join(
+        CLAIMS
+    ),
+    reuse_max_age: Annotated[
+        int, typer.Option(help="Oldest verification it accepts for reuse, in seconds")
+    ] = 90 * 86400,
+    webhook_url: Annotated[str | None, typer.Option(help="Where completion events go")] = None,
+) -> None:
+    """Register a provider; prints its API key (and webhook secret) once."""
+    from commonid.store import accounts
+    from commonid.webhooks import new_webhook_secret
+
+    secret = new_webhook_secret() if webhook_url else None
+    with _store() as (db, settings):
+        created = accounts.add_provider(
+            db,
+            name=name,
+            allowed_claims=_claims(claims),
+            reuse_max_age_seconds=reuse_max_age,
+            now=datetime.now(UTC),
+            cipher=_cipher(settings),
+            webhook_url=webhook_url,
+            webhook_secret=secret,
+        )
+        typer.echo(f"provider {created.account.id} ({name})")
+    typer.echo(f"api key (shown once): {created.credential}")
+    if secret:
+        typer.echo(f"webhook secret (shown once): {secret}")
+
+
+@provider_app.command("list")
+def provider_list() -> None:
+    """Providers, their claims, reuse policy and state (never keys)."""
+    from commonid.store import accounts
+
+    with _store() as (db, _):
+        for provider in accounts.list_providers(db):
+            state = "disabled" if provider.disabled else "active"
+            typer.echo(
+                f"{provider.id}\t{provider.name}\t{state}\tclaims={','.join(provider.allowed_claims)}"
+                f"\treuse_max_age={provider.reuse_max_age_seconds}s"
+                f"\twebhook={provider.webhook_url or '-'}"
+            )
+
+
+def _provider(db: DbSession, name_or_id: str):  # type: ignore[no-untyped-def]
+    from commonid.store import accounts
+
+    provider = accounts.provider_by_name_or_id(db, name_or_id)
+    if provider is None:
+        typer.echo(f"no provider {name_or_id!r}", err=True)
+        raise typer.Exit(1)
+    return provider
+
+
+@provider_app.command("rotate-key")
+def provider_rotate_key(name_or_id: str) -> None:
+    """Replace a provider's API key; the old key stops working at once."""
+    from commonid.store import accounts
+
+    with _store() as (db, _):
+        key = accounts.rotate_provider_key(db, _provider(db, name_or_id))
+    typer.echo(f"new api key (shown once): {key}")
+
+
+@provider_app.command("disable")
+def provider_disable(name_or_id: str) -> None:
+    """Refuse the provider's requests from now on (its data stays until purged)."""
+    with _store() as (db, _):
+        _provider(db, name_or_id).disabled = True
+    typer.echo(f"provider {name_or_id} disabled")
+
+
+@kiosk_app.command("add")
+def kiosk_add(name: str) -> None:
+    """Register a kiosk; prints its credential once."""
+    from commonid.store import accounts
+
+    with _store() as (db, _):
+        created = accounts.add_kiosk(db, name=name, now=datetime.now(UTC))
+        typer.echo(f"kiosk {created.account.id} ({name})")
+    typer.echo(f"kiosk credential (shown once): {created.credential}")
+
+
+@kiosk_app.command("list")
+def kiosk_list() -> None:
+    from commonid.store import accounts
+
+    with _store() as (db, _):
+        for kiosk in accounts.list_kiosks(db):
+            typer.echo(f"{kiosk.id}\t{kiosk.name}\t{'disabled' if kiosk.disabled else 'active'}")
+
+
+@kiosk_app.command("disable")
+def kiosk_disable(name_or_id: str) -> None:
+    from commonid.store import accounts
+
+    with _store() as (db, _):
+        kiosk = accounts.kiosk_by_name_or_id(db, name_or_id)
+        if kiosk is None:
+            typer.echo(f"no kiosk {name_or_id!r}", err=True)
+            raise typer.Exit(1)
+        kiosk.disabled = True
+    typer.echo(f"kiosk {name_or_id} disabled")
+
+
+@app.command()
+def purge() -> None:
+    """Delete sessions, webhook deliveries and idempotency keys past retention."""
+    from commonid.store.purge import RetentionPolicy
+    from commonid.store.purge import purge as run_purge
+
+    with _store() as (db, settings):
+        report = run_purge(
+            db,
+            RetentionPolicy(
+                sessions=timedelta(days=settings.retention_sessions_days),
+                webhook_deliveries=timedelta(days=settings.retention_webhook_deliveries_days),
+                idempotency_keys=timedelta(hours=settings.retention_idempotency_hours),
+            ),
+            now=datetime.now(UTC),
+        )
+    typer.echo(
+        f"purged {report.sessions} sessions, {report.rejected_responses} rejected responses, "
+        f"{report.webhook_deliveries} webhook deliveries, "
+        f"{report.idempotency_keys} idempotency keys"
+    )
+
+
+@app.command("verify-session")
+def verify_session(
+    user_code: str,
+    service_url: Annotated[str, typer.Option(envvar="COMMONID_SERVICE_URL")] = (
+        "http://127.0.0.1:8000"
+    ),
+    kiosk_credential: Annotated[
+        str, typer.Option(envvar="COMMONID_KIOSK_CREDENTIAL", prompt=True, hide_input=True)
+    ] = "",
+    reader: Annotated[str | None, typer.Option(help="PC/SC reader name")] = None,
+) -> None:
+    """Walk a session through in the terminal with a card in a PC/SC reader."""
+    from commonid.card_answer import answer_challenge
+    from commonid.client import CommonIdError, KioskClient
+    from jpki.card import JPKICard, PinKind
+    from jpki.errors import JPKIError
+    from jpki.transport import PcscTransport
+
+    with KioskClient(service_url, kiosk_credential) as kiosk:
+        try:
+            session = kiosk.session(user_code)
+        except CommonIdError as error:
+            typer.echo(f"{error.code}: {error.detail}", err=True)
+            raise typer.Exit(1) from error
+        typer.echo(f"{session.provider_name} asks for: {', '.join(session.claims) or '(none)'}")
+        typer.echo(f"purpose: {session.purpose}")
+        typer.echo(f"mode: {session.mode}; expires {session.expires_at.isoformat()}")
+        typer.echo(f"you will sign: {session.challenge.to_be_signed.decode(errors='replace')}")
+        if not typer.confirm("Do you consent?", default=False):
+            kiosk.consent(session.id, approved=False)
+            typer.echo("declined")
+            raise typer.Exit(1)
+        kiosk.consent(session.id)
+        try:
+            card = JPKICard(PcscTransport.connect(reader))
+            typer.echo(f"auth PIN tries left: {card.pin_tries_left(PinKind.AUTH)}")
+            pin = getpass.getpass("auth PIN (4 digits): ")
+            password = None
+            if session.mode == "identity":
+                typer.echo(f"sign password tries left: {card.pin_tries_left(PinKind.SIGN)}")
+                password = getpass.getpass("sign password (6-16 characters): ")
+            answer = answer_challenge(
+                card, session.challenge.to_be_signed, auth_pin=pin, sign_password=password
+            )
+            del pin, password
+        except JPKIError as error:
+            typer.echo(f"card: {error}", err=True)
+            raise typer.Exit(1) from error
+        try:
+            outcome = kiosk.card_response(
+                session.id,
+                auth_certificate=answer.auth_certificate,
+                auth_signature=answer.auth_signature,
+                sign_certificate=answer.sign_certificate,
+                sign_signature=answer.sign_signature,
+            )
+        except CommonIdError as error:
+            typer.echo(f"refused: {error.code}: {error.detail}", err=True)
+            raise typer.Exit(1) from error
+        typer.echo(f"session {outcome['session_id']}: {outcome['status']}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from cryptography import x509
 from fastapi.testclient import TestClient
 

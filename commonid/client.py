@@ -1,0 +1,389 @@
+"""Provider SDK (and the kiosk side of the API) on httpx, sync and async.
+
+    from commonid.client import ProviderClient
+    with ProviderClient("https://commonid.example", api_key) as client:
+        session = client.create_session(mode="identity", claims=["name"], purpose="口座開設")
+        ...  # show session.user_code to the customer
+        result = client.wait_for_result(session.id, timeout=300)
+
+Errors are ``CommonIdError`` with the problem document's ``code``. Pass
+``transport=httpx.ASGITransport(app)`` (async) or a ``TestClient``-style
+transport to talk to an app in process.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+DEFAULT_TIMEOUT = 40.0  # above the longest long-poll wait
+
+
+class CommonIdError(Exception):
+    """An API refusal: ``code`` is the problem's stable code (see docs/service.md)."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str, problem: dict[str, Any]):
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.problem = problem
+        super().__init__(f"{status} {code}: {detail}")
+
+
+@dataclass(frozen=True)
+class Challenge:
+    to_be_signed: bytes
+    payload: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CreatedSession:
+    id: str
+    user_code: str
+    status: str
+    mode: str
+    claims: list[str]
+    purpose: str
+    reuse: bool
+    expires_at: datetime
+    challenge: Challenge
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    id: str
+    status: str
+    mode: str
+    claims: list[str]
+    expires_at: datetime
+    completed_at: datetime | None
+    reason_code: str | None
+    sub: str | None
+    verified_claims: dict[str, Any] | None
+    did: str | None
+    credential: Any | None
+    reuse: dict[str, Any] | None
+
+    @property
+    def final(self) -> bool:
+        return self.status not in ("pending", "awaiting_card")
+
+
+@dataclass(frozen=True)
+class KioskSession:
+    id: str
+    user_code: str
+    status: str
+    provider_name: str
+    mode: str
+    claims: list[str]
+    purpose: str
+    reuse: bool
+    expires_at: datetime
+    challenge: Challenge
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    valid: bool
+    reason: str
+    subject_did: str | None
+    verified_claims: dict[str, Any] | None
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _challenge(body: dict[str, Any]) -> Challenge:
+    encoded = body["to_be_signed"]
+    return Challenge(
+        base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)), dict(body["payload"])
+    )
+
+
+def _created(body: dict[str, Any]) -> CreatedSession:
+    return CreatedSession(
+        id=body["id"],
+        user_code=body["user_code"],
+        status=body["status"],
+        mode=body["mode"],
+        claims=list(body["claims"]),
+        purpose=body["purpose"],
+        reuse=body["reuse"],
+        expires_at=_time(body["expires_at"]),  # type: ignore[arg-type]
+        challenge=_challenge(body["challenge"]),
+    )
+
+
+def _result(body: dict[str, Any]) -> SessionResult:
+    return SessionResult(
+        id=body["id"],
+        status=body["status"],
+        mode=body["mode"],
+        claims=list(body["claims"]),
+        expires_at=_time(body["expires_at"]),  # type: ignore[arg-type]
+        completed_at=_time(body.get("completed_at")),
+        reason_code=body.get("reason_code"),
+        sub=body.get("sub"),
+        verified_claims=body.get("verified_claims"),
+        did=body.get("did"),
+        credential=body.get("credential"),
+        reuse=body.get("reuse"),
+    )
+
+
+def _kiosk_session(body: dict[str, Any]) -> KioskSession:
+    return KioskSession(
+        id=body["id"],
+        user_code=body["user_code"],
+        status=body["status"],
+        provider_name=body["provider"]["name"],
+        mode=body["mode"],
+        claims=list(body["claims"]),
+        purpose=body["purpose"],
+        reuse=body["reuse"],
+        expires_at=_time(body["expires_at"]),  # type: ignore[arg-type]
+        challenge=_challenge(body["challenge"]),
+    )
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.is_success:
+        return response.json() if response.content else None
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = {}
+    if not isinstance(problem, dict):
+        problem = {}
+    raise CommonIdError(
+        response.status_code,
+        str(problem.get("code", "http_error")),
+        str(problem.get("title", response.reason_phrase)),
+        str(problem.get("detail", response.text[:200])),
+        problem,
+    )
+
+
+def _session_body(mode: str, claims: list[str] | None, purpose: str, reuse: bool) -> dict[str, Any]:
+    return {"mode": mode, "claims": list(claims or []), "purpose": purpose, "reuse": reuse}
+
+
+def _headers(key: str, idempotency_key: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
+
+
+class ProviderClient:
+    """The provider API, synchronous."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._key = api_key
+        self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
+
+    def __enter__(self) -> ProviderClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def create_session(
+        self,
+        *,
+        mode: str,
+        purpose: str,
+        claims: list[str] | None = None,
+        reuse: bool = False,
+        idempotency_key: str | None = None,
+    ) -> CreatedSession:
+        response = self._http.post(
+            "/v1/sessions",
+            json=_session_body(mode, claims, purpose, reuse),
+            headers=_headers(self._key, idempotency_key),
+        )
+        return _created(_check(response))
+
+    def get_session(self, session_id: str, *, wait: float = 0) -> SessionResult:
+        response = self._http.get(
+            f"/v1/sessions/{session_id}",
+            params={"wait": wait} if wait else None,
+            headers=_headers(self._key),
+        )
+        return _result(_check(response))
+
+    def wait_for_result(self, session_id: str, *, timeout: float = 300) -> SessionResult:
+        """Long-poll until the session is final or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            result = self.get_session(session_id, wait=max(0, min(30, remaining)))
+            if result.final or remaining <= 0:
+                return result
+
+    def get_identity(self, sub: str) -> dict[str, Any]:
+        return _check(self._http.get(f"/v1/identities/{sub}", headers=_headers(self._key)))
+
+    def withdraw_identity(self, sub: str) -> None:
+        _check(self._http.delete(f"/v1/identities/{sub}", headers=_headers(self._key)))
+
+    def verify_credential(self, credential: str | dict[str, Any]) -> CredentialCheck:
+        body = _check(
+            self._http.post(
+                "/v1/credentials/verify",
+                json={"credential": credential},
+                headers=_headers(self._key),
+            )
+        )
+        return CredentialCheck(**body)
+
+
+class AsyncProviderClient:
+    """The provider API, asynchronous."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._key = api_key
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout)
+
+    async def __aenter__(self) -> AsyncProviderClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def create_session(
+        self,
+        *,
+        mode: str,
+        purpose: str,
+        claims: list[str] | None = None,
+        reuse: bool = False,
+        idempotency_key: str | None = None,
+    ) -> CreatedSession:
+        response = await self._http.post(
+            "/v1/sessions",
+            json=_session_body(mode, claims, purpose, reuse),
+            headers=_headers(self._key, idempotency_key),
+        )
+        return _created(_check(response))
+
+    async def get_session(self, session_id: str, *, wait: float = 0) -> SessionResult:
+        response = await self._http.get(
+            f"/v1/sessions/{session_id}",
+            params={"wait": wait} if wait else None,
+            headers=_headers(self._key),
+        )
+        return _result(_check(response))
+
+    async def wait_for_result(self, session_id: str, *, timeout: float = 300) -> SessionResult:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            result = await self.get_session(session_id, wait=max(0, min(30, remaining)))
+            if result.final or remaining <= 0:
+                return result
+
+    async def get_identity(self, sub: str) -> dict[str, Any]:
+        return _check(await self._http.get(f"/v1/identities/{sub}", headers=_headers(self._key)))
+
+    async def withdraw_identity(self, sub: str) -> None:
+        _check(await self._http.delete(f"/v1/identities/{sub}", headers=_headers(self._key)))
+
+    async def verify_credential(self, credential: str | dict[str, Any]) -> CredentialCheck:
+        body = _check(
+            await self._http.post(
+                "/v1/credentials/verify",
+                json={"credential": credential},
+                headers=_headers(self._key),
+            )
+        )
+        return CredentialCheck(**body)
+
+
+class KioskClient:
+    """The kiosk side: show a session, record consent, submit the card's response."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credential: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._key = credential
+        self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
+
+    def __enter__(self) -> KioskClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._http.close()
+
+    def session(self, user_code: str) -> KioskSession:
+        response = self._http.get(f"/v1/kiosk/sessions/{user_code}", headers=_headers(self._key))
+        return _kiosk_session(_check(response))
+
+    def consent(
+        self, session_id: str, *, approved: bool = True, claims: list[str] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"approved": approved}
+        if claims is not None:
+            body["claims"] = claims
+        return _check(
+            self._http.post(
+                f"/v1/kiosk/sessions/{session_id}/consent", json=body, headers=_headers(self._key)
+            )
+        )
+
+    def card_response(
+        self,
+        session_id: str,
+        *,
+        auth_certificate: bytes,
+        auth_signature: bytes,
+        sign_certificate: bytes | None = None,
+        sign_signature: bytes | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "auth_certificate": base64.b64encode(auth_certificate).decode(),
+            "auth_signature": base64.b64encode(auth_signature).decode(),
+        }
+        if sign_certificate is not None and sign_signature is not None:
+            body["sign_certificate"] = base64.b64encode(sign_certificate).decode()
+            body["sign_signature"] = base64.b64encode(sign_signature).decode()
+        return _check(
+            self._http.post(
+                f"/v1/kiosk/sessions/{session_id}/card-response",
+                json=body,
+                headers=_headers(self._key),
+            )
+        )
