@@ -32,6 +32,13 @@ _ENTRIES = AuditEntry.__table__
 _HEAD = AuditHead.__table__
 
 
+MAX_GROUP = 1_000
+
+
+class AuditWriteError(RuntimeError):
+    """The transaction that was to log an event failed (its cause is chained)."""
+
+
 class AuditIntegrityError(RuntimeError):
     """The stored log is not a gapless sequence (someone edited the tables)."""
 
@@ -83,6 +90,7 @@ class AuditLog:
         self._tree = MerkleTree()
         self._tree_lock = threading.Lock()
         self._next_due_check = 0.0
+        self._group = _GroupCommit(self._write_group)
 
     @property
     def origin(self) -> str | None:
@@ -91,12 +99,18 @@ class AuditLog:
     # --- appending --------------------------------------------------------------
 
     def append(self, event_type: str, /, **fields: Any) -> int:
-        """Log one event in its own transaction; returns its index."""
-        data = audit_fields(event_type, fields)
-        with self._sessions.begin() as db:
-            (index,) = self._append_rows(db, [(event_type, data)])
+        """Log one event and commit it; returns its index once it is durable.
+
+        Events that threads of this process append at the same moment share
+        one transaction (group commit): one lock round and one COMMIT for all.
+        """
+        index = self._group.submit((event_type, audit_fields(event_type, fields)))
         self._checkpoint_when_due()
         return index
+
+    def _write_group(self, events: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        with self._sessions.begin() as db:
+            return self._append_rows(db, events)
 
     def append_in(self, db: DbSession, event_type: str, /, **fields: Any) -> int:
         """Log one event inside ``db``'s transaction (it waits for the append lock).
@@ -279,6 +293,56 @@ class AuditLog:
                 .limit(1)
             ).one_or_none()
             return _stored(row) if row is not None else None
+
+
+class _Slot:
+    __slots__ = ("done", "error", "event", "index")
+
+    def __init__(self, event: tuple[str, dict[str, Any]]) -> None:
+        self.event = event
+        self.index = -1
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class _GroupCommit:
+    """Leader/follower batching: whoever finds no write in progress writes
+    everything queued so far; the others wait for their index."""
+
+    def __init__(self, write: Callable[[list[tuple[str, dict[str, Any]]]], list[int]]) -> None:
+        self._write = write
+        self._condition = threading.Condition()
+        self._pending: list[_Slot] = []
+        self._writing = False
+
+    def submit(self, event: tuple[str, dict[str, Any]]) -> int:
+        slot = _Slot(event)
+        with self._condition:
+            self._pending.append(slot)
+            while not slot.done:
+                if self._writing:
+                    self._condition.wait()
+                    continue
+                self._writing = True
+                batch, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+                self._condition.release()
+                error: BaseException | None = None
+                indexes: list[int] = []
+                try:
+                    indexes = self._write([queued.event for queued in batch])
+                except BaseException as failure:  # every event of the batch failed with it
+                    error = failure
+                finally:
+                    self._condition.acquire()
+                for position, queued in enumerate(batch):
+                    queued.error = error
+                    queued.index = indexes[position] if error is None else -1
+                    queued.done = True
+                self._writing = False
+                self._condition.notify_all()
+        if slot.error is not None:
+            raise AuditWriteError("the audit log could not be written") from slot.error
+        return slot.index
 
 
 def _logged(row: Any) -> LoggedEntry:

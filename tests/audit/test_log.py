@@ -106,3 +106,42 @@ def test_checkpoints_come_at_the_interval_while_the_log_grows(
     assert [c.tree_size for c in log.checkpoints()] == [1, 2]
     clock.advance(600)
     assert log.checkpoint_if_due() is None  # nothing new to sign
+
+
+def test_threads_appending_together_share_commits_and_keep_order(
+    audit_log: AuditLog, audit_engine
+) -> None:
+    import threading
+
+    commits = []
+    sa.event.listen(audit_engine, "commit", lambda _connection: commits.append(1))
+    given: dict[int, list[int]] = {}
+
+    def worker(number: int) -> None:
+        given[number] = [
+            audit_log.append("admin.action", action="one", actor=f"t{number}", target_id=f"n{n}")
+            for n in range(40)
+        ]
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    indexes = sorted(index for batch in given.values() for index in batch)
+    assert indexes == list(range(320))
+    for number, batch in given.items():
+        assert batch == sorted(batch)
+        logged = [json.loads(audit_log.entry(i).entry)["data"] for i in batch]
+        assert [d["target_id"] for d in logged] == [f"n{n}" for n in range(40)]
+        assert {d["actor"] for d in logged} == {f"t{number}"}
+    assert len(commits) < 320  # grouped: fewer transactions than events
+
+
+def test_a_failed_write_is_reported_to_the_caller(audit_log: AuditLog) -> None:
+    from commonid.audit.log import AuditWriteError
+
+    with audit_log._sessions.begin() as db:
+        db.execute(sa.text("DELETE FROM audit_head"))
+    with pytest.raises(AuditWriteError):
+        audit_log.append("admin.action", action="lost")
