@@ -72,6 +72,7 @@ class OcspClient:
         timeout: float = 10.0,
         clock_skew: timedelta = timedelta(minutes=5),
         max_age_without_next_update: timedelta = timedelta(minutes=10),
+        max_cached_answers: int = 100_000,
     ) -> None:
         self.url = url
         self.issuer_certificate = issuer_certificate
@@ -79,7 +80,8 @@ class OcspClient:
         self._timeout = timeout
         self.clock_skew = clock_skew
         self.max_age_without_next_update = max_age_without_next_update
-        self._cache: dict[int, OcspAnswer] = {}
+        self._cache: dict[int, OcspAnswer] = {}  # serial -> answer, in insertion order
+        self.max_cached_answers = max_cached_answers
         self._lock = threading.Lock()
         self._issuer_key_id = x509.SubjectKeyIdentifier.from_public_key(
             issuer_certificate.public_key()  # type: ignore[arg-type]
@@ -117,8 +119,22 @@ class OcspClient:
         answer = self.verify_response(response.content, serial=serial, nonce=nonce, at=at)
         if answer.next_update is not None:
             with self._lock:
+                self._cache.pop(serial, None)
                 self._cache[serial] = answer
+                if len(self._cache) > self.max_cached_answers:
+                    self._evict(at)
         return answer
+
+    @property
+    def cached_answers(self) -> int:
+        return len(self._cache)
+
+    def _evict(self, at: datetime) -> None:
+        """Drop expired answers; if still over the bound, the oldest ones (bounded memory)."""
+        for serial in [s for s, a in self._cache.items() if self._fresh(a, at) is not None]:
+            del self._cache[serial]
+        while len(self._cache) > self.max_cached_answers:
+            del self._cache[next(iter(self._cache))]
 
     def verify_response(
         self, response_der: bytes, *, serial: int, nonce: bytes, at: datetime

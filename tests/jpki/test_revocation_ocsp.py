@@ -273,3 +273,11 @@ def test_unreachable_responder_falls_back_to_the_crl(
         ),
     )
     assert validate(der(person.auth_certificate), "auth", at=test_now, policy=crl_only).valid
+
+
+def test_answer_cache_is_bounded(test_hierarchy: Hierarchy, responder, test_now) -> None:
+    people = [make_person(test_hierarchy) for _ in range(3)]
+    client = OcspClient(responder.url, test_hierarchy.auth_ca_certificate, max_cached_answers=2)
+    for person in people:
+        client.query(person.auth_certificate, at=test_now)
+    assert client.cached_answers == 2
