@@ -329,6 +329,9 @@ class PcscTransport:
         hresult, response = sc.SCardTransmit(self._require_card(), self._pci, list(command))
         if hresult != sc.SCARD_S_SUCCESS:
             raise self._classify_failure(hresult)
+        if len(response) < 2:
+            # vpcd answers "success, no bytes" when the card went away mid-command.
+            raise self._classify_failure(sc.SCARD_F_COMM_ERROR)
         return bytes(response)
 
     def _classify_failure(self, hresult: int) -> JPKIError:

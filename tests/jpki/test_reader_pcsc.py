@@ -280,3 +280,47 @@ def test_closing_the_connection_forgets_the_password(
     with PcscTransport.connect(pcsc_reader) as second:
         iso = Card(second)
         assert iso.select_ef(CertificateKind.SIGN.fid).status_word == 0x6A82
+
+
+class _PulledOutDuring:
+    """The virtual card, pulled out of the reader while it executes the ``nth`` command ``ins``."""
+
+    def __init__(self, card: VirtualMyNumberCard, ins: int, nth: int = 1) -> None:
+        self.card, self.ins, self.remaining = card, ins, nth
+        self.atr = card.atr
+        self.power_on, self.power_off, self.reset = card.power_on, card.power_off, card.reset
+        self.bridge: VpcdBridge | None = None
+
+    def process_apdu(self, command: bytes) -> bytes:
+        answer = self.card.process_apdu(command)
+        if command[1] == self.ins:
+            self.remaining -= 1
+            if self.remaining == 0 and self.bridge is not None:
+                self.bridge.remove()  # the answer never leaves the card
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("ins", "nth", "command"),
+    [(0xB0, 3, "READ_BINARY"), (0x2A, 1, "COMPUTE_DIGITAL_SIGNATURE")],
+)
+def test_card_pulled_out_while_executing_a_command(
+    pcsc_reader: str, virtual_card: VirtualMyNumberCard, ins: int, nth: int, command: str
+) -> None:
+    wait_for_card_state(pcsc_reader, present=False)
+    pulled = _PulledOutDuring(virtual_card, ins, nth)
+    bridge = pulled.bridge = VpcdBridge(pulled, port=VPCD_PORT)
+    bridge.insert()
+    try:
+        wait_for_card_state(pcsc_reader, present=True)
+        trace = _Trace()
+        with PcscTransport.connect(pcsc_reader) as transport:
+            card = JPKICard(transport, tracer=trace)
+            with pytest.raises(CardRemovedError):
+                card.sign_challenge(PinKind.AUTH, AUTH_PIN, b"challenge")
+        assert trace.events[-1].command == command
+        assert trace.events[-1].error == "CardRemovedError"
+        assert trace.pin_verifies() == (1 if command == "COMPUTE_DIGITAL_SIGNATURE" else 0)
+    finally:
+        bridge.remove()
+        wait_for_card_state(pcsc_reader, present=False)
