@@ -7,15 +7,20 @@ result is then read from the service, as a provider would.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.emulator.vpcd import VpcdBridge
-from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
+from jpki.testca import Hierarchy
+from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD, CardMaterial
+from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceAccounts
 
 from .conftest import Agent, Screenshots
@@ -414,3 +419,57 @@ def test_a_card_that_is_not_a_my_number_card(
         expect_screen(page, "pin")
     finally:
         remove_card(right, pcsc_reader)
+
+
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.fixture
+def expired_card(test_hierarchy: Hierarchy, test_now: dt.datetime) -> VirtualMyNumberCard:
+    """A card whose certificates ended an hour after the test CA issued them."""
+    person = make_person(
+        test_hierarchy, not_before=test_now, not_after=test_now + dt.timedelta(hours=1)
+    )
+    if dt.datetime.now(dt.UTC) < person.auth_certificate.not_valid_after_utc:
+        pytest.skip("the machine's clock is before the test certificates' end")
+    material = CardMaterial(
+        auth_private_key=person.auth_private_key,
+        sign_private_key=person.sign_private_key,
+        auth_certificate=_der(person.auth_certificate),
+        auth_ca_certificate=_der(test_hierarchy.auth_ca_certificate),
+        sign_certificate=_der(person.sign_certificate),
+        sign_ca_certificate=_der(test_hierarchy.sign_ca_certificate),
+    )
+    return VirtualMyNumberCard(material.new_card_state())
+
+
+def test_an_expired_certificate_is_explained(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    pcsc_reader: str,
+    expired_card: VirtualMyNumberCard,
+    screenshots: Screenshots,
+) -> None:
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    bridge = VpcdBridge(expired_card)
+    insert_card(bridge, pcsc_reader)
+    try:
+        page = open_kiosk(agent)
+        enter_code(page, session["user_code"])
+        page.get_by_test_id("consent-yes").click()
+        expect_screen(page, "pin")
+        type_pin(page, AUTH_PIN)
+        page.get_by_test_id("pin-submit").click()
+        expect_screen(page, "result")
+        outcome = page.get_by_test_id("screen-result").get_attribute("data-outcome")
+        assert outcome == "certificate_expired"
+        assert "更新" in page.get_by_test_id("result-advice").inner_text()
+        screenshots.take(page, "certificate-expired")
+    finally:
+        remove_card(bridge, pcsc_reader)
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["status"] == "rejected"
+    assert result["reason_code"] == "certificate_expired"

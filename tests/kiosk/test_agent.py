@@ -1,0 +1,204 @@
+"""The agent without a browser: its HTTP API, the reader events, and how it treats PINs.
+
+Card parts run over pcscd + vpcd; the service is the real app under uvicorn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from commonid_kiosk.card_session import CardSession
+from commonid_kiosk.secret_entry import SecretEntry
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from jpki.card import PinKind
+from jpki.emulator.state import CardState
+from jpki.emulator.vpcd import VpcdBridge
+from jpki.errors import WrongPinError
+from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
+from tests.fixtures.service import ServiceAccounts
+
+from .conftest import Agent
+from .kiosk_helpers import create_session, insert_card, provider_result, remove_card
+
+
+def test_secret_entry_is_wiped_and_never_shows_itself() -> None:
+    entry = SecretEntry("4321")
+    assert "4321" not in repr(entry) and "4321" not in str(entry)
+    with entry.revealed() as pin:
+        assert pin == "4321"
+    with entry:
+        pass
+    assert entry.wiped
+    with entry.revealed() as pin:
+        assert pin == "\0" * 4
+
+
+@pytest.mark.pcsc
+def test_card_step_signs_and_wipes_the_pin(card_in_reader: VpcdBridge, pcsc_reader: str) -> None:
+    card = CardSession.open(pcsc_reader)
+    try:
+        status = card.status(with_sign=True)
+        assert (status.auth_tries_left, status.sign_tries_left) == (3, 5)
+        wrong = SecretEntry("9999")
+        with pytest.raises(WrongPinError):
+            card.sign(PinKind.AUTH, wrong, b"challenge", confirm_last_try=False)
+        assert wrong.wiped
+        right = SecretEntry(AUTH_PIN)
+        signed = card.sign(PinKind.AUTH, right, b"challenge", confirm_last_try=False)
+        assert right.wiped
+    finally:
+        card.close()
+    public_key = x509.load_der_x509_certificate(signed.certificate).public_key()
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    public_key.verify(signed.signature, b"challenge", padding.PKCS1v15(), hashes.SHA256())
+
+
+def _read_events(
+    response: httpx.Response, found: list[dict[str, Any]], stop: threading.Event
+) -> None:
+    event = None
+    try:
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "reader":
+                found.append(json.loads(line.removeprefix("data: ")))
+            if stop.is_set():
+                return
+    except httpx.HTTPError:
+        return  # the test closed the stream
+
+
+@pytest.mark.pcsc
+def test_reader_events_follow_the_card(
+    agent: Agent, card_in_reader: VpcdBridge, pcsc_reader: str
+) -> None:
+    found: list[dict[str, Any]] = []
+    stop = threading.Event()
+    with (
+        httpx.Client(timeout=httpx.Timeout(30, read=30)) as client,
+        client.stream("GET", agent.url + "/api/events") as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        reader_thread = threading.Thread(
+            target=_read_events, args=(response, found, stop), daemon=True
+        )
+        reader_thread.start()
+        remove_card(card_in_reader, pcsc_reader)
+        insert_card(card_in_reader, pcsc_reader)
+        _wait_until(lambda: [e["card_present"] for e in found][-3:] == [True, False, True])
+        stop.set()
+    assert found[0]["reader"] == pcsc_reader
+    assert found[0]["service_available"] is True
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _post(agent: Agent, path: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(agent.url + path, json=body, timeout=30)
+
+
+def _to_pin_step(agent: Agent, service_url: str, accounts: ServiceAccounts, **body: Any) -> dict:
+    session = create_session(service_url, accounts.provider_a_key, **body)
+    assert (
+        _post(agent, "/api/session/lookup", {"user_code": session["user_code"]}).json()["step"]
+        == "consent"
+    )
+    assert _post(agent, "/api/session/consent", {"approved": True}).json()["step"] == "insert_card"
+    assert _post(agent, "/api/session/card", {}).json()["step"] == "pin"
+    return session
+
+
+@pytest.mark.pcsc
+def test_one_pin_entry_reaches_the_card_once(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+) -> None:
+    _to_pin_step(agent, service_url, service_accounts, mode="auth")
+    entry = {"pin": "9999", "entry_id": "entry-0001", "confirm_last_try": False}
+    first = _post(agent, "/api/session/pin", entry)
+    assert first.json()["notice"]["code"] == "wrong_pin"
+    assert card_state.auth_pin.tries_left == 2
+    # A double tap or a retried request carries the same entry: refused, nothing sent.
+    again = _post(agent, "/api/session/pin", entry)
+    assert again.status_code == 409
+    assert "9999" not in again.text
+    assert card_state.auth_pin.tries_left == 2
+
+
+@pytest.mark.pcsc
+def test_last_try_without_confirmation_sends_nothing(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+) -> None:
+    card_state.auth_pin.tries_left = 1
+    _to_pin_step(agent, service_url, service_accounts, mode="auth")
+    answer = _post(agent, "/api/session/pin", {"pin": "9999", "entry_id": "entry-0002"}).json()
+    assert answer["step"] == "pin"
+    assert answer["notice"]["code"] == "last_try"
+    assert card_state.auth_pin.tries_left == 1
+
+
+def test_malformed_pin_requests_are_refused_without_echo(agent: Agent) -> None:
+    not_text = _post(agent, "/api/session/pin", {"pin": 8642, "entry_id": "entry-0003"})
+    assert not_text.status_code == 400
+    assert "8642" not in not_text.text
+    out_of_step = _post(agent, "/api/session/pin", {"pin": "8642", "entry_id": "entry-0004"})
+    assert out_of_step.status_code == 409
+    assert "8642" not in out_of_step.text
+    assert out_of_step.json()["state"]["step"] == "start"
+
+
+@pytest.mark.pcsc
+def test_identity_flow_over_the_api_keeps_secrets_out_of_logs_and_service(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = _to_pin_step(
+        agent, service_url, service_accounts, mode="identity", claims=["name", "address"]
+    )
+    answer = _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0005"}).json()
+    assert answer["step"] == "password"
+    assert answer["card"]["sign_tries_left"] == 5
+    answer = _post(
+        agent,
+        "/api/session/password",
+        {"password": SIGN_PASSWORD.lower(), "entry_id": "entry-0006"},  # case-insensitive
+    ).json()
+    assert answer["step"] == "result"
+    assert answer["result"]["success"] is True
+    assert (
+        provider_result(service_url, service_accounts.provider_a_key, session["id"])["status"]
+        == "verified"
+    )
+    # The kiosk's own view carries no personal attribute.
+    assert "山田" not in json.dumps(answer, ensure_ascii=False)
+    assert SIGN_PASSWORD not in caplog.text and SIGN_PASSWORD.lower() not in caplog.text
+    sent = b"\n".join(agent.service_traffic.sent)
+    assert SIGN_PASSWORD.lower().encode() not in sent and SIGN_PASSWORD.encode() not in sent
+    assert agent.service_traffic.paths[-1].endswith("/card-response")
