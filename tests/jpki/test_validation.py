@@ -12,7 +12,7 @@ from cryptography.x509.oid import NameOID
 from jpki import profile
 from jpki.revocation import RevocationIndex
 from jpki.testca import Hierarchy, IssuedPerson
-from jpki.testca.crl import RevokedEntry, build_crl
+from jpki.testca.crl import RevokedEntry
 from jpki.trust import AnchorPurpose, TrustAnchor, production_anchors
 from jpki.validation import (
     Purpose,
@@ -27,6 +27,7 @@ from tests.jpki.validation_corpus import (
     USAGE_AUTH,
     USAGE_SIGN,
     ca_of,
+    crl_indexes,
     der,
     flip_last_signature_byte,
     flip_subject_byte,
@@ -36,27 +37,6 @@ from tests.jpki.validation_corpus import (
     resign_with_sha1,
     weak_key,
 )
-
-
-def crl_indexes(hierarchy: Hierarchy, at: dt.datetime, revoked=()) -> RevocationConfig:
-    """Fresh CRLs of both test CAs (with `revoked` entries added to the auth one)."""
-    indexes = []
-    for purpose in ("auth", "sign"):
-        index = RevocationIndex(hierarchy.ca_certificate(purpose))
-        extra = [e for p, e in revoked if p == purpose]
-        index.ingest(
-            build_crl(
-                issuer_certificate=hierarchy.ca_certificate(purpose),
-                issuer_key=hierarchy.ca_key(purpose),
-                crl_number=1,
-                this_update=at - dt.timedelta(hours=1),
-                next_update=at + dt.timedelta(days=1),
-                entries=[*hierarchy.revoked_entries(purpose), *extra],
-            ),
-            at=at,
-        )
-        indexes.append(index)
-    return RevocationConfig.from_crls(indexes)
 
 
 @pytest.fixture(scope="module")

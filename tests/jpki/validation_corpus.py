@@ -20,7 +20,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from jpki import profile
+from jpki.revocation import RevocationIndex
+from jpki.revocation_policy import RevocationConfig
 from jpki.testca import Hierarchy
+from jpki.testca.crl import build_crl
 
 USAGE_AUTH = {"digital_signature": True}
 USAGE_SIGN = {"digital_signature": True, "content_commitment": True}
@@ -177,3 +180,24 @@ def flip_subject_byte(certificate: x509.Certificate) -> bytes:
     position = encoded.index(common_name.encode())
     replacement = b"0" if encoded[position : position + 1] != b"0" else b"1"
     return encoded[:position] + replacement + encoded[position + 1 :]
+
+
+def crl_indexes(hierarchy: Hierarchy, at: dt.datetime, revoked=()) -> RevocationConfig:
+    """Fresh CRLs of both test CAs (with `revoked` entries added to the auth one)."""
+    indexes = []
+    for purpose in ("auth", "sign"):
+        index = RevocationIndex(hierarchy.ca_certificate(purpose))
+        extra = [e for p, e in revoked if p == purpose]
+        index.ingest(
+            build_crl(
+                issuer_certificate=hierarchy.ca_certificate(purpose),
+                issuer_key=hierarchy.ca_key(purpose),
+                crl_number=1,
+                this_update=at - dt.timedelta(hours=1),
+                next_update=at + dt.timedelta(days=1),
+                entries=[*hierarchy.revoked_entries(purpose), *extra],
+            ),
+            at=at,
+        )
+        indexes.append(index)
+    return RevocationConfig.from_crls(indexes)
