@@ -301,3 +301,39 @@ def test_pem_crl_is_accepted(test_hierarchy: Hierarchy, index: RevocationIndex, 
     assert index.check(99, at=test_now).status is RevocationStatus.REVOKED
     with pytest.raises(CrlMalformedError):
         index.ingest(crl_pem(der)[:-40], at=test_now)
+
+
+def test_refresh_over_real_loopback_http(test_hierarchy: Hierarchy, test_now) -> None:
+    """HttpCrlSource with its own client against an HTTP server on 127.0.0.1."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    der = signed_crl(test_hierarchy, number=1, this_update=test_now)
+
+    class ServeCrl(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pkix-crl")
+            self.send_header("Content-Length", str(len(der)))
+            self.end_headers()
+            self.wfile.write(der)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ServeCrl)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/auth.crl"
+        index = RevocationIndex(test_hierarchy.auth_ca_certificate, source=HttpCrlSource(url))
+        assert index.refresh(at=test_now).sha256 == hashlib.sha256(der).hexdigest()
+        too_small = RevocationIndex(
+            test_hierarchy.auth_ca_certificate, source=HttpCrlSource(url, max_bytes=100)
+        )
+        with pytest.raises(CrlFetchError, match="limit"):
+            too_small.refresh(at=test_now)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
