@@ -24,12 +24,8 @@ COMMAND_NAMES: dict[int, str] = {
     0x84: "GET_CHALLENGE",
 }
 
-INS_VERIFY = 0x20
-INS_CHANGE_REFERENCE_DATA = 0x24
-INS_PERFORM_SECURITY_OPERATION = 0x2A
-
-# Commands whose data field is a secret: no length of theirs leaves the Card layer.
-_SECRET_INS = frozenset({INS_VERIFY, INS_CHANGE_REFERENCE_DATA})
+# Commands whose data field is a PIN: VERIFY (20) and CHANGE REFERENCE DATA (24).
+_SECRET_INS = frozenset({0x20, 0x24})
 
 
 def command_name(ins: int) -> str:

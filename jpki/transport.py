@@ -281,7 +281,7 @@ class PcscTransport:
     ) -> PcscTransport:
         """Connect to the card in ``reader_name``, or in the first reader holding one."""
         if reader_name is None:
-            found = [r for r in list_readers() if _card_present(r)]
+            found = [r for r in list_readers() if _card_present_quietly(r)]
             if not found:
                 raise NoCardError()
             reader_name = found[0]
@@ -407,6 +407,14 @@ class PcscTransport:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _card_present_quietly(reader_name: str) -> bool:
+    # A reader vanishing while readers are listed is just one without a card.
+    try:
+        return _card_present(reader_name)
+    except ReaderUnavailableError:
+        return False
 
 
 def _card_present(reader_name: str, *, context: Any = None) -> bool:

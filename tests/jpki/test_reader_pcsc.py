@@ -81,6 +81,9 @@ def _rs256_verifies(certificate_der: bytes, signature: bytes, data: bytes) -> No
 def test_wait_for_card_finds_the_card(card_in_reader: VpcdBridge, pcsc_reader: str) -> None:
     assert wait_for_card(pcsc_reader, timeout=5) == pcsc_reader
     assert wait_for_card(None, timeout=5).startswith("Virtual PCD")
+    with PcscTransport.connect(None) as any_reader:  # the first reader holding a card
+        assert any_reader.reader_name.startswith("Virtual PCD")
+        JPKICard(any_reader).select_jpki_ap()
 
 
 def test_wait_for_card_times_out_on_an_empty_reader(pcsc_reader: str) -> None:
