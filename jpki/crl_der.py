@@ -40,6 +40,8 @@ OID_CERTIFICATE_ISSUER = bytes.fromhex("551d1d")  # 2.5.29.29
 OID_AUTHORITY_KEY_IDENTIFIER = bytes.fromhex("551d23")  # 2.5.29.35
 
 _CRITICAL_TRUE = b"\x01\x01\xff"
+# DER times are YYMMDDHHMMSSZ (13 bytes) or YYYYMMDDHHMMSSZ (15 bytes); digits checked on decode.
+_TIME_SHAPES = frozenset({(TAG_UTC_TIME, 13), (TAG_GENERALIZED_TIME, 15)})
 
 
 class CrlFormatError(ValueError):
@@ -302,8 +304,9 @@ def index_entries(der: bytes, start: int, end: int) -> tuple[list[int], list[int
                 raise CrlFormatError("revoked entry has no serial INTEGER")
             serial_end = content + 2 + serial_length
             time_tag = der[serial_end]
-            time_end = serial_end + 2 + der[serial_end + 1]
-            if time_end > stop or time_tag not in (TAG_UTC_TIME, TAG_GENERALIZED_TIME):
+            time_length = der[serial_end + 1]
+            time_end = serial_end + 2 + time_length
+            if time_end > stop or (time_tag, time_length) not in _TIME_SHAPES:
                 raise CrlFormatError("revoked entry has no revocationDate")
             if time_end != stop:
                 if der[time_end] != TAG_SEQUENCE:

@@ -260,11 +260,16 @@ class VerifiedCrl:
         `index` (keys, offsets) skips the entry walk when restored from disk;
         the signature is checked either way (one hash over the bytes).
         """
-        der = bytes(der)
         try:
-            structure = crl_der.parse_crl(der)
-        except CrlFormatError as error:
+            return cls._verify_and_index(bytes(der), issuer, index)
+        except CrlFormatError as error:  # also from extensions and entries, after the outer parse
             raise CrlMalformedError(str(error)) from error
+
+    @classmethod
+    def _verify_and_index(
+        cls, der: bytes, issuer: x509.Certificate, index: tuple[array, array] | None
+    ) -> VerifiedCrl:
+        structure = crl_der.parse_crl(der)
         if not _name_matches(structure.issuer_der, issuer.subject):
             raise CrlIssuerMismatchError("CRL issuer is not this CA")
         try:

@@ -337,3 +337,28 @@ def test_refresh_over_real_loopback_http(test_hierarchy: Hierarchy, test_now) ->
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        b"\x30\x03\x02\x01\x05",  # no revocationDate
+        b"\x30\x05\x02\x01\x05\x17\x00",  # empty time
+        b"\x31\x03\x02\x01\x05",  # a SET, not a SEQUENCE
+        b"\x30\x10\x02\x01\x05",  # length runs past the list
+    ],
+)
+def test_signed_crl_with_a_malformed_entry_is_malformed(
+    test_hierarchy: Hierarchy, index: RevocationIndex, test_now, entry: bytes
+) -> None:
+    """Correctly signed by the CA, yet structurally broken: refused as malformed, not a crash."""
+    der = build_crl(
+        issuer_certificate=test_hierarchy.auth_ca_certificate,
+        issuer_key=test_hierarchy.ca_key("auth"),
+        crl_number=1,
+        this_update=test_now,
+        next_update=test_now + DAY,
+        encoded_entries=entry,
+    )
+    with pytest.raises(CrlMalformedError):
+        index.ingest(der, at=test_now)
