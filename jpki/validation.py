@@ -19,9 +19,10 @@ import dataclasses
 import enum
 import hashlib
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -77,6 +78,7 @@ __all__ = [
 MIN_RSA_BITS = 2048
 WEAK_HASHES = frozenset({"md5", "sha1", "sha224"})
 _DER = Encoding.DER
+_T = TypeVar("_T")
 
 
 class Purpose(enum.StrEnum):
@@ -613,7 +615,7 @@ def _reuse_anchor_name_preparation(
             leaf_value._prepped = anchor_value.prepped_value
 
 
-def _run_to_completion(coroutine):  # type: ignore[no-untyped-def]
+def _run_to_completion(coroutine: Coroutine[Any, Any, _T]) -> _T:
     """Drive a coroutine that never awaits I/O (certvalidator with fetching and revocation off).
 
     Runs synchronously, so validate() works inside and outside an event loop; if
