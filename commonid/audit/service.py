@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from commonid.audit.api import AuditAccess, install_audit
 from commonid.audit.checkpoint import NoteSigner, NoteVerifier
 from commonid.audit.log import AuditLog
+from commonid.audit.report import ReportSigner
 from commonid.audit.settings import AuditSettings
 from commonid.runtime import Runtime
 from did.keys import IssuerKeyring
@@ -61,3 +62,6 @@ def install_audit_for_runtime(app: FastAPI, runtime: Runtime) -> None:
             admin_token=runtime.settings.admin_token,
         ),
     )
+    from commonid.audit.web import install_reviewer_pages
+
+    install_reviewer_pages(app, ReportSigner.open(runtime.settings.data_dir, runtime.service_did))

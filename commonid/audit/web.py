@@ -1,0 +1,251 @@
+"""Reviewer web pages under /reviewer: server-rendered, no scripts, no external assets.
+
+Sign-in takes the reviewer credential once and keeps it in an HttpOnly,
+SameSite=Strict cookie, so the pages and exports are plain links and forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from commonid.audit.api import AuditAccess, _matches
+from commonid.audit.charts import horizontal_bars, stacked_bars
+from commonid.audit.events import EVENT_TYPES
+from commonid.audit.export import entry_line, export_csv
+from commonid.audit.figures import PocFigures, compute_figures, per_day_series
+from commonid.audit.merkle import verify_inclusion
+from commonid.audit.report import ReportSigner, report_pdf
+
+COOKIE = "commonid_reviewer"
+PAGE_SIZE = 50
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+router = APIRouter(prefix="/reviewer", include_in_schema=False)
+
+
+class NotSignedIn(Exception):
+    """Raised by pages when the reviewer cookie is missing or wrong."""
+
+
+def install_reviewer_pages(app: FastAPI, report_signer: ReportSigner | None = None) -> None:
+    """Mount the pages (after install_audit, whose AuditAccess they use)."""
+    app.state.report_signer = report_signer
+    app.include_router(router)
+
+    @app.exception_handler(NotSignedIn)
+    async def _to_login(_request: Request, _error: Exception) -> Response:
+        return RedirectResponse("/reviewer/login", status_code=303)
+
+
+def _access(request: Request) -> AuditAccess:
+    access: AuditAccess = request.app.state.audit
+    token = request.cookies.get(COOKIE, "")
+    presented = hashlib.sha256(token.encode()).digest()
+    if not token or not (
+        _matches(presented, access.reviewer_token) or _matches(presented, access.admin_token)
+    ):
+        raise NotSignedIn
+    return access
+
+
+def _page(template: str, **context: Any) -> HTMLResponse:
+    return HTMLResponse(TEMPLATES.get_template(template).render(signed_in=True, **context))
+
+
+def _period(start: str | None, end: str | None, now: datetime) -> tuple[date, date]:
+    end_day = date.fromisoformat(end) if end else now.date() + timedelta(days=1)
+    start_day = date.fromisoformat(start) if start else end_day - timedelta(days=30)
+    return start_day, end_day
+
+
+def _at_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def figures_context(figures: PocFigures) -> dict[str, Any]:
+    labels, series = per_day_series(figures)
+    return {
+        "f": figures,
+        "latency": figures.latency_percentiles(),
+        "ages": figures.revocation_ages_hours(),
+        "per_day_chart": stacked_bars(labels, series, title="Verifications per day by outcome"),
+        "reasons_chart": horizontal_bars(
+            figures.rejection_reasons.most_common(12), title="Rejection reasons"
+        ),
+    }
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(failed: bool = False) -> HTMLResponse:
+    html = TEMPLATES.get_template("login.html").render(signed_in=False, failed=failed)
+    return HTMLResponse(html, status_code=401 if failed else 200)
+
+
+@router.post("/login")
+def login(request: Request, token: Annotated[str, Form(max_length=500)]) -> Response:
+    access: AuditAccess = request.app.state.audit
+    presented = hashlib.sha256(token.encode()).digest()
+    if not (_matches(presented, access.reviewer_token) or _matches(presented, access.admin_token)):
+        return login_page(failed=True)
+    response = RedirectResponse("/reviewer/", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/reviewer")
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/reviewer/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/reviewer")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(
+    request: Request,
+    start: Annotated[str | None, Query(max_length=10)] = None,
+    end: Annotated[str | None, Query(max_length=10)] = None,
+) -> HTMLResponse:
+    access = _access(request)
+    start_day, end_day = _period(start, end, datetime.now(UTC))
+    figures = compute_figures(access.log, _at_midnight(start_day), _at_midnight(end_day))
+    return _page(
+        "dashboard.html",
+        start=start_day.isoformat(),
+        end=end_day.isoformat(),
+        **figures_context(figures),
+    )
+
+
+@router.get("/events", response_class=HTMLResponse)
+def events(
+    request: Request,
+    event_type: Annotated[str | None, Query(alias="type", max_length=60)] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    before: Annotated[int | None, Query(ge=0)] = None,
+) -> HTMLResponse:
+    access = _access(request)
+    found = list(
+        access.log.entries(
+            stop=before,
+            event_type=event_type or None,
+            contains=q or None,
+            newest_first=True,
+            limit=PAGE_SIZE,
+        )
+    )
+    entries = [{"index": e.index, "event": json.loads(e.entry)} for e in found]
+    older = found[-1].index if len(found) == PAGE_SIZE else None
+    return _page(
+        "events.html",
+        entries=entries,
+        event_types=sorted(EVENT_TYPES),
+        event_type=event_type,
+        q=q,
+        older=older,
+    )
+
+
+@router.get("/events/{index}", response_class=HTMLResponse)
+def event_detail(index: int, request: Request) -> HTMLResponse:
+    access = _access(request)
+    logged = access.log.entry(index)
+    if logged is None:
+        return HTMLResponse("<p>No such event.</p>", status_code=404)
+    checkpoint = access.log.latest_checkpoint()
+    proof = None
+    if checkpoint is not None and index < checkpoint.tree_size:
+        path = access.log.inclusion_proof(index, checkpoint.tree_size)
+        proof = {
+            "tree_size": checkpoint.tree_size,
+            "checkpoint": checkpoint,
+            "path": [node.hex() for node in path],
+            "root": checkpoint.root_hash.hex(),
+            "verified": verify_inclusion(
+                index, checkpoint.tree_size, logged.leaf_hash, path, checkpoint.root_hash
+            ),
+        }
+    return _page(
+        "event.html",
+        e={"index": index, "entry": logged.entry, "event": json.loads(logged.entry)},
+        leaf_hex=logged.leaf_hash.hex(),
+        proof=proof,
+    )
+
+
+def _report_figures(request: Request, start: str | None, end: str | None) -> PocFigures:
+    access = _access(request)
+    start_day, end_day = _period(start, end, datetime.now(UTC))
+    return compute_figures(access.log, _at_midnight(start_day), _at_midnight(end_day))
+
+
+def report_html(figures: PocFigures, *, service_did: str, generated: datetime) -> str:
+    return TEMPLATES.get_template("report.html").render(
+        start=figures.start.date().isoformat(),
+        end=figures.end.date().isoformat(),
+        generated=generated.isoformat(timespec="seconds"),
+        service_did=service_did,
+        **figures_context(figures),
+    )
+
+
+@router.get("/report.html", response_class=HTMLResponse)
+def report_page(
+    request: Request,
+    start: Annotated[str | None, Query(max_length=10)] = None,
+    end: Annotated[str | None, Query(max_length=10)] = None,
+) -> HTMLResponse:
+    figures = _report_figures(request, start, end)
+    signer: ReportSigner | None = request.app.state.report_signer
+    service = signer.service_did if signer else "the Common-ID service"
+    return HTMLResponse(report_html(figures, service_did=service, generated=datetime.now(UTC)))
+
+
+@router.get("/report.pdf")
+def report_pdf_download(
+    request: Request,
+    start: Annotated[str | None, Query(max_length=10)] = None,
+    end: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    figures = _report_figures(request, start, end)
+    signer: ReportSigner | None = request.app.state.report_signer
+    if signer is None:
+        return HTMLResponse("<p>No report signing key is configured.</p>", status_code=503)
+    pdf = report_pdf(figures, signer=signer, generated=datetime.now(UTC))
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="commonid-poc-report.pdf"'},
+    )
+
+
+@router.get("/export.csv")
+def export_csv_download(request: Request) -> Response:
+    access = _access(request)
+    buffer = io.StringIO()
+    export_csv(access.log, buffer)
+    return Response(buffer.getvalue(), media_type="text/csv")
+
+
+@router.get("/export.jsonl")
+def export_jsonl_download(request: Request) -> StreamingResponse:
+    access = _access(request)
+
+    def lines():  # type: ignore[no-untyped-def]
+        for logged in access.log.entries():
+            yield entry_line(logged)
+        for stored in access.log.checkpoints():
+            yield json.dumps({"checkpoint": stored.note}, ensure_ascii=False) + "\n"
+
+    return StreamingResponse(lines(), media_type="application/jsonl")

@@ -1,0 +1,123 @@
+"""Reviewer pages, figures from the log, and the signed PDF report (validated with pyHanko)."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from commonid.api.problems import install_problem_handlers
+from commonid.audit.api import AuditAccess, install_audit
+from commonid.audit.figures import compute_figures, percentile
+from commonid.audit.log import AuditLog
+from commonid.audit.report import ReportSigner, report_pdf
+from commonid.audit.web import install_reviewer_pages
+from tests.audit.seed import seed_poc_log
+
+REVIEWER = "rvw_pages-token"
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def seeded(audit_log: AuditLog, clock) -> dict:
+    return seed_poc_log(audit_log, clock)
+
+
+@pytest.fixture
+def report_signer(tmp_path: Path) -> ReportSigner:
+    return ReportSigner.open(tmp_path / "report-keys", "did:key:z6MkReviewTest")
+
+
+def reviewer_app(audit_log: AuditLog, signer, report_signer: ReportSigner) -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_audit(app, AuditAccess(audit_log, [signer.verifier()], SecretStr(REVIEWER)))
+    install_reviewer_pages(app, report_signer)
+    return app
+
+
+@pytest.fixture
+def pages(audit_log, signer, report_signer, seeded) -> TestClient:
+    client = TestClient(reviewer_app(audit_log, signer, report_signer))
+    client.post("/reviewer/login", data={"token": REVIEWER}, follow_redirects=False)
+    return client
+
+
+def test_figures_are_what_the_log_says(audit_log: AuditLog, seeded: dict, clock) -> None:
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    figures = compute_figures(audit_log, start, start + timedelta(days=30))
+    assert figures.outcomes["verified"] == seeded["verified"]
+    assert figures.outcomes["rejected"] == seeded["rejected"]
+    assert figures.outcomes["reuse_granted"] == seeded["reuse_granted"]
+    # Each rejection is counted once from validation.outcome and once from session.completed.
+    assert figures.rejection_reasons == {r: 2 * n for r, n in seeded["reasons"].items()}
+    assert len(figures.per_day) == 7
+    assert figures.latency_percentiles()["p50"] == percentile(sorted(seeded["latencies"]), 0.5)
+    assert figures.reuse_rate == seeded["reuse_granted"] / (
+        seeded["verified"] + seeded["reuse_granted"]
+    )
+    assert figures.checkpoint is not None and figures.checkpoint.tree_size == audit_log.size()
+
+
+def test_pages_need_the_reviewer_credential(audit_log, signer, report_signer, seeded) -> None:
+    client = TestClient(reviewer_app(audit_log, signer, report_signer))
+    assert client.get("/reviewer/", follow_redirects=False).status_code == 303
+    refused = client.post("/reviewer/login", data={"token": "guess"}, follow_redirects=False)
+    assert refused.status_code == 401
+    accepted = client.post("/reviewer/login", data={"token": REVIEWER}, follow_redirects=False)
+    assert accepted.status_code == 303
+    cookie = accepted.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert client.get("/reviewer/").status_code == 200
+
+
+def test_dashboard_event_list_and_detail_with_its_proof(pages: TestClient, seeded) -> None:
+    dashboard = pages.get("/reviewer/").text
+    assert dashboard.count("<svg") == 2
+    assert "certificate_revoked" in dashboard or "signature_invalid" in dashboard
+    # No external assets: nothing is loaded from anywhere.
+    assert not re.search(r'(src|href)="(https?:)?//', dashboard)
+    listed = pages.get("/reviewer/events", params={"q": "ses_d2n1"}).text
+    indexes = re.findall(r'href="/reviewer/events/(\d+)"', listed)
+    assert indexes
+    detail = pages.get(f"/reviewer/events/{indexes[-1]}").text
+    assert "ses_d2n1" in detail
+    assert "the proof leads to the signed root" in detail
+
+
+def test_signed_pdf_report_validates_with_pyhanko(
+    audit_log: AuditLog, seeded, report_signer: ReportSigner, pages: TestClient
+) -> None:
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    figures = compute_figures(audit_log, start, start + timedelta(days=7))
+    pdf = report_pdf(figures, signer=report_signer, generated=datetime.now(UTC))
+    reader = PdfFileReader(io.BytesIO(pdf))
+    (signature,) = reader.embedded_signatures
+    assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"  # PAdES
+    trust = asn1_x509.Certificate.load(report_signer.certificate.public_bytes(Encoding.DER))
+    status = validate_pdf_signature(signature, ValidationContext(trust_roots=[trust]))
+    assert status.intact and status.valid and status.trusted
+    assert status.coverage is SignatureCoverageLevel.ENTIRE_FILE
+    # A changed byte in the signed range breaks it.
+    position = pdf.index(b"Common-ID proof of concept")
+    tampered = pdf[:position] + b"X" + pdf[position + 1 :]
+    (broken,) = PdfFileReader(io.BytesIO(tampered)).embedded_signatures
+    assert not validate_pdf_signature(broken, ValidationContext(trust_roots=[trust])).intact
+    # The page route serves the same kind of document.
+    served = pages.get("/reviewer/report.pdf", params={"start": "2026-11-25", "end": "2026-12-02"})
+    assert served.status_code == 200 and served.content.startswith(b"%PDF")
+    html = pages.get("/reviewer/report.html", params={"start": "2026-11-25"}).text
+    assert "2026-11-25" in html and figures.checkpoint is not None
+    assert figures.checkpoint.note.split("\n")[2] in html
