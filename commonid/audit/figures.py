@@ -2,9 +2,9 @@
 
 Everything comes from logged events over a period: verifications per day by
 outcome (``session.completed`` status), rejection reasons (reason codes of
-rejected card responses and failed validations), latency percentiles
-(``session.completed`` latency_ms), reuse rate (``claims.released`` with
-reuse) and revocation data age (latest ``revocation.refreshed`` per trust
+rejected card responses, failed validations and refused sessions, once per
+session), latency percentiles (``session.completed`` latency_ms), reuse rate
+(``claims.released`` with reuse) and revocation data age (latest ``revocation.refreshed`` per trust
 anchor, against the end of the period).
 """
 
@@ -90,6 +90,18 @@ def compute_figures(
     checkpoint = checkpoint or log.latest_checkpoint()
     figures = PocFigures(start=start, end=end, checkpoint=checkpoint)
     stop = checkpoint.tree_size if checkpoint else 0
+    # A refused session logs its reason more than once (the validation outcome,
+    # the rejected response, the completed session): count it once per session.
+    reasons_seen: set[tuple[str, str]] = set()
+
+    def rejection(data: dict, reason: str) -> None:
+        session = data.get("session_id")
+        if session is not None:
+            if (session, reason) in reasons_seen:
+                return
+            reasons_seen.add((session, reason))
+        figures.rejection_reasons[reason] += 1
+
     for logged in log.entries(stop=stop):
         figures.last_index = logged.index
         if logged.event_type not in FIGURE_EVENTS:
@@ -107,11 +119,11 @@ def compute_figures(
             if "latency_ms" in data:
                 figures.latencies_ms.append(float(data["latency_ms"]))
             if data.get("reason_code") and data.get("status") != "verified":
-                figures.rejection_reasons[data["reason_code"]] += 1
+                rejection(data, data["reason_code"])
         elif kind == "card_response.rejected":
-            figures.rejection_reasons[data["reason_code"]] += 1
+            rejection(data, data["reason_code"])
         elif kind == "validation.outcome" and data.get("outcome") != "valid":
-            figures.rejection_reasons[data.get("reason_code", "invalid")] += 1
+            rejection(data, data.get("reason_code", "invalid"))
         elif kind == "claims.released":
             figures.claims_released += 1
             figures.claims_reused += bool(data.get("reuse"))
