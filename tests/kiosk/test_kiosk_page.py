@@ -116,7 +116,15 @@ def test_identity_verification_at_the_kiosk(
     assert page.get_by_test_id("password-tries").inner_text().endswith("5回")
     type_password(page, SIGN_PASSWORD)
     screenshots.take(page, "password")
+    # Hold the request in the browser a moment to see the page while the card works.
+    held: list[Any] = []
+    page.route("**/api/session/password", lambda route: held.append(route))
     page.get_by_test_id("password-submit").click()
+    expect_screen(page, "progress")
+    assert page.get_by_test_id("password-display").locator("span.filled").count() == 0
+    screenshots.take(page, "progress")
+    page.wait_for_timeout(50)
+    held[0].continue_()
 
     expect_screen(page, "result")
     assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "verified"
