@@ -204,3 +204,39 @@ def verify(
         typer.echo(line)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="Directory for report.html and report.pdf")],
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (UTC)")],
+    end: Annotated[str, typer.Option(help="Day after the last, YYYY-MM-DD (UTC)")],
+    database_url: DatabaseOption = None,
+    key_file: KeyFileOption = None,
+    origin: OriginOption = None,
+) -> None:
+    """The PoC results report for a period: HTML, and PDF signed by the service (PAdES)."""
+    from datetime import UTC, date, datetime, time
+
+    from commonid.audit.figures import compute_figures
+    from commonid.audit.report import ReportSigner, report_pdf
+    from commonid.audit.web import report_html
+    from did.keys import IssuerKeyring
+
+    settings = _service_settings()
+    log = _open_log(database_url, key_file, origin)
+    key_path = key_file or settings.issuer_key_file or settings.data_dir / "issuer-key.json"
+    service_did = settings.service_did or IssuerKeyring.load(key_path).current.did
+    period = [datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC) for day in (start, end)]
+    figures = compute_figures(log, period[0], period[1])
+    generated = datetime.now(UTC)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html = report_html(figures, service_did=service_did, generated=generated)
+    (out_dir / "report.html").write_text(html, encoding="utf-8")
+    signer = ReportSigner.open(settings.data_dir, service_did)
+    (out_dir / "report.pdf").write_bytes(report_pdf(figures, signer=signer, generated=generated))
+    checkpoint = figures.checkpoint.tree_size if figures.checkpoint else 0
+    typer.echo(
+        f"report for {start}..{end}: {figures.verifications} sessions, from the checkpoint of "
+        f"size {checkpoint}; signed with {signer.certificate_file}"
+    )

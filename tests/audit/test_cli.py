@@ -81,3 +81,20 @@ def test_checkpoint_prove_export_verify(service_env: dict[str, str], tmp_path: P
     assert tampered.exit_code == 1
     assert "entry_edited at index 7" in tampered.output
     assert "result: FAILED" in tampered.output
+
+
+def test_report_writes_html_and_a_signed_pdf(service_env: dict[str, str], tmp_path: Path) -> None:
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    out = tmp_path / "report"
+    made = CliRunner().invoke(
+        audit_app,
+        ["report", str(out), "--start", "2020-01-01", "--end", "2100-01-01"],
+        env=service_env,
+    )
+    assert made.exit_code == 0, made.output
+    assert "Common-ID proof of concept" in (out / "report.html").read_text()
+    (signature,) = PdfFileReader(io.BytesIO((out / "report.pdf").read_bytes())).embedded_signatures
+    assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
