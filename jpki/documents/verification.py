@@ -241,7 +241,7 @@ async def _verify_one(
         )
     level = status.modification_level
     timestamp = status.timestamp_validity
-    timestamp_trusted = None if timestamp is None else bool(timestamp.bottom_line)
+    timestamp_trusted = None if timestamp is None else bool(timestamp.trusted)
     if not status.intact:
         reason = DocumentReason.MODIFIED
     elif not status.valid:

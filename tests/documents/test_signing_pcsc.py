@@ -199,3 +199,26 @@ def test_pyhanko_command_line_validator_accepts_the_signed_pdf(
     assert ":INTACT:TRUSTED,UNTOUCHED" in accepted.stdout
     # Under the wrong anchor the same file is not trusted: the test root is what made it pass.
     assert pyhanko_validate(other_root).returncode != 0
+
+
+def test_cli_sign_asks_for_the_password_and_writes_a_verifiable_pdf(
+    card_in_reader: object,
+    pcsc_reader: str,
+    consent: PreparedDocument,
+    policy: TrustPolicy,
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from commonid.cli import app
+
+    source, out = tmp_path / "consent.pdf", tmp_path / "consent-signed.pdf"
+    source.write_bytes(consent.pdf)
+    arguments = ["document", "sign", str(source), "--out", str(out), "--reader", pcsc_reader]
+    result = CliRunner().invoke(app, arguments, input=f"{SIGN_PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert SIGN_PASSWORD not in result.output  # the prompt hides the entry
+    assert verify_pdf(out.read_bytes(), policy=policy, at=VERIFY_AT).valid
+    wrong = CliRunner().invoke(app, arguments, input="WRONG9\n")
+    assert wrong.exit_code == 2
+    assert "4 tries left" in wrong.output

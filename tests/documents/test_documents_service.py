@@ -1,0 +1,174 @@
+"""The product side: the consent PDF, acceptance of the signed one, storage, report, CLI.
+
+The card is the virtual card in process (the PC/SC path is covered by
+test_signing_pcsc.py); everything else is real: pyHanko, the trust policy,
+AES-GCM, the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from typer.testing import CliRunner
+
+from commonid.cli import app
+from commonid.documents.consent_pdf import render_consent_pdf
+from commonid.documents.service import (
+    PreparedDocument,
+    accept_signed_document,
+    document_download,
+    verification_report,
+)
+from commonid.documents.storage import DocumentIntegrityError, open_document
+from commonid.store.encryption import AttributeCipher
+from jpki.card import JPKICard, PinKind
+from jpki.documents import DocumentReason, open_card_signer, sign_pdf, verify_pdf
+from jpki.emulator.card import VirtualMyNumberCard
+from jpki.transport import InProcessTransport
+from jpki.validation import TrustPolicy
+from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
+from tests.fixtures.jpki import DEMO_PERSON
+
+from .conftest import VERIFY_AT
+from .tsa import local_tsa
+
+
+@pytest.fixture
+def card(virtual_card: VirtualMyNumberCard) -> JPKICard:
+    return JPKICard(InProcessTransport(virtual_card))
+
+
+@pytest.fixture
+def cipher() -> AttributeCipher:
+    return AttributeCipher({"k1": bytes(range(32))}, "k1")
+
+
+def _sign(card: JPKICard, pdf: bytes, **options: object) -> bytes:
+    with open_card_signer(card, SIGN_PASSWORD) as signer:
+        return sign_pdf(pdf, signer, **options)  # type: ignore[arg-type]
+
+
+def test_consent_pdf_carries_the_session_text_in_japanese(consent: PreparedDocument) -> None:
+    reader = PdfFileReader(io.BytesIO(consent.pdf))
+    page = reader.root["/Pages"]["/Kids"][0]
+    content = page["/Contents"].data
+    for text in ("テスト決済株式会社", "犯罪収益移転防止法", "氏名", "同意"):
+        assert text.encode("utf-16-be").hex().upper().encode() in content
+    font = page["/Resources"]["/Font"]["/F1"]
+    assert font["/Encoding"] == "/UniJIS-UTF16-H"
+    other = dataclasses.replace(consent.document, purpose="別の目的")
+    assert render_consent_pdf(other) != consent.pdf
+
+
+def test_accepted_document_is_stored_encrypted_and_served(
+    card: JPKICard, consent: PreparedDocument, policy: TrustPolicy, cipher: AttributeCipher
+) -> None:
+    signed = _sign(card, consent.pdf)
+    accepted = accept_signed_document(consent, signed, policy=policy, at=VERIFY_AT, cipher=cipher)
+    sealed = accepted.sealed
+    name_utf16 = DEMO_PERSON.name.encode("utf-16-be")
+    assert b"%PDF" not in sealed.ciphertext and name_utf16 not in sealed.ciphertext
+    assert open_document(cipher, sealed) == signed
+    download = document_download(cipher, sealed)
+    assert download.content == signed and download.media_type == "application/pdf"
+    event = accepted.audit_event
+    assert event["document_sha256"] == sealed.sha256
+    assert event["unsigned_document_sha256"] == consent.sha256
+    assert event["reason_code"] == "valid" and event["revocation_source"] == "crl"
+    assert not any(DEMO_PERSON.name in str(value) for value in event.values())
+    # A blob moved to another document does not decrypt.
+    moved = dataclasses.replace(sealed, document_id="doc_other")
+    with pytest.raises(DocumentIntegrityError):
+        open_document(cipher, moved)
+
+
+def test_signature_on_another_document_is_refused(
+    card: JPKICard, consent: PreparedDocument, policy: TrustPolicy, cipher: AttributeCipher
+) -> None:
+    other = render_consent_pdf(dataclasses.replace(consent.document, purpose="別の目的"))
+    signed_other = _sign(card, other)
+    with pytest.raises(Exception) as raised:
+        accept_signed_document(consent, signed_other, policy=policy, at=VERIFY_AT, cipher=cipher)
+    assert getattr(raised.value, "code", None) == "document_mismatch"
+
+
+def test_auth_key_signed_consent_is_refused_with_the_certificate_reason(
+    card: JPKICard, consent: PreparedDocument, policy: TrustPolicy, cipher: AttributeCipher
+) -> None:
+    with open_card_signer(card, AUTH_PIN, kind=PinKind.AUTH) as signer:
+        signed = sign_pdf(consent.pdf, signer)
+    with pytest.raises(Exception) as raised:
+        accept_signed_document(consent, signed, policy=policy, at=VERIFY_AT, cipher=cipher)
+    assert getattr(raised.value, "code", None) == "document_certificate_invalid"
+    assert "wrong_purpose" in str(raised.value)
+
+
+def test_report_shows_signer_attributes_only_when_authorized(
+    card: JPKICard, consent: PreparedDocument, policy: TrustPolicy
+) -> None:
+    signed = _sign(card, consent.pdf)
+    verification = verify_pdf(signed, policy=policy, at=VERIFY_AT, include_signer_attributes=True)
+    public = verification_report(verification, authorized=False)
+    authorized = verification_report(verification, authorized=True)
+    assert "signer" not in public["signatures"][0]
+    assert DEMO_PERSON.name not in json.dumps(public, ensure_ascii=False)
+    assert authorized["signatures"][0]["signer"]["name"] == DEMO_PERSON.name
+    assert authorized["signatures"][0]["signer"]["birthdate"] == "1990-04-01"
+    assert public["signatures"][0]["integrity"] == "intact"
+    assert public["signatures"][0]["certificate"]["reason"] == "valid"
+
+
+def test_unsigned_and_non_pdf_files_get_their_own_reasons(
+    consent: PreparedDocument, policy: TrustPolicy
+) -> None:
+    assert verify_pdf(consent.pdf, policy=policy, at=VERIFY_AT).reason is (
+        DocumentReason.NO_SIGNATURE
+    )
+    assert verify_pdf(b"not a pdf", policy=policy, at=VERIFY_AT).reason is (
+        DocumentReason.NOT_A_PDF
+    )
+
+
+def test_pades_b_t_carries_a_trusted_timestamp_from_a_loopback_tsa(
+    card: JPKICard, consent: PreparedDocument, policy: TrustPolicy
+) -> None:
+    with local_tsa() as tsa:
+        signed = _sign(card, consent.pdf, timestamp_url=tsa.url)
+    plain = verify_pdf(signed, policy=policy, at=VERIFY_AT)
+    trusted = verify_pdf(signed, policy=policy, at=VERIFY_AT, timestamp_roots=[tsa.root])
+    signature = trusted.signatures[0]
+    assert trusted.reason is DocumentReason.VALID
+    assert signature.timestamp_time is not None and signature.timestamp_trusted is True
+    # Without the TSA's root the token is still reported, but not as trusted.
+    assert plain.signatures[0].timestamp_trusted is False
+
+
+def test_cli_verify_reports_and_exits_by_verdict(
+    card: JPKICard, consent: PreparedDocument, test_hierarchy_dir: Path, tmp_path: Path
+) -> None:
+    signed = tmp_path / "signed.pdf"
+    signed.write_bytes(_sign(card, consent.pdf))
+    runner = CliRunner()
+    arguments = ["document", "verify", str(signed), "--trust", "test-hierarchy",
+                 "--hierarchy", str(test_hierarchy_dir), "--json"]  # fmt: skip
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["reason"] == "valid"
+    assert report["signatures"][0]["certificate"]["revocation_source"] == "crl"
+    assert "signer" not in report["signatures"][0]
+    shown = runner.invoke(app, [*arguments, "--show-signer"])
+    assert json.loads(shown.stdout)["signatures"][0]["signer"]["name"] == DEMO_PERSON.name
+    tampered = tmp_path / "tampered.pdf"
+    data = bytearray(signed.read_bytes())
+    position = data.index("同意".encode("utf-16-be").hex().upper().encode())
+    data[position + 3] = ord("F") if data[position + 3] != ord("F") else ord("E")
+    tampered.write_bytes(bytes(data))
+    refused = runner.invoke(app, [*arguments[:2], str(tampered), *arguments[3:-1]])
+    assert refused.exit_code == 1
+    assert "modified" in refused.stdout
