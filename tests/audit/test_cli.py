@@ -98,3 +98,11 @@ def test_report_writes_html_and_a_signed_pdf(service_env: dict[str, str], tmp_pa
     assert "Common-ID proof of concept" in (out / "report.html").read_text()
     (signature,) = PdfFileReader(io.BytesIO((out / "report.pdf").read_bytes())).embedded_signatures
     assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+
+
+def test_registered_on_the_commonid_command(service_env: dict[str, str]) -> None:
+    from commonid.cli import app
+
+    checked = CliRunner().invoke(app, ["audit", "verify"], env=service_env)
+    assert checked.exit_code == 0, checked.output
+    assert "[reproduced] size 12" in checked.output
