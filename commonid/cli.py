@@ -306,3 +306,7 @@ def verify_session(
             typer.echo(f"refused: {error.code}: {error.detail}", err=True)
             raise typer.Exit(1) from error
         typer.echo(f"session {outcome['session_id']}: {outcome['status']}")
+
+
+if __name__ == "__main__":
+    app()

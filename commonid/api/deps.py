@@ -30,7 +30,9 @@ def get_db(runtime: RuntimeDep) -> Iterator[DbSession]:
         yield db
 
 
-Db = Annotated[DbSession, Depends(get_db)]
+# scope="function": commit before the response goes out. With the default
+# ("request") a client could act on a 201 before its session was committed.
+Db = Annotated[DbSession, Depends(get_db, scope="function")]
 
 
 def _bearer(request: Request) -> str:

@@ -1,0 +1,356 @@
+"""Complete auth-mode flows against the running service, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/service.py [--seconds 20] [--concurrency 32] [--workers 2]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--skip-postgres]
+
+For each database it starts `commonid serve --workers N` (a fresh data
+directory, a test hierarchy, one person, one provider, one kiosk), then runs
+concurrent flows for a fixed time. A flow is what a provider and a kiosk do:
+create the session, record consent, post the card response, fetch the result.
+The card response is signed with the person's (emulator) auth key as soon as
+the challenge is known; signing time is the client's and is not counted as
+service latency separately. Printed: flows/s, p50/p99 flow latency, errors,
+and the same machine's RSA-2048 verifications/s (the crypto floor) measured
+in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from commonid.store import accounts
+from commonid.store.database import create_engine, session_factory, upgrade
+from commonid.store.encryption import AttributeCipher
+from jpki.profile import Gender
+from jpki.testca import Hierarchy, IssuedPerson, PersonRecord
+
+TARGET_FLOWS_PER_SECOND = 300.0
+TARGET_P99_MS = 100.0
+PERSON = PersonRecord(
+    name="山田\u3000太郎",
+    birth_date=dt.date(1990, 4, 1),
+    gender=Gender.MALE,
+    address="東京都千代田区千代田一丁目1番1号",
+    prefecture="東京都",
+    municipality="千代田区",
+)
+
+
+@dataclass(frozen=True)
+class Fixture:
+    base_url: str
+    provider_key: str
+    kiosk_credential: str
+    auth_key: rsa.RSAPrivateKey
+    auth_certificate_b64: str
+
+
+@dataclass
+class Figures:
+    database: str
+    flows: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rsa_verifications_per_second(seconds: float = 1.0) -> float:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    data = b"commonid/v1/card-challenge\n{}"
+    signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    public = key.public_key()
+    count = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def postgres_schema_url(base: str) -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    url = sa.make_url(base).set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    return scoped.render_as_string(hide_password=False), schema
+
+
+def drop_schema(base: str, schema: str) -> None:
+    engine = sa.create_engine(sa.make_url(base).set(drivername="postgresql+psycopg"))
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def start_service(
+    workdir: Path, database_url: str, hierarchy_dir: Path, workers: int
+) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "COMMONID_DATA_DIR": str(workdir / "data"),
+            "COMMONID_DATABASE_URL": database_url,
+            "COMMONID_TRUST_MODE": "test",
+            "COMMONID_TEST_HIERARCHY_DIR": str(hierarchy_dir),
+            # The benchmark is one provider and one kiosk at full speed.
+            "COMMONID_PROVIDER_RATE_PER_SECOND": "100000",
+            "COMMONID_PROVIDER_RATE_BURST": "100000",
+            "COMMONID_KIOSK_RATE_PER_SECOND": "100000",
+            "COMMONID_KIOSK_RATE_BURST": "100000",
+        }
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "commonid.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"service did not start:\n{stderr[-2000:]}")
+        time.sleep(0.2)
+    return process, base_url, env
+
+
+def stop_service(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def register_accounts(database_url: str, data_dir: Path) -> tuple[str, str]:
+    from commonid.settings import Settings
+
+    settings = Settings(data_dir=data_dir, database_url=database_url).with_generated_secrets()
+    upgrade(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url)
+    cipher = AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id)
+    now = dt.datetime.now(dt.UTC)
+    with session_factory(engine).begin() as db:
+        provider = accounts.add_provider(
+            db,
+            name="Bench Pay",
+            allowed_claims=["did"],
+            reuse_max_age_seconds=86400,
+            now=now,
+            cipher=cipher,
+        )
+        kiosk = accounts.add_kiosk(db, name="Bench Kiosk", now=now)
+    engine.dispose()
+    return provider.credential, kiosk.credential
+
+
+async def one_flow(client: httpx.AsyncClient, fixture: Fixture) -> None:
+    provider = {"Authorization": f"Bearer {fixture.provider_key}"}
+    kiosk = {"Authorization": f"Bearer {fixture.kiosk_credential}"}
+    created = await client.post(
+        "/v1/sessions",
+        json={"mode": "auth", "claims": ["did"], "purpose": "bench"},
+        headers=provider,
+    )
+    created.raise_for_status()
+    session = created.json()
+    consent = await client.post(
+        f"/v1/kiosk/sessions/{session['id']}/consent", json={}, headers=kiosk
+    )
+    consent.raise_for_status()
+    encoded = session["challenge"]["to_be_signed"]
+    to_be_signed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    signature = fixture.auth_key.sign(to_be_signed, padding.PKCS1v15(), hashes.SHA256())
+    answered = await client.post(
+        f"/v1/kiosk/sessions/{session['id']}/card-response",
+        json={
+            "auth_certificate": fixture.auth_certificate_b64,
+            "auth_signature": base64.b64encode(signature).decode(),
+        },
+        headers=kiosk,
+    )
+    answered.raise_for_status()
+    result = await client.get(f"/v1/sessions/{session['id']}", headers=provider)
+    result.raise_for_status()
+    if result.json()["status"] != "verified":
+        raise RuntimeError(f"flow ended {result.json()['status']}")
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, httpx.HTTPStatusError):
+        try:
+            code = error.response.json().get("code", "")
+        except ValueError:
+            code = ""
+        return (
+            f"HTTP {error.response.status_code} {code} on {error.request.url.path.split('/')[-1]}"
+        )
+    return f"{type(error).__name__}: {str(error)[:80]}"
+
+
+async def drive(fixture: Fixture, *, seconds: float, concurrency: int, label: str) -> Figures:
+    figures = Figures(label, 0, 0, seconds, [])
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=fixture.base_url, limits=limits, timeout=30) as client:
+        for _ in range(min(20, concurrency)):  # warm up connections and worker caches
+            await one_flow(client, fixture)
+        stop_at = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                try:
+                    await one_flow(client, fixture)
+                except (httpx.HTTPError, RuntimeError) as error:
+                    figures.errors += 1
+                    kind = _describe(error)
+                    figures.error_kinds[kind] = figures.error_kinds.get(kind, 0) + 1
+                    continue
+                figures.latencies_ms.append((time.perf_counter() - started) * 1000)
+                figures.flows += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        figures.seconds = time.perf_counter() - began
+    return figures
+
+
+def run_database(
+    label: str,
+    database_url: str,
+    hierarchy_dir: Path,
+    person: IssuedPerson,
+    args: argparse.Namespace,
+) -> Figures:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as tmp:
+        workdir = Path(tmp)
+        provider_key, kiosk_credential = register_accounts(database_url, workdir / "data")
+        process, base_url, _env = start_service(workdir, database_url, hierarchy_dir, args.workers)
+        try:
+            fixture = Fixture(
+                base_url=base_url,
+                provider_key=provider_key,
+                kiosk_credential=kiosk_credential,
+                auth_key=person.auth_private_key,
+                auth_certificate_b64=base64.b64encode(
+                    person.auth_certificate.public_bytes(serialization.Encoding.DER)
+                ).decode(),
+            )
+            return asyncio.run(
+                drive(fixture, seconds=args.seconds, concurrency=args.concurrency, label=label)
+            )
+        finally:
+            stop_service(process)
+
+
+def report(figures: Figures) -> None:
+    rate = figures.flows / figures.seconds if figures.seconds else 0.0
+    p50, p99 = figures.percentile(0.5), figures.percentile(0.99)
+    verdict = (
+        "meets"
+        if rate >= TARGET_FLOWS_PER_SECOND and p99 <= TARGET_P99_MS and not (figures.errors)
+        else "BELOW"
+    )
+    print(
+        f"{figures.database:10s} flows/s {rate:7.1f}  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+        f"errors {figures.errors}  flows {figures.flows}  "
+        f"[{verdict} target >= {TARGET_FLOWS_PER_SECOND:.0f}/s, p99 <= {TARGET_P99_MS:.0f} ms]"
+    )
+    for kind, count in sorted(figures.error_kinds.items(), key=lambda item: -item[1]):
+        print(f"{'':10s} error x{count}: {kind}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "COMMONID_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+
+    print(
+        f"machine: {os.cpu_count()} CPUs; service workers {args.workers}; "
+        f"client concurrency {args.concurrency}; {args.seconds:.0f} s per database"
+    )
+    print(
+        f"crypto floor: RSA-2048 PKCS#1 v1.5 verifications/s (one core): "
+        f"{rsa_verifications_per_second():.0f}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-hierarchy-") as hierarchy_tmp:
+        hierarchy_dir = Path(hierarchy_tmp)
+        hierarchy = Hierarchy.init(hierarchy_dir)
+        person = hierarchy.issue_person(PERSON)
+        results = []
+        with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as sqlite_tmp:
+            sqlite_url = f"sqlite:///{Path(sqlite_tmp) / 'commonid.sqlite3'}"
+            results.append(run_database("sqlite", sqlite_url, hierarchy_dir, person, args))
+        report(results[-1])
+        if not args.skip_postgres:
+            url, schema = postgres_schema_url(args.postgres)
+            try:
+                results.append(run_database("postgresql", url, hierarchy_dir, person, args))
+            finally:
+                drop_schema(args.postgres, schema)
+            report(results[-1])
+
+
+if __name__ == "__main__":
+    main()
