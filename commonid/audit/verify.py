@@ -302,15 +302,27 @@ def verify_log(
             report.checkpoints[slot] = CheckpointResult(
                 checkpoint, "beyond_log", report.checkpoints[slot].note_digest
             )
-            report.add(
-                Finding(
-                    "log_truncated",
-                    tree.size,
-                    f"a checkpoint signed {checkpoint.tree_size} entries but the log has "
-                    f"{tree.size}: entries from index {tree.size} on are gone",
-                    last_index=checkpoint.tree_size - 1,
+            end = report.last_index + 1 if report.last_index is not None else 0
+            if end < checkpoint.tree_size:
+                report.add(
+                    Finding(
+                        "log_truncated",
+                        end,
+                        f"a checkpoint signed {checkpoint.tree_size} entries but the log ends "
+                        f"at index {end - 1}: the entries after it are gone",
+                        last_index=checkpoint.tree_size - 1,
+                    )
                 )
-            )
+            else:  # the indexes reach that far: entries inside the range are missing
+                report.add(
+                    Finding(
+                        "checkpoint_not_reproduced",
+                        last_good,
+                        f"a checkpoint signed {checkpoint.tree_size} entries but the log holds "
+                        f"{tree.size}: entries in this range are missing",
+                        last_index=checkpoint.tree_size - 1,
+                    )
+                )
     if reference_leaf_hashes is not None and tree.size < len(reference_leaf_hashes):
         report.add(
             Finding(
