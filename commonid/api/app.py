@@ -15,6 +15,7 @@ from commonid.api.limits import BodySizeLimit, RateLimiter
 from commonid.api.problems import install_problem_handlers
 from commonid.api.routers import credentials, identities, kiosk, service, sessions
 from commonid.audit.service import install_audit_for_runtime
+from commonid.documents import api as documents_api
 from commonid.revocations import refresh_and_apply
 from commonid.runtime import Runtime, build_runtime
 from commonid.settings import Settings
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         identities.router,
         credentials.router,
         service.router,
+        documents_api.router,
     ):
         app.include_router(router)
     install_audit_for_runtime(app, runtime)

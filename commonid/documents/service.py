@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from jpki.validation import TrustPolicy
 
 __all__ = [
     "DOCUMENT_SIGNED_EVENT",
+    "SIGNER_CLAIMS",
     "AcceptedDocument",
     "DocumentDownload",
     "DocumentRejectedError",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 DOCUMENT_SIGNED_EVENT = "document.signed"
+# The claims a signature certificate can answer (OpenID Connect names, as the service uses).
+SIGNER_CLAIMS = frozenset({"name", "birthdate", "gender", "address"})
 
 
 def new_document_id() -> str:
@@ -202,21 +206,29 @@ def document_download(cipher: AttributeCipher, stored: SealedDocument) -> Docume
     )
 
 
-def verification_report(verification: DocumentVerification, *, authorized: bool) -> dict[str, Any]:
+def verification_report(
+    verification: DocumentVerification,
+    *,
+    authorized: bool,
+    claims: Iterable[str] = SIGNER_CLAIMS,
+) -> dict[str, Any]:
     """JSON-ready verification result. Signer attributes appear only when ``authorized``
-    (and only if `verify_pdf` was asked to extract them)."""
+    (and only if `verify_pdf` was asked to extract them), limited to ``claims``."""
     return {
         "valid": verification.valid,
         "reason": verification.reason.value,
         "document_sha256": verification.document_sha256,
         "verified_at": verification.verified_at.isoformat(),
         "signatures": [
-            _signature_report(s, authorized=authorized) for s in verification.signatures
+            _signature_report(s, authorized=authorized, claims=frozenset(claims))
+            for s in verification.signatures
         ],
     }
 
 
-def _signature_report(signature: SignatureVerification, *, authorized: bool) -> dict[str, Any]:
+def _signature_report(
+    signature: SignatureVerification, *, authorized: bool, claims: frozenset[str]
+) -> dict[str, Any]:
     certificate = signature.certificate
     report: dict[str, Any] = {
         "field": signature.field_name,
@@ -244,14 +256,18 @@ def _signature_report(signature: SignatureVerification, *, authorized: bool) -> 
     }
     if authorized and signature.signer is not None:
         attributes = signature.signer
-        report["signer"] = {
+        signer = {
             "name": attributes.name,
             "birthdate": attributes.birth_date.isoformat() if attributes.birth_date else None,
             "gender": attributes.gender.name.lower() if attributes.gender else None,
             "address": attributes.address,
-            "name_flags": attributes.name_flags,
-            "address_flags": attributes.address_flags,
         }
+        report["signer"] = {claim: value for claim, value in signer.items() if claim in claims}
+        # The substitute-character flags travel with the value they qualify.
+        if "name" in claims:
+            report["signer"]["name_flags"] = attributes.name_flags
+        if "address" in claims:
+            report["signer"]["address_flags"] = attributes.address_flags
     return report
 
 
