@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -282,11 +281,12 @@ def verify_session(
         try:
             card = JPKICard(PcscTransport.connect(reader))
             typer.echo(f"auth PIN tries left: {card.pin_tries_left(PinKind.AUTH)}")
-            pin = getpass.getpass("auth PIN (4 digits): ")
+            # Hidden prompts (getpass underneath); the PIN lives only in this frame.
+            pin = typer.prompt("auth PIN (4 digits)", hide_input=True)
             password = None
             if session.mode == "identity":
                 typer.echo(f"sign password tries left: {card.pin_tries_left(PinKind.SIGN)}")
-                password = getpass.getpass("sign password (6-16 characters): ")
+                password = typer.prompt("sign password (6-16 characters)", hide_input=True)
             answer = answer_challenge(
                 card, session.challenge.to_be_signed, auth_pin=pin, sign_password=password
             )
