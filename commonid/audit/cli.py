@@ -46,11 +46,12 @@ def _service_settings():  # type: ignore[no-untyped-def]
 
 
 def _open_log(database_url: str | None, key_file: Path | None, origin: str | None) -> AuditLog:
-    from commonid.store.database import create_engine, session_factory, upgrade
+    from commonid.store.database import create_engine, session_factory
 
+    # No migration here: verify, prove and export only read, and may run with
+    # read-only database access; the service migrates its schema.
     settings = _service_settings()
     url = database_url or settings.effective_database_url
-    upgrade(url)
     signer = None
     key_path = key_file or settings.issuer_key_file or settings.data_dir / "issuer-key.json"
     if key_path.exists():

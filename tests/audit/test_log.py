@@ -145,3 +145,26 @@ def test_a_failed_write_is_reported_to_the_caller(audit_log: AuditLog) -> None:
         db.execute(sa.text("DELETE FROM audit_head"))
     with pytest.raises(AuditWriteError):
         audit_log.append("admin.action", action="lost")
+
+
+def test_background_checkpoints_while_the_service_runs(
+    audit_engine, signer, clock: SteppingClock
+) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from commonid.audit.service import checkpoint_forever
+
+    log = AuditLog(
+        sessionmaker(audit_engine), signer, clock=clock, checkpoint_interval=timedelta(seconds=60)
+    )
+    log._next_due_check = float("inf")  # no checkpoint from appends: only the task signs
+    log.append("admin.action", action="first")
+
+    async def run_a_while() -> None:
+        task = asyncio.create_task(checkpoint_forever(log, 0.05))
+        await asyncio.sleep(0.3)
+        task.cancel()
+
+    asyncio.run(run_a_while())
+    assert [c.tree_size for c in log.checkpoints()] == [1]
