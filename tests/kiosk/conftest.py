@@ -24,7 +24,12 @@ import pytest
 import uvicorn
 from commonid_kiosk.app import create_app as create_agent_app
 from commonid_kiosk.settings import KioskSettings
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from jpki.emulator.state import CardState
+from jpki.testca import Hierarchy, IssuedPerson
+from tests.fixtures.card import CardMaterial
 from tests.fixtures.service import ServiceAccounts
 
 CHROMIUM = "/usr/bin/chromium"
@@ -104,12 +109,13 @@ def start_agent(
     stack: list[Any] = []
 
     def start(**overrides: Any) -> Agent:
-        settings = KioskSettings(
-            service_url=service_url,
-            credential=service_accounts.kiosk_credential,
-            reader=pcsc_reader,
-            **({"inactivity_timeout_seconds": 60.0} | overrides),
-        )
+        defaults: dict[str, Any] = {
+            "service_url": service_url,
+            "credential": service_accounts.kiosk_credential,
+            "reader": pcsc_reader,
+            "inactivity_timeout_seconds": 60.0,
+        }
+        settings = KioskSettings(**(defaults | overrides))
         traffic = RecordingTransport()
         app = create_agent_app(settings, service_transport=traffic)
         context = serve_in_thread(app)
@@ -180,3 +186,19 @@ def open_kiosk(chromium: Any) -> Iterator[Callable[[Agent], Any]]:
     yield open_page
     for context in contexts:
         context.close()
+
+
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+def card_state_for(hierarchy: Hierarchy, person: IssuedPerson) -> CardState:
+    """A fresh card (PIN 1234, password ABC123) holding ``person``'s keys and certificates."""
+    return CardMaterial(
+        auth_private_key=person.auth_private_key,
+        sign_private_key=person.sign_private_key,
+        auth_certificate=_der(person.auth_certificate),
+        auth_ca_certificate=_der(hierarchy.auth_ca_certificate),
+        sign_certificate=_der(person.sign_certificate),
+        sign_ca_certificate=_der(hierarchy.sign_ca_certificate),
+    ).new_card_state()

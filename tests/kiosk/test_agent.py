@@ -20,14 +20,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from commonid.runtime import Runtime
 from jpki.card import PinKind
+from jpki.emulator.card import VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.emulator.vpcd import VpcdBridge
 from jpki.errors import WrongPinError
+from jpki.testca import Hierarchy
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
+from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceAccounts
 
-from .conftest import Agent
+from .conftest import Agent, card_state_for
 from .kiosk_helpers import create_session, insert_card, provider_result, remove_card
 
 
@@ -202,3 +206,78 @@ def test_identity_flow_over_the_api_keeps_secrets_out_of_logs_and_service(
     sent = b"\n".join(agent.service_traffic.sent)
     assert SIGN_PASSWORD.lower().encode() not in sent and SIGN_PASSWORD.encode() not in sent
     assert agent.service_traffic.paths[-1].endswith("/card-response")
+
+
+def test_declining_ends_the_session_without_the_card(
+    agent: Agent, service_url: str, service_accounts: ServiceAccounts
+) -> None:
+    session = create_session(service_url, service_accounts.provider_a_key, mode="auth")
+    _post(agent, "/api/session/lookup", {"user_code": session["user_code"].lower()})
+    answer = _post(agent, "/api/session/consent", {"approved": False}).json()
+    assert answer["step"] == "result"
+    assert answer["result"] == answer["result"] | {"success": False, "code": "declined"}
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["status"] not in ("pending", "awaiting_card")
+    # The code cannot be used again at the kiosk.
+    again = _post(agent, "/api/session/lookup", {"user_code": session["user_code"]}).json()
+    assert again["step"] == "start"
+    assert again["notice"]["code"] == "session_used"
+
+
+def test_unknown_code_is_explained(agent: Agent) -> None:
+    answer = _post(agent, "/api/session/lookup", {"user_code": "2345-6789"}).json()
+    assert answer["step"] == "start"
+    assert answer["notice"]["code"] == "session_not_found"
+    assert answer["notice"]["title_en"] == "Unknown code"
+
+
+def test_unreachable_service_is_explained(
+    start_agent: Callable[..., Agent], unused_tcp_port: int
+) -> None:
+    agent = start_agent(service_url=f"http://127.0.0.1:{unused_tcp_port}")
+    answer = _post(agent, "/api/session/lookup", {"user_code": "23456789"}).json()
+    assert answer["notice"]["code"] == "service_unreachable"
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def revoked_card(test_hierarchy: Hierarchy, service_runtime: Runtime) -> VirtualMyNumberCard:
+    """A person whose authentication certificate was revoked (the service has the new CRL)."""
+    person = make_person(test_hierarchy, name="佐藤\u3000花子")
+    test_hierarchy.revoke(
+        person.auth_certificate.serial_number,
+        purpose="auth",
+        reason=x509.ReasonFlags.key_compromise,
+    )
+    service_runtime.refresh_revocation(force=True)
+    return VirtualMyNumberCard(card_state_for(test_hierarchy, person))
+
+
+@pytest.mark.pcsc
+def test_revoked_certificate_is_explained(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    revoked_card: VirtualMyNumberCard,
+    pcsc_reader: str,
+) -> None:
+    bridge = VpcdBridge(revoked_card)
+    insert_card(bridge, pcsc_reader)
+    try:
+        _to_pin_step(agent, service_url, service_accounts, mode="auth")
+        answer = _post(
+            agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0007"}
+        ).json()
+    finally:
+        remove_card(bridge, pcsc_reader)
+    assert answer["step"] == "result"
+    assert answer["result"]["code"] == "certificate_revoked"
+    assert "再発行" in answer["result"]["advice_ja"]

@@ -12,18 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.emulator.vpcd import VpcdBridge
 from jpki.testca import Hierarchy
-from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD, CardMaterial
+from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
 from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceAccounts
 
-from .conftest import Agent, Screenshots
+from .conftest import Agent, Screenshots, card_state_for
 from .kiosk_helpers import (
     agent_state,
     create_session,
@@ -429,10 +427,6 @@ def test_a_card_that_is_not_a_my_number_card(
         remove_card(right, pcsc_reader)
 
 
-def _der(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.DER)
-
-
 @pytest.fixture
 def expired_card(test_hierarchy: Hierarchy, test_now: dt.datetime) -> VirtualMyNumberCard:
     """A card whose certificates ended an hour after the test CA issued them."""
@@ -441,15 +435,7 @@ def expired_card(test_hierarchy: Hierarchy, test_now: dt.datetime) -> VirtualMyN
     )
     if dt.datetime.now(dt.UTC) < person.auth_certificate.not_valid_after_utc:
         pytest.skip("the machine's clock is before the test certificates' end")
-    material = CardMaterial(
-        auth_private_key=person.auth_private_key,
-        sign_private_key=person.sign_private_key,
-        auth_certificate=_der(person.auth_certificate),
-        auth_ca_certificate=_der(test_hierarchy.auth_ca_certificate),
-        sign_certificate=_der(person.sign_certificate),
-        sign_ca_certificate=_der(test_hierarchy.sign_ca_certificate),
-    )
-    return VirtualMyNumberCard(material.new_card_state())
+    return VirtualMyNumberCard(card_state_for(test_hierarchy, person))
 
 
 def test_an_expired_certificate_is_explained(
