@@ -423,6 +423,7 @@ class RevocationIndex:
         self._lock = threading.Lock()
         self.last_error: CrlError | None = None
         self.restored_from_cache = False
+        self.persist_error: OSError | None = None
         if self._cache_dir is not None:
             self._restore()
 
@@ -526,8 +527,17 @@ class RevocationIndex:
         return self._cache_dir / f"{stem}.crl", self._cache_dir / f"{stem}.idx"
 
     def _persist(self, crl: VerifiedCrl) -> None:
+        """Best effort: a cache that cannot be written costs a re-parse at restart, nothing more."""
         if self._cache_dir is None:
             return
+        try:
+            self._write_cache(crl)
+            self.persist_error = None
+        except OSError as error:
+            self.persist_error = error
+
+    def _write_cache(self, crl: VerifiedCrl) -> None:
+        assert self._cache_dir is not None
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         crl_path, idx_path = self._paths()
         keys, offsets = crl.index_arrays()

@@ -362,3 +362,14 @@ def test_signed_crl_with_a_malformed_entry_is_malformed(
     )
     with pytest.raises(CrlMalformedError):
         index.ingest(der, at=test_now)
+
+
+def test_unwritable_cache_does_not_fail_ingest(
+    test_hierarchy: Hierarchy, test_now, tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "cache"
+    not_a_directory.write_text("a file where the cache directory should be")
+    index = RevocationIndex(test_hierarchy.auth_ca_certificate, cache_dir=not_a_directory)
+    info = index.ingest(signed_crl(test_hierarchy, number=1, this_update=test_now), at=test_now)
+    assert index.current == info
+    assert isinstance(index.persist_error, OSError)
