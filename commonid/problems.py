@@ -21,6 +21,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "unauthenticated": (401, "Missing or unknown credential"),
     "account_disabled": (403, "This provider or kiosk is disabled"),
     "admin_disabled": (403, "Admin endpoints are disabled (no admin credential configured)"),
+    "name_taken": (409, "That name is already registered"),
     "rate_limited": (429, "Too many requests"),
     "claim_not_allowed": (403, "The provider is not allowed to request this claim"),
     "claims_need_identity_mode": (422, "Personal attributes need identity mode or reuse"),

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from commonid import __version__
 from commonid.api.limits import BodySizeLimit, RateLimiter
 from commonid.api.problems import install_problem_handlers
-from commonid.api.routers import credentials, identities, kiosk, service, sessions
+from commonid.api.routers import admin, credentials, identities, kiosk, service, sessions
 from commonid.audit.service import install_audit_for_runtime
 from commonid.documents import api as documents_api
 from commonid.revocations import refresh_and_apply
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         kiosk.router,
         identities.router,
         credentials.router,
+        admin.router,
         service.router,
         documents_api.router,
     ):

@@ -145,3 +145,46 @@ class CredentialVerifyResult(BaseModel):
     reason: str
     subject_did: str | None = None
     verified_claims: dict[str, Any] | None = None
+
+
+class ProviderCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    allowed_claims: list[ClaimName] = Field(default_factory=list, max_length=6)
+    reuse_max_age_seconds: int = Field(90 * 86400, ge=0)
+    webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
+
+
+class ProviderOut(BaseModel):
+    id: str
+    name: str
+    allowed_claims: list[str]
+    reuse_max_age_seconds: int
+    webhook_url: str | None
+    disabled: bool
+    created_at: datetime
+
+
+class ProviderCreated(BaseModel):
+    provider: ProviderOut
+    api_key: str = Field(description="Shown once; the service keeps only its hash")
+    webhook_secret: str | None = None
+
+
+class KioskCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class KioskOut(BaseModel):
+    id: str
+    name: str
+    disabled: bool
+    created_at: datetime
+
+
+class KioskCreated(BaseModel):
+    kiosk: KioskOut
+    credential: str = Field(description="Shown once; the service keeps only its hash")
+
+
+class NewApiKey(BaseModel):
+    api_key: str
