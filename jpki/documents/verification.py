@@ -176,9 +176,10 @@ async def averify_pdf(
         return verdict(DocumentReason.NOT_A_PDF)
     if not embedded:
         return verdict(DocumentReason.NO_SIGNATURE)
-    signer_context = _context(
-        [a.certificate for a in policy.anchors if a.purpose.value == Purpose.SIGN.value], at
-    )
+    # pyHanko gets every anchor of the policy so that it can build the path of
+    # any JPKI certificate (an auth-key signature too); which purpose is right
+    # is decided by validate() below, not by pyHanko.
+    signer_context = _context([anchor.certificate for anchor in policy.anchors], at)
     timestamp_context = _context(list(timestamp_roots), at)
     signatures = []
     for signature in embedded:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from commonid.cli import app
 from commonid.documents.consent_pdf import render_consent_pdf
 from commonid.documents.service import (
+    DocumentRejectedError,
     PreparedDocument,
     accept_signed_document,
     document_download,
@@ -92,9 +93,9 @@ def test_signature_on_another_document_is_refused(
 ) -> None:
     other = render_consent_pdf(dataclasses.replace(consent.document, purpose="別の目的"))
     signed_other = _sign(card, other)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(DocumentRejectedError) as raised:
         accept_signed_document(consent, signed_other, policy=policy, at=VERIFY_AT, cipher=cipher)
-    assert getattr(raised.value, "code", None) == "document_mismatch"
+    assert raised.value.code == "document_mismatch"
 
 
 def test_auth_key_signed_consent_is_refused_with_the_certificate_reason(
@@ -102,9 +103,9 @@ def test_auth_key_signed_consent_is_refused_with_the_certificate_reason(
 ) -> None:
     with open_card_signer(card, AUTH_PIN, kind=PinKind.AUTH) as signer:
         signed = sign_pdf(consent.pdf, signer)
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(DocumentRejectedError) as raised:
         accept_signed_document(consent, signed, policy=policy, at=VERIFY_AT, cipher=cipher)
-    assert getattr(raised.value, "code", None) == "document_certificate_invalid"
+    assert raised.value.code == "document_certificate_invalid"
     assert "wrong_purpose" in str(raised.value)
 
 
