@@ -25,10 +25,8 @@ from datetime import datetime
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import (
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
@@ -81,6 +79,13 @@ _COVERAGE_NAMES = {
     SignatureCoverageLevel.ENTIRE_REVISION: "entire_revision",
     SignatureCoverageLevel.ENTIRE_FILE: "entire_file",
 }
+# pyHanko parses attacker-supplied bytes lazily, deep inside its validation, and
+# a damaged file surfaces as whatever the failing layer raises (zlib.error,
+# AttributeError on a half-read signature, asn1crypto's ValueError, ...). The
+# verifier's contract is a verdict for any input, so everything but the
+# interpreter's own exits counts as "this document is broken".
+_HOSTILE_INPUT_ERRORS = (Exception,)
+
 _NO_REVOCATION_IN_PYHANKO = CertRevTrustPolicy(
     RevocationCheckingPolicy(
         ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
@@ -171,9 +176,13 @@ async def averify_pdf(
 
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        embedded = list(reader.embedded_signatures)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError):
+    except _HOSTILE_INPUT_ERRORS:
         return verdict(DocumentReason.NOT_A_PDF)
+    try:
+        embedded = list(reader.embedded_signatures)
+    except _HOSTILE_INPUT_ERRORS:
+        # A PDF whose signature objects (or the CMS inside) cannot be read.
+        return verdict(DocumentReason.SIGNATURE_INVALID)
     if not embedded:
         return verdict(DocumentReason.NO_SIGNATURE)
     # pyHanko gets every anchor of the policy so that it can build the path of
@@ -218,7 +227,7 @@ async def _verify_one(
     field_name = str(signature.field_name)
     try:
         certificate_der = signature.signer_cert.dump()
-    except (ValueError, KeyError, TypeError) as error:
+    except _HOSTILE_INPUT_ERRORS as error:
         return _broken(field_name, DocumentReason.SIGNATURE_INVALID, f"{error}", at)
     certificate = validate(certificate_der, Purpose.SIGN, at=at, policy=policy)
     try:
@@ -227,7 +236,7 @@ async def _verify_one(
             signer_validation_context=signer_context,
             ts_validation_context=timestamp_context,
         )
-    except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError):
+    except _HOSTILE_INPUT_ERRORS:
         return SignatureVerification(
             field_name=field_name,
             reason=DocumentReason.SIGNATURE_INVALID,

@@ -173,3 +173,27 @@ def test_cli_verify_reports_and_exits_by_verdict(
     refused = runner.invoke(app, [*arguments[:2], str(tampered), *arguments[3:-1]])
     assert refused.exit_code == 1
     assert "modified" in refused.stdout
+
+
+def test_damaged_files_get_a_verdict_never_an_exception(
+    card: JPKICard, consent: PreparedDocument, policy: TrustPolicy
+) -> None:
+    signed = _sign(card, consent.pdf)
+    contents = signed.index(b"/Contents <") + len(b"/Contents <")
+    compressed = signed.index(b"stream", signed.index(b"/FlateDecode")) + len(b"stream\n") + 20
+
+    def damaged(position: int) -> bytes:
+        data = bytearray(signed)
+        data[position] = ord("0") if data[position] != ord("0") else ord("1")
+        return bytes(data)
+
+    # Inside the CMS's signed attributes (pyHanko fails on a half-read signature),
+    # inside a compressed object stream (zlib fails), and cut short.
+    for broken in (damaged(contents + 100), damaged(compressed), signed[: len(signed) // 2]):
+        result = verify_pdf(broken, policy=policy, at=VERIFY_AT)
+        assert result.reason in {
+            DocumentReason.SIGNATURE_INVALID,
+            DocumentReason.MODIFIED,
+            DocumentReason.NOT_A_PDF,
+            DocumentReason.NO_SIGNATURE,
+        }
