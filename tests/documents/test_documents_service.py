@@ -197,3 +197,15 @@ def test_damaged_files_get_a_verdict_never_an_exception(
             DocumentReason.NOT_A_PDF,
             DocumentReason.NO_SIGNATURE,
         }
+
+
+def test_a_second_signature_is_an_accepted_change_to_the_first(
+    card: JPKICard, consent: PreparedDocument, policy: TrustPolicy
+) -> None:
+    once = _sign(card, consent.pdf)
+    twice = _sign(card, once, field_name="Countersignature")
+    result = verify_pdf(twice, policy=policy, at=VERIFY_AT)
+    first, second = result.signatures
+    assert first.changed_after_signing and first.modification_level == "form_filling"
+    assert second.covers_whole_document
+    assert result.reason is DocumentReason.VALID
