@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -38,8 +38,39 @@ _IDLE_CHECK_SECONDS = 0.5
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
 class _BadRequest(Exception):
     pass
+
+
+class _Forbidden(Exception):
+    pass
+
+
+def only_the_kiosk_page(request: Request) -> None:
+    """Refuse requests another web site makes the kiosk's browser send.
+
+    Any page open in a browser on this machine can send requests to
+    127.0.0.1: a foreign site must not be able to enter PINs (and burn the
+    card's tries). The Host must be a loopback name (no DNS rebinding), a
+    state-changing request must come from the agent's own origin, and it must
+    be JSON, which a cross-site form or ``no-cors`` fetch cannot send.
+    """
+    host = request.headers.get("host", "")
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if hostname not in LOOPBACK_HOSTS:
+        raise _Forbidden("unexpected Host")
+    if request.method in ("GET", "HEAD"):
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"http://{host}":
+        raise _Forbidden("cross-origin request")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise _Forbidden("cross-site request")
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise _Forbidden("requests to the agent are JSON")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -124,7 +155,14 @@ def create_app(
             await run_in_threadpool(flow.close)
             client.close()
 
-    app = FastAPI(title="Common-ID kiosk agent", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Common-ID kiosk agent",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(only_the_kiosk_page)],
+    )
     app.state.flow = flow
     app.state.monitor = monitor
     app.state.settings = settings
@@ -132,6 +170,10 @@ def create_app(
     @app.exception_handler(_BadRequest)
     async def _bad_request(_request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"error": "bad_request", "detail": str(error)}, status_code=400)
+
+    @app.exception_handler(_Forbidden)
+    async def _forbidden(_request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"error": "forbidden", "detail": str(error)}, status_code=403)
 
     @app.exception_handler(StepRefused)
     async def _refused(_request: Request, error: Exception) -> JSONResponse:

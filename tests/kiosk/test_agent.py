@@ -281,3 +281,35 @@ def test_revoked_certificate_is_explained(
     assert answer["step"] == "result"
     assert answer["result"]["code"] == "certificate_revoked"
     assert "再発行" in answer["result"]["advice_ja"]
+
+
+@pytest.mark.pcsc
+def test_other_web_sites_cannot_drive_the_agent(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+) -> None:
+    _to_pin_step(agent, service_url, service_accounts, mode="auth")
+    guess = json.dumps({"pin": "0000", "entry_id": "entry-0008"})
+    attempts = [
+        # A form or no-cors fetch from a foreign page: text/plain, no preflight.
+        {"content-type": "text/plain", "origin": "https://attacker.example"},
+        {"content-type": "text/plain"},
+        {"content-type": "application/json", "origin": "https://attacker.example"},
+        {"content-type": "application/json", "sec-fetch-site": "cross-site"},
+        # DNS rebinding: the attacker's name resolving to 127.0.0.1.
+        {"content-type": "application/json", "host": "attacker.example"},
+    ]
+    for headers in attempts:
+        response = httpx.post(agent.url + "/api/session/pin", content=guess, headers=headers)
+        assert response.status_code == 403, headers
+    assert card_state.auth_pin.tries_left == 3
+    same_origin = httpx.post(
+        agent.url + "/api/session/pin",
+        content=guess,
+        headers={"content-type": "application/json", "origin": agent.url},
+    )
+    assert same_origin.json()["notice"]["code"] == "wrong_pin"
+    assert card_state.auth_pin.tries_left == 2

@@ -306,7 +306,7 @@
     $("idle-warning").hidden = true;
     if (view.step !== "start" && lastTouch - lastPing > 2000) {
       lastPing = lastTouch;
-      fetch("/api/activity", { method: "POST" }).catch(() => {});
+      fetch("/api/activity", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }).catch(() => {});
     }
   }
 
