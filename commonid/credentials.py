@@ -23,7 +23,7 @@ from did.credentials import (
     issue_identity_credential,
     verify_identity_credential,
 )
-from did.status import CredentialStatusRefs, StatusPurpose, StatusRef, issue_status_list_credential
+from did.status import CredentialStatusRefs, StatusRef, issue_status_list_credential
 
 
 def certificate_evidence(checked: CheckedCertificate) -> CertificateEvidence:
@@ -73,12 +73,11 @@ def issue(
     now: datetime,
 ) -> dict[str, Any]:
     """Issue a credential with only the consented claims; record it for revocation."""
-    base_url = runtime.settings.public_url
     revocation_row, revocation = status_lists.load_for_update(
-        db, status_lists.REVOCATION_LIST_ID, StatusPurpose.REVOCATION, base_url=base_url, now=now
+        db, status_lists.REVOCATION_LIST_ID, now=now
     )
     suspension_row, suspension = status_lists.load_for_update(
-        db, status_lists.SUSPENSION_LIST_ID, StatusPurpose.SUSPENSION, base_url=base_url, now=now
+        db, status_lists.SUSPENSION_LIST_ID, now=now
     )
     refs = CredentialStatusRefs(
         revocation=StatusRef(revocation.url, revocation.allocate()),

@@ -15,7 +15,6 @@ from commonid.store import persons, status_lists, webhooks
 from commonid.store.models import Certificate, Provider
 from commonid.trust import StoredCertificateStatus, stored_certificate_status
 from did.credentials import certificate_serial_sha256
-from did.status import StatusPurpose
 
 CERTIFICATE_REVOKED_EVENT = "identity.certificate_revoked"
 
@@ -50,11 +49,7 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
             issued = status_lists.credentials_of_certificate(db, serial_hash)
             if issued:
                 row, bitstring = status_lists.load_for_update(
-                    db,
-                    status_lists.REVOCATION_LIST_ID,
-                    StatusPurpose.REVOCATION,
-                    base_url=runtime.settings.public_url,
-                    now=now,
+                    db, status_lists.REVOCATION_LIST_ID, now=now
                 )
                 for credential in issued:
                     bitstring.revoke(credential.revocation_index)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from commonid.metrics import ServiceMetrics
 from commonid.settings import Settings
+from commonid.store import status_lists
 from commonid.store.database import create_engine, session_factory, upgrade
 from commonid.store.encryption import AttributeCipher
 from commonid.trust import refresh_revocation, revocation_data_ages, trust_policy_from_settings
@@ -81,5 +82,7 @@ def build_runtime(
         clock=clock,
         trust_policy=trust_policy or trust_policy_from_settings(settings),
     )
+    with runtime.sessions.begin() as db:
+        status_lists.ensure_lists(db, base_url=settings.public_url, now=clock())
     runtime.refresh_revocation(force=True)
     return runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from commonid.store.models import IssuedCredential, StatusList
@@ -19,23 +20,52 @@ def list_url(base_url: str, list_id: str) -> str:
     return f"{base_url.rstrip('/')}/v1/status-lists/{list_id}"
 
 
-def load_for_update(
-    db: DbSession, list_id: str, purpose: StatusPurpose, *, base_url: str, now: datetime
-) -> tuple[StatusList, Bitstring]:
-    """The list's row (locked until commit) and its bitstring; created on first use."""
-    row = db.scalar(sa.select(StatusList).where(StatusList.id == list_id).with_for_update())
-    if row is None:
+def ensure_lists(db: DbSession, *, base_url: str, now: datetime) -> None:
+    """Create the revocation and suspension lists if missing (at start-up, not per request,
+    so two first issuances never race to insert the same row)."""
+    for list_id, purpose in (
+        (REVOCATION_LIST_ID, StatusPurpose.REVOCATION),
+        (SUSPENSION_LIST_ID, StatusPurpose.SUSPENSION),
+    ):
+        if db.get(StatusList, list_id) is not None:
+            continue
         bitstring = Bitstring.new(list_url(base_url, list_id), purpose)
-        row = StatusList(
-            id=list_id,
-            purpose=purpose.value,
-            url=bitstring.url,
-            serialized=bitstring.to_bytes(),
-            updated_at=now,
-        )
-        db.add(row)
-        db.flush()
-        return row, bitstring
+        try:
+            with db.begin_nested():
+                db.add(
+                    StatusList(
+                        id=list_id,
+                        purpose=purpose.value,
+                        url=bitstring.url,
+                        serialized=bitstring.to_bytes(),
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:  # another worker created it first
+            continue
+
+
+def load_for_update(db: DbSession, list_id: str, *, now: datetime) -> tuple[StatusList, Bitstring]:
+    """The list's row, locked until commit, and its bitstring.
+
+    The row is written first (touching updated_at): on PostgreSQL that takes the
+    row lock, on SQLite the database write lock, so the read that follows sees
+    the latest allocation and no other transaction can interleave its own.
+    """
+    touched = db.execute(
+        sa.update(StatusList)
+        .where(StatusList.id == list_id)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if touched.rowcount != 1:
+        raise LookupError(f"status list {list_id} does not exist (ensure_lists at start-up)")
+    row = db.scalar(
+        sa.select(StatusList)
+        .where(StatusList.id == list_id)
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None
     return row, Bitstring.from_bytes(row.serialized)
 
 

@@ -201,3 +201,33 @@ def test_purge_removes_sessions_past_retention_only(
     with make() as db:
         assert sessions.get_session(db, old_id) is None
         assert sessions.get_session(db, recent_id) is not None
+
+
+def test_concurrent_status_list_allocations_are_all_kept(migrated_engine: sa.Engine) -> None:
+    from commonid.store import status_lists
+
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        status_lists.ensure_lists(db, base_url="http://svc.test", now=NOW)
+    barrier = threading.Barrier(6)
+    allocated: list[int] = []
+
+    def issue() -> None:
+        barrier.wait()
+        with make.begin() as db:
+            row, bits = status_lists.load_for_update(db, status_lists.REVOCATION_LIST_ID, now=NOW)
+            index = bits.allocate()
+            status_lists.save(row, bits, now=NOW)
+        allocated.append(index)
+
+    threads = [threading.Thread(target=issue) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(allocated)) == 6
+    with make() as db:
+        final = status_lists.get(db, status_lists.REVOCATION_LIST_ID)
+    # Every allocation survived: each index can be revoked (revoke() refuses unallocated ones).
+    for index in allocated:
+        assert final.revoke(index)
