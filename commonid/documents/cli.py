@@ -29,7 +29,13 @@ class RevocationChoice(StrEnum):
 
 @document_app.command("verify")
 def verify(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Signed PDF")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Signed PDF (or signed content)")
+    ],
+    signature: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Detached CMS signature (.p7s) of FILE"),
+    ] = None,
     trust: Annotated[
         TrustChoice, typer.Option(help="Trust anchors: the J-LIS roots or a test hierarchy")
     ] = TrustChoice.PRODUCTION,
@@ -51,11 +57,12 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
-    """Verify a PDF's signatures under the JPKI trust policy. Exit 0 only if all are valid."""
+    """Verify a PDF's signatures (or FILE's detached CMS signature) under the JPKI trust
+    policy. Exit 0 only if all are valid."""
     from commonid.documents.service import verification_report
     from commonid.settings import Settings
     from commonid.trust import refresh_revocation, trust_policy_from_settings
-    from jpki.documents.verification import verify_pdf
+    from jpki.documents.verification import verify_detached_cms, verify_pdf
 
     moment = (at or datetime.now(UTC)).astimezone(UTC)
     if trust is TrustChoice.TEST and hierarchy is None:
@@ -71,9 +78,18 @@ def verify(
     if revocation is not RevocationChoice.OFF:
         for problem in refresh_revocation(policy, at=moment, force=True):
             typer.echo(f"warning: revocation data: {problem}", err=True)
-    verification = verify_pdf(
-        file.read_bytes(), policy=policy, at=moment, include_signer_attributes=show_signer
-    )
+    if signature is not None:
+        verification = verify_detached_cms(
+            file.read_bytes(),
+            signature.read_bytes(),
+            policy=policy,
+            at=moment,
+            include_signer_attributes=show_signer,
+        )
+    else:
+        verification = verify_pdf(
+            file.read_bytes(), policy=policy, at=moment, include_signer_attributes=show_signer
+        )
     report = verification_report(verification, authorized=show_signer)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))

@@ -7,12 +7,13 @@ signer's certificate with `jpki.validation` (the JPKI trust policy).
 """
 
 from jpki.documents.card_signer import CardSigner, DigestAlgorithmError, open_card_signer
-from jpki.documents.cms import sign_detached, verify_detached
+from jpki.documents.cms import sign_detached
 from jpki.documents.pades import sign_pdf
 from jpki.documents.verification import (
     DocumentReason,
     DocumentVerification,
     SignatureVerification,
+    verify_detached_cms,
     verify_pdf,
 )
 
@@ -25,6 +26,6 @@ __all__ = [
     "open_card_signer",
     "sign_detached",
     "sign_pdf",
-    "verify_detached",
+    "verify_detached_cms",
     "verify_pdf",
 ]

@@ -15,6 +15,7 @@ proves nothing about when it was made; a B-T timestamp is reported).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import io
@@ -22,11 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 from pyhanko.sign.validation.pdf_embedded import (
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
@@ -49,6 +52,7 @@ __all__ = [
     "DocumentVerification",
     "SignatureVerification",
     "averify_pdf",
+    "verify_detached_cms",
     "verify_pdf",
 ]
 
@@ -206,6 +210,99 @@ async def averify_pdf(
     return verdict(failing, tuple(signatures))
 
 
+def verify_detached_cms(
+    content: bytes,
+    signature: bytes,
+    *,
+    policy: TrustPolicy,
+    at: datetime,
+    timestamp_roots: Iterable[x509.Certificate] = (),
+    include_signer_attributes: bool = False,
+) -> DocumentVerification:
+    """Verify a detached CMS signature (``.p7s``) of ``content``, with the same verdicts.
+
+    A detached signature covers the whole content or nothing, so coverage is
+    ``entire_file`` and there are no later changes; a changed content is
+    ``modified``. ``document_sha256`` is the content's hash.
+    """
+    digest = hashlib.sha256(content).hexdigest()
+    try:
+        content_info = cms.ContentInfo.load(signature)
+        if content_info["content_type"].native != "signed_data":
+            raise ValueError("not a CMS SignedData")
+        signed_data = content_info["content"]
+        certificate_der = _signer_certificate(signed_data)
+    except _HOSTILE_INPUT_ERRORS as error:
+        broken = _broken("cms", DocumentReason.SIGNATURE_INVALID, f"{error}", at)
+        return DocumentVerification(digest, broken.reason, (broken,), at)
+    certificate = validate(certificate_der, Purpose.SIGN, at=at, policy=policy)
+    try:
+        status = asyncio.run(
+            async_validate_detached_cms(
+                content,
+                signed_data,
+                signer_validation_context=_context([a.certificate for a in policy.anchors], at),
+                ts_validation_context=_context(list(timestamp_roots), at),
+            )
+        )
+    except _HOSTILE_INPUT_ERRORS:
+        broken = dataclasses.replace(
+            _broken("cms", DocumentReason.SIGNATURE_INVALID, "", at), certificate=certificate
+        )
+        return DocumentVerification(digest, broken.reason, (broken,), at)
+    timestamp = status.timestamp_validity
+    if not status.intact:
+        reason = DocumentReason.MODIFIED
+    elif not status.valid:
+        reason = DocumentReason.SIGNATURE_INVALID
+    elif timestamp is not None and not (timestamp.intact and timestamp.valid):
+        reason = DocumentReason.TIMESTAMP_INVALID
+    elif not certificate.valid:
+        reason = DocumentReason.CERTIFICATE_INVALID
+    else:
+        reason = DocumentReason.VALID
+    result = SignatureVerification(
+        field_name="cms",
+        reason=reason,
+        intact=bool(status.intact),
+        signature_valid=bool(status.valid),
+        coverage="entire_file",
+        modification_level="none",
+        signing_time=status.signer_reported_dt,
+        timestamp_time=timestamp.timestamp if timestamp is not None else None,
+        timestamp_trusted=None if timestamp is None else bool(timestamp.trusted),
+        certificate=certificate,
+        signer=_attributes(certificate_der) if include_signer_attributes else None,
+    )
+    return DocumentVerification(digest, reason, (result,), at)
+
+
+def _signer_certificate(signed_data: cms.SignedData) -> bytes:
+    """The certificate the (single) SignerInfo names, by issuer and serial number."""
+    (signer_info,) = signed_data["signer_infos"]
+    sid = signer_info["sid"]
+    if sid.name != "issuer_and_serial_number":
+        raise ValueError("signer identified by key id: not a JPKI client's signature")
+    wanted = sid.chosen
+    for choice in signed_data["certificates"]:
+        if choice.name != "certificate":
+            continue
+        certificate = choice.chosen
+        if (
+            certificate.serial_number == wanted["serial_number"].native
+            and certificate.issuer == wanted["issuer"]
+        ):
+            return certificate.dump()
+    raise ValueError("the signer's certificate is not in the signature")
+
+
+def _attributes(certificate_der: bytes) -> BasicAttributes | None:
+    try:
+        return profile.parse_certificate(certificate_der).attributes
+    except profile.MalformedCertificateError:
+        return None
+
+
 def _context(roots: list[x509.Certificate], at: datetime) -> ValidationContext:
     return ValidationContext(
         trust_roots=[asn1_x509.Certificate.load(r.public_bytes(Encoding.DER)) for r in roots],
@@ -269,12 +366,7 @@ async def _verify_one(
         reason = DocumentReason.CERTIFICATE_INVALID
     else:
         reason = DocumentReason.VALID
-    signer = None
-    if include_signer_attributes:
-        try:
-            signer = profile.parse_certificate(certificate_der).attributes
-        except profile.MalformedCertificateError:
-            signer = None
+    signer = _attributes(certificate_der) if include_signer_attributes else None
     return SignatureVerification(
         field_name=field_name,
         reason=reason,

@@ -28,7 +28,14 @@ from commonid.documents.service import (
 from commonid.documents.storage import DocumentIntegrityError, open_document
 from commonid.store.encryption import AttributeCipher
 from jpki.card import JPKICard, PinKind
-from jpki.documents import DocumentReason, open_card_signer, sign_pdf, verify_pdf
+from jpki.documents import (
+    DocumentReason,
+    open_card_signer,
+    sign_detached,
+    sign_pdf,
+    verify_detached_cms,
+    verify_pdf,
+)
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.transport import InProcessTransport
 from jpki.validation import TrustPolicy
@@ -209,3 +216,35 @@ def test_a_second_signature_is_an_accepted_change_to_the_first(
     assert first.changed_after_signing and first.modification_level == "form_filling"
     assert second.covers_whole_document
     assert result.reason is DocumentReason.VALID
+
+
+def test_detached_cms_verdicts_under_the_trust_policy(
+    card: JPKICard, policy: TrustPolicy, test_hierarchy_dir: Path, tmp_path: Path
+) -> None:
+    content = "転居届 / notice of moving\n".encode() * 50
+    with open_card_signer(card, SIGN_PASSWORD) as signer:
+        p7s = sign_detached(content, signer)
+    with open_card_signer(card, AUTH_PIN, kind=PinKind.AUTH) as signer:
+        auth_p7s = sign_detached(content, signer)
+
+    good = verify_detached_cms(content, p7s, policy=policy, at=VERIFY_AT)
+    assert good.reason is DocumentReason.VALID
+    assert good.signatures[0].certificate.revocation is not None
+    altered = verify_detached_cms(content + b"!", p7s, policy=policy, at=VERIFY_AT)
+    assert altered.reason is DocumentReason.MODIFIED
+    wrong_key = verify_detached_cms(content, auth_p7s, policy=policy, at=VERIFY_AT)
+    assert wrong_key.reason is DocumentReason.CERTIFICATE_INVALID
+    assert wrong_key.signatures[0].certificate_reason.value == "wrong_purpose"
+    garbage = verify_detached_cms(content, b"\x30\x03\x02\x01\x01", policy=policy, at=VERIFY_AT)
+    assert garbage.reason is DocumentReason.SIGNATURE_INVALID
+
+    (tmp_path / "notice.txt").write_bytes(content)
+    (tmp_path / "notice.txt.p7s").write_bytes(p7s)
+    result = CliRunner().invoke(
+        app,
+        ["document", "verify", str(tmp_path / "notice.txt"), "--signature",
+         str(tmp_path / "notice.txt.p7s"), "--trust", "test-hierarchy",
+         "--hierarchy", str(test_hierarchy_dir), "--show-signer"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert DEMO_PERSON.name in result.stdout
