@@ -175,7 +175,9 @@ async def averify_pdf(
     """Verify every signature of ``pdf``. Never raises for the document's content."""
     digest = hashlib.sha256(pdf).hexdigest()
 
-    def verdict(reason: DocumentReason, signatures: tuple[SignatureVerification, ...] = ()):
+    def verdict(
+        reason: DocumentReason, signatures: tuple[SignatureVerification, ...] = ()
+    ) -> DocumentVerification:
         return DocumentVerification(digest, reason, signatures, at)
 
     try:
@@ -382,7 +384,9 @@ async def _verify_one(
     )
 
 
-def _broken(field_name: str, reason: DocumentReason, detail: str, at: datetime):
+def _broken(
+    field_name: str, reason: DocumentReason, detail: str, at: datetime
+) -> SignatureVerification:
     return SignatureVerification(
         field_name=field_name,
         reason=reason,
