@@ -19,7 +19,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
-__all__ = ["CLAIM_LABELS", "ConsentDocument", "render_consent_pdf"]
+__all__ = ["CLAIM_LABELS", "ConsentDocument", "DocumentTooLongError", "render_consent_pdf"]
 
 JST = timezone(timedelta(hours=9), "JST")
 CLAIM_LABELS = {
@@ -33,6 +33,10 @@ CLAIM_LABELS = {
 _PAGE_WIDTH, _PAGE_HEIGHT = 595, 842  # A4 in points
 _MARGIN = 56
 _FONT = "HeiseiKakuGo-W5"
+
+
+class DocumentTooLongError(ValueError):
+    """The provider's texts (name, purpose) are too long for the one-page document."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,10 @@ def _content_stream(lines: Sequence[tuple[int, str]]) -> bytes:
         text = "".join(c for c in unicodedata.normalize("NFC", text) if c.isprintable())
         for line in _wrap(text, size, _PAGE_WIDTH - 2 * _MARGIN) if text else [""]:
             y -= int(size * 1.5)
+            if y < _MARGIN:
+                # Text below the margin would be cut off or unprinted: a person
+                # must never sign a document whose end they cannot see.
+                raise DocumentTooLongError("the consent text does not fit on one page")
             if line:
                 encoded = line.encode("utf-16-be").hex().upper()
                 commands.append(f"/F1 {size} Tf 1 0 0 1 {_MARGIN} {y} Tm <{encoded}> Tj")

@@ -17,7 +17,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from typer.testing import CliRunner
 
 from commonid.cli import app
-from commonid.documents.consent_pdf import render_consent_pdf
+from commonid.documents.consent_pdf import DocumentTooLongError, render_consent_pdf
 from commonid.documents.service import (
     DocumentRejectedError,
     PreparedDocument,
@@ -71,6 +71,11 @@ def test_consent_pdf_carries_the_session_text_in_japanese(consent: PreparedDocum
     assert font["/Encoding"] == "/UniJIS-UTF16-H"
     other = dataclasses.replace(consent.document, purpose="別の目的")
     assert render_consent_pdf(other) != consent.pdf
+    # The longest purpose a session holds (500 characters) still fits on the page...
+    render_consent_pdf(dataclasses.replace(consent.document, purpose="確" * 500))
+    # ...and text that would run off the page is refused rather than cut off.
+    with pytest.raises(DocumentTooLongError):
+        render_consent_pdf(dataclasses.replace(consent.document, purpose="確" * 2000))
 
 
 def test_accepted_document_is_stored_encrypted_and_served(
