@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from commonid import credentials
@@ -210,11 +211,21 @@ def process_card_response(
     except CardRejected as rejected:
         _reject(runtime, session.id, kiosk.id, rejected.code)
         raise Problem(rejected.code, rejected.detail) from None
-    with runtime.sessions.begin() as db:
-        session = db.get(Session, session.id)
-        assert session is not None
-        outcome = _apply_checked_card(runtime, db, session, checked, now=now)
-        _session_finished(runtime, db, session)
+    session_id = session.id
+    for attempt in range(2):
+        try:
+            with runtime.sessions.begin() as db:
+                sessions.begin_completion(db, session_id, now=now)
+                session = db.get(Session, session_id)
+                assert session is not None
+                outcome = _apply_checked_card(runtime, db, session, checked, now=now)
+                _session_finished(runtime, db, session)
+            break
+        except IntegrityError:
+            # The same new card answered two sessions at once and the other one
+            # created the record first: this attempt now finds it.
+            if attempt:
+                raise
     runtime.metrics.verification_seconds.observe(time.perf_counter() - started)
     return outcome
 

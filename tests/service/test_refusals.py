@@ -385,3 +385,34 @@ def test_reuse_refused_after_sign_certificate_is_revoked(
     )
     assert outcome["status"] == "reverification_required"
     assert outcome["reason_code"] == "sign_certificate_revoked"
+
+
+def test_same_new_card_answering_two_sessions_at_once_gets_one_record(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    card: CardKeys,
+) -> None:
+    sessions = [
+        consented_session(service_client, service_accounts, mode="identity", claims=["name"])
+        for _ in range(2)
+    ]
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def post(session: dict[str, Any]) -> None:
+        body = card.response(challenge_bytes(session), identity=True)
+        barrier.wait()
+        response = respond(service_client, service_accounts.kiosk_credential, session["id"], body)
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=post, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200]
+    subs = {
+        result(service_client, service_accounts.provider_a_key, s["id"])["sub"] for s in sessions
+    }
+    assert len(subs) == 1  # one Common-ID record, so one pairwise id for provider A
