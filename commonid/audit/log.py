@@ -10,6 +10,7 @@ and follow commit order.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from commonid.audit.merkle import MerkleTree, leaf_hash
 from commonid.audit.models import HEAD_ROW_ID, AuditCheckpoint, AuditEntry, AuditHead
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 _ENTRIES = AuditEntry.__table__
 _HEAD = AuditHead.__table__
 # Built once: constructing statements per append cost more than executing them.
@@ -272,7 +274,10 @@ class AuditLog:
         if now < self._next_due_check:
             return
         self._next_due_check = now + min(self.checkpoint_interval.total_seconds(), 10.0)
-        self.checkpoint_if_due()
+        try:
+            self.checkpoint_if_due()
+        except Exception:  # the event is committed; the caller must not see it fail
+            log.exception("audit checkpoint failed; the next append or the timer retries")
 
     def latest_checkpoint(self) -> StoredCheckpoint | None:
         with self._sessions() as db:

@@ -48,6 +48,13 @@ def install_reviewer_pages(app: FastAPI, report_signer: ReportSigner | None = No
     async def _to_login(_request: Request, _error: Exception) -> Response:
         return RedirectResponse("/reviewer/login", status_code=303)
 
+    @app.exception_handler(BadPeriod)
+    async def _bad_period(_request: Request, _error: Exception) -> Response:
+        return HTMLResponse(
+            "<p>The period must be two dates (YYYY-MM-DD), the first before the second.</p>",
+            status_code=422,
+        )
+
 
 def _access(request: Request) -> AuditAccess:
     access: AuditAccess = request.app.state.audit
@@ -64,9 +71,18 @@ def _page(template: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(TEMPLATES.get_template(template).render(signed_in=True, **context))
 
 
+class BadPeriod(Exception):
+    """A period that is not two ISO dates in order."""
+
+
 def _period(start: str | None, end: str | None, now: datetime) -> tuple[date, date]:
-    end_day = date.fromisoformat(end) if end else now.date() + timedelta(days=1)
-    start_day = date.fromisoformat(start) if start else end_day - timedelta(days=30)
+    try:
+        end_day = date.fromisoformat(end) if end else now.date() + timedelta(days=1)
+        start_day = date.fromisoformat(start) if start else end_day - timedelta(days=30)
+    except ValueError:
+        raise BadPeriod from None
+    if start_day >= end_day:
+        raise BadPeriod
     return start_day, end_day
 
 

@@ -168,3 +168,21 @@ def test_background_checkpoints_while_the_service_runs(
 
     asyncio.run(run_a_while())
     assert [c.tree_size for c in log.checkpoints()] == [1]
+
+
+def test_a_failing_checkpoint_does_not_fail_the_append(
+    audit_engine, signer, clock: SteppingClock
+) -> None:
+    from datetime import timedelta
+
+    def broken_signature(_message: bytes) -> bytes:
+        raise RuntimeError("signing key unavailable")
+
+    from commonid.audit.checkpoint import NoteSigner
+
+    broken = NoteSigner(signer.name, signer.public_key, broken_signature)
+    log = AuditLog(
+        sessionmaker(audit_engine), broken, clock=clock, checkpoint_interval=timedelta(seconds=1)
+    )
+    assert log.append("admin.action", action="kept") == 0
+    assert log.size() == 1 and log.checkpoints() == []

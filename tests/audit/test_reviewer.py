@@ -121,3 +121,9 @@ def test_signed_pdf_report_validates_with_pyhanko(
     html = pages.get("/reviewer/report.html", params={"start": "2026-11-25"}).text
     assert "2026-11-25" in html and figures.checkpoint is not None
     assert figures.checkpoint.note.split("\n")[2] in html
+
+
+def test_a_bad_period_is_refused_not_crashed(pages: TestClient) -> None:
+    assert pages.get("/reviewer/", params={"start": "yesterday"}).status_code == 422
+    bad = pages.get("/reviewer/report.pdf", params={"start": "2026-12-02", "end": "2026-11-25"})
+    assert bad.status_code == 422
