@@ -21,3 +21,19 @@ def test_service_app_serves_checkpoints_signed_by_the_issuer_key(
     verifiers = checkpoint_verifiers(service_runtime.keyring, AuditSettings().origin)
     signed = open_checkpoint(created.json()["note"], verifiers)
     assert signed.tree_size == created.json()["tree_size"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_reviewer_token_from_the_environment_opens_api_and_pages(
+    service_runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commonid.api.app import create_app
+
+    monkeypatch.setenv("COMMONID_AUDIT_REVIEWER_TOKEN", "rvw_from-env")
+    client = TestClient(create_app(runtime=service_runtime))
+    reviewer = {"Authorization": "Bearer rvw_from-env"}
+    assert client.get("/v1/audit/checkpoints", headers=reviewer).status_code == 200
+    # Read-only: the reviewer cannot sign a checkpoint.
+    assert client.post("/v1/audit/checkpoint", headers=reviewer).status_code == 401
+    client.post("/reviewer/login", data={"token": "rvw_from-env"})
+    assert "Dashboard" in client.get("/reviewer/").text
