@@ -125,8 +125,17 @@ def _self_signed(key: ec.EllipticCurvePrivateKey, service_did: str) -> x509.Cert
 
 
 def _pdf_text(text: str) -> str:
-    ascii_text = text.encode("ascii", "replace").decode()
-    return ascii_text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    """A PDF string literal body in WinAnsiEncoding (cp1252), e.g. the signed note's em dash."""
+    out = []
+    for char in text:
+        if char in "\\()":
+            out.append("\\" + char)
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            encoded = char.encode("cp1252", "replace")
+            out.append("".join(f"\\{byte:03o}" for byte in encoded))
+    return "".join(out)
 
 
 def _rgb(colour: str) -> str:
