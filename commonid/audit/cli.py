@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from commonid.audit.checkpoint import NoteVerifier, open_checkpoint
+from commonid.audit.checkpoint import CheckpointError, NoteVerifier, open_checkpoint
 from commonid.audit.export import (
     database_records,
     export_checkpoint_notes,
@@ -182,6 +182,8 @@ def verify(
     origin = origin or AuditSettings().origin
     verifiers = _verifiers(key, key_file, origin)
     if export_file is not None:
+        if not export_file.is_file():
+            raise typer.BadParameter(f"{export_file} is not a file")
         records = export_records(export_file)
         notes = export_checkpoint_notes(export_file)
         typer.echo(f"source: export {export_file}")
@@ -196,7 +198,11 @@ def verify(
         reference_hashes = [leaf_hash(r.entry.encode()) for r in export_records(reference)]
         # The reference's own checkpoints must verify too, or it proves nothing.
         for note in export_checkpoint_notes(reference):
-            open_checkpoint(note, verifiers)
+            try:
+                open_checkpoint(note, verifiers)
+            except CheckpointError as error:
+                typer.echo(f"reference {reference}: {error}", err=True)
+                raise typer.Exit(2) from error
     typer.echo("keys: " + ", ".join(v.verifier_key() for v in verifiers))
     report = verify_log(
         records, notes, verifiers, origin=origin, reference_leaf_hashes=reference_hashes
