@@ -27,7 +27,7 @@ from commonid_kiosk.events import EventBroadcaster
 from commonid_kiosk.flow import KioskFlow, StepRefused
 from commonid_kiosk.reader_monitor import ReaderMonitor, ReaderSnapshot
 from commonid_kiosk.secret_entry import SecretEntry
-from commonid_kiosk.service_client import KioskServiceClient
+from commonid_kiosk.service_client import KioskService
 from commonid_kiosk.settings import KioskSettings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -102,7 +102,7 @@ def create_app(
     """The agent as an ASGI app (``service_transport``: tests record what reaches the service)."""
     settings = settings or KioskSettings()
     credential = settings.credential.get_secret_value() if settings.credential else ""
-    client = KioskServiceClient(
+    client = KioskService(
         settings.service_url,
         credential,
         timeout=settings.service_timeout_seconds,

@@ -25,7 +25,7 @@ from commonid_kiosk.outcomes import (
     explain_service_code,
 )
 from commonid_kiosk.secret_entry import SecretEntry
-from commonid_kiosk.service_client import KioskServiceClient, KioskSession, ServiceProblem
+from commonid_kiosk.service_client import KioskService, KioskSession, ServiceProblem
 from jpki.card import PinKind
 from jpki.errors import (
     CardRemovedError,
@@ -41,6 +41,10 @@ from jpki.errors import (
 _USER_CODE = re.compile(r"[A-Z0-9]{4,16}")
 _ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _SUCCESS_STATUSES = {"verified": "verified", "reuse_granted": "reuse_granted"}
+
+
+def _needs_sign_certificate(session: KioskSession) -> bool:
+    return session.mode == "identity"
 
 
 class Step(enum.StrEnum):
@@ -67,7 +71,7 @@ class KioskFlow:
 
     def __init__(
         self,
-        client: KioskServiceClient,
+        client: KioskService,
         open_card: Callable[[], CardSession],
         *,
         inactivity_timeout: float,
@@ -118,7 +122,7 @@ class KioskFlow:
                 "reuse": session.reuse,
                 "expires_at": session.expires_at.isoformat(),
                 # What the card signs, readable: the service, the session, the expiry.
-                "challenge": session.challenge_payload,
+                "challenge": session.challenge.payload,
             },
             "card": None
             if self._card_status is None
@@ -195,7 +199,7 @@ class KioskFlow:
             self._step = Step.INSERT_CARD
             try:
                 self._card = self._open_card()
-                status = self._card.status(with_sign=session.needs_sign_certificate)
+                status = self._card.status(with_sign=_needs_sign_certificate(session))
             except JPKIError as error:
                 self._drop_card()
                 self._notice = explain_card_error(error)
@@ -220,11 +224,14 @@ class KioskFlow:
             assert session is not None and card is not None
             try:
                 signed = card.sign(
-                    PinKind.AUTH, entry, session.to_be_signed, confirm_last_try=confirm_last_try
+                    PinKind.AUTH,
+                    entry,
+                    session.challenge.to_be_signed,
+                    confirm_last_try=confirm_last_try,
                 )
             except JPKIError as error:
                 return self._card_failed(error, PinKind.AUTH)
-            if not session.needs_sign_certificate:
+            if not _needs_sign_certificate(session):
                 return self._submit(
                     CardAnswer(auth_certificate=signed.certificate, auth_signature=signed.signature)
                 )
@@ -244,7 +251,10 @@ class KioskFlow:
             assert session is not None and card is not None and auth is not None
             try:
                 signed = card.sign(
-                    PinKind.SIGN, entry, session.to_be_signed, confirm_last_try=confirm_last_try
+                    PinKind.SIGN,
+                    entry,
+                    session.challenge.to_be_signed,
+                    confirm_last_try=confirm_last_try,
                 )
             except JPKIError as error:
                 return self._card_failed(error, PinKind.SIGN)
