@@ -23,9 +23,10 @@ SHA256_WITH_RSA = "1.2.840.113549.1.1.11"  # RS256: what the card's PKCS#1 v1.5 
 
 
 class CardRejected(Exception):
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, validation: ValidationResult | None = None) -> None:
         self.code = code
         self.detail = detail
+        self.validation = validation  # the failed path validation, for the audit log
         super().__init__(f"{code}: {detail}")
 
 
@@ -91,7 +92,9 @@ def _validate(
     )
     if not result.valid:
         code = f"certificate_{result.reason.value}"
-        raise CardRejected(code, f"the {purpose} certificate did not validate: {result.reason}")
+        raise CardRejected(
+            code, f"the {purpose} certificate did not validate: {result.reason}", result
+        )
     return CheckedCertificate(
         purpose=purpose,
         der=der,

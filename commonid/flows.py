@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from commonid import credentials
+from commonid import auditing, credentials
 from commonid.api.schemas import (
     ATTRIBUTE_CLAIMS,
     CardResponse,
@@ -45,11 +45,13 @@ from commonid.claims import (
 from commonid.pairwise import pairwise_subject_id
 from commonid.problems import Problem
 from commonid.runtime import Runtime
-from commonid.store import persons, sessions, webhooks
+from commonid.store import persons, sessions, status_lists, webhooks
 from commonid.store.encryption import Sealed, binding
 from commonid.store.models import Certificate, Kiosk, Person, Provider, Session
 from commonid.store.sessions import SessionStatus
 from commonid.trust import StoredCertificateStatus, stored_certificate_status
+from did.credentials import certificate_serial_sha256
+from jpki.validation import ValidationResult
 
 SESSION_COMPLETED_EVENT = "session.completed"
 
@@ -88,7 +90,7 @@ def create_session(
             "claims_need_identity_mode",
             "name, birthdate, gender and address need identity mode, or auth mode with reuse",
         )
-    return sessions.create_session(
+    session = sessions.create_session(
         db,
         provider_id=provider.id,
         mode=request.mode.value,
@@ -98,6 +100,23 @@ def create_session(
         now=runtime.clock(),
         ttl=runtime.session_ttl,
     )
+    auditing.record(
+        runtime,
+        db,
+        [
+            (
+                "session.created",
+                {
+                    "session_id": session.id,
+                    "provider_id": provider.id,
+                    "mode": session.mode,
+                    "claims": session.claims,
+                    "reuse": session.reuse,
+                },
+            )
+        ],
+    )
+    return session
 
 
 def request_fingerprint(request: CreateSessionRequest) -> str:
@@ -141,6 +160,14 @@ def record_consent(
     if not moved:
         raise Problem("consent_already_recorded")
     db.refresh(session)
+    if approved:
+        event = (
+            "session.consent_given",
+            {"session_id": session.id, "kiosk_id": kiosk.id, "claims": consented},
+        )
+    else:
+        event = ("session.consent_declined", {"session_id": session.id, "kiosk_id": kiosk.id})
+    auditing.record(runtime, db, [event])
     if not approved:
         _session_finished(runtime, db, session)
     return session
@@ -209,7 +236,7 @@ def process_card_response(
             at=now,
         )
     except CardRejected as rejected:
-        _reject(runtime, session.id, kiosk.id, rejected.code)
+        _reject(runtime, session.id, kiosk.id, rejected.code, rejected.validation)
         raise Problem(rejected.code, rejected.detail) from None
     session_id = session.id
     for attempt in range(2):
@@ -218,8 +245,8 @@ def process_card_response(
                 sessions.begin_completion(db, session_id, now=now)
                 session = db.get(Session, session_id)
                 assert session is not None
-                outcome = _apply_checked_card(runtime, db, session, checked, now=now)
-                _session_finished(runtime, db, session)
+                outcome, events = _apply_checked_card(runtime, db, session, checked, now=now)
+                _session_finished(runtime, db, session, events)
             break
         except IntegrityError:
             # The same new card answered two sessions at once and the other one
@@ -230,17 +257,38 @@ def process_card_response(
     return outcome
 
 
-def _record_rejection(runtime: Runtime, session_id: str, kiosk_id: str | None, code: str) -> None:
+def _record_rejection(
+    runtime: Runtime,
+    session_id: str,
+    kiosk_id: str | None,
+    code: str,
+    validation: ValidationResult | None = None,
+) -> None:
     runtime.metrics.card_responses_rejected.labels(code).inc()
     with runtime.sessions.begin() as db:
         sessions.record_rejected_response(
             db, session_id, kiosk_id=kiosk_id, code=code, now=runtime.clock()
         )
+        events = [
+            (
+                "card_response.rejected",
+                {"session_id": session_id, "kiosk_id": kiosk_id, "reason_code": code},
+            )
+        ]
+        if validation is not None:
+            events.insert(0, auditing.validation_outcome(session_id, validation))
+        auditing.record(runtime, db, events)
 
 
-def _reject(runtime: Runtime, session_id: str, kiosk_id: str, code: str) -> None:
+def _reject(
+    runtime: Runtime,
+    session_id: str,
+    kiosk_id: str,
+    code: str,
+    validation: ValidationResult | None = None,
+) -> None:
     """A checked-and-failed response burns the session: the challenge was used."""
-    _record_rejection(runtime, session_id, kiosk_id, code)
+    _record_rejection(runtime, session_id, kiosk_id, code, validation)
     with runtime.sessions.begin() as db:
         session = sessions.get_session(db, session_id)
         assert session is not None
@@ -274,7 +322,11 @@ def _basic_info_hash(runtime: Runtime, attributes: dict[str, Any]) -> str:
 
 def _apply_checked_card(
     runtime: Runtime, db: DbSession, session: Session, checked: CheckedCard, *, now: datetime
-) -> CardOutcome:
+) -> tuple[CardOutcome, list[tuple[str, dict[str, Any]]]]:
+    """Store what the card proved and the provider's result; returns the audit events too."""
+    events = [auditing.validation_outcome(session.id, checked.auth.validation)]
+    if checked.sign is not None:
+        events.append(auditing.validation_outcome(session.id, checked.sign.validation))
     provider = db.get(Provider, session.provider_id)
     assert provider is not None
     person = persons.person_by_did(db, checked.subject_did)
@@ -341,9 +393,11 @@ def _apply_checked_card(
         if reuse_info is not None:
             result["reuse"] = reuse_info
         if ClaimName.CREDENTIAL.value in consented:
-            result["credential"] = _issue_credential(
+            result["credential"], issued_event = _issue_credential(
                 runtime, db, person, provider, checked, attributes or {}, consented, now=now
             )
+            events.append(issued_event)
+            issued_event[1]["session_id"] = session.id
         persons.grant_consent(
             db,
             person_id=person.id,
@@ -352,6 +406,19 @@ def _apply_checked_card(
             session_id=session.id,
             claims=sorted(consented),
             now=now,
+        )
+        events.append(
+            (
+                "claims.released",
+                {
+                    "session_id": session.id,
+                    "provider_id": provider.id,
+                    "person_id": person.id,
+                    "claims": sorted(consented),
+                    "reuse": status is SessionStatus.REUSE_GRANTED,
+                    "verified_at": person.identity_verified_at,
+                },
+            )
         )
     sealed = runtime.cipher.seal(
         json.dumps(result, ensure_ascii=False).encode(), binding=_result_binding(session.id)
@@ -366,7 +433,7 @@ def _apply_checked_card(
         result_key_id=sealed.key_id,
         result_encrypted=sealed.blob,
     )
-    return CardOutcome(session.id, status, reason)
+    return CardOutcome(session.id, status, reason), events
 
 
 def _issue_credential(
@@ -379,7 +446,7 @@ def _issue_credential(
     consented: set[str],
     *,
     now: datetime,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], tuple[str, dict[str, Any]]]:
     evidence = [credentials.certificate_evidence(checked.auth)]
     if checked.sign is not None:
         evidence.append(credentials.certificate_evidence(checked.sign))
@@ -390,7 +457,7 @@ def _issue_credential(
         source_serial = int(source.serial, 16)
     else:
         source_serial = checked.auth.certificate.serial_number
-    return credentials.issue(
+    credential = credentials.issue(
         runtime,
         db,
         person_id=person.id,
@@ -403,6 +470,15 @@ def _issue_credential(
         previous_dids=[did for did in persons.dids_of(db, person.id) if did != checked.subject_did],
         now=now,
     )
+    event = {
+        "credential_id": credential["id"],
+        "provider_id": provider.id,
+        "person_id": person.id,
+        "certificate_serial_hash": certificate_serial_sha256(source_serial),
+        "status_list_id": status_lists.REVOCATION_LIST_ID,
+        "status_index": int(credential["credentialStatus"]["statusListIndex"]),
+    }
+    return credential, ("credential.issued", event)
 
 
 def _reuse_refusal(
@@ -432,8 +508,24 @@ def _result_binding(session_id: str) -> bytes:
     return binding("session", session_id, "result")
 
 
-def _session_finished(runtime: Runtime, db: DbSession, session: Session) -> None:
+def _session_finished(
+    runtime: Runtime,
+    db: DbSession,
+    session: Session,
+    events: list[tuple[str, dict[str, Any]]] | None = None,
+) -> None:
+    """Metrics, the completion webhook, and the audit entries (last: they lock the log)."""
     runtime.metrics.sessions_completed.labels(session.status).inc()
+    completed_at = session.completed_at or runtime.clock()
+    completion = {
+        "session_id": session.id,
+        "provider_id": session.provider_id,
+        "mode": session.mode,
+        "status": session.status,
+        "reason_code": session.reason_code,
+        "person_id": session.person_id,
+        "latency_ms": max(0.0, (completed_at - session.created_at).total_seconds() * 1000),
+    }
     provider = db.get(Provider, session.provider_id)
     if provider is not None and provider.webhook_url:
         webhooks.enqueue(
@@ -443,6 +535,7 @@ def _session_finished(runtime: Runtime, db: DbSession, session: Session) -> None
             payload={"session_id": session.id, "status": session.status},
             now=runtime.clock(),
         )
+    auditing.record(runtime, db, [*(events or []), ("session.completed", completion)])
 
 
 # --- results for the provider --------------------------------------------------
@@ -532,3 +625,11 @@ def withdraw_identity(runtime: Runtime, db: DbSession, provider: Provider, sub: 
     person_ids = {consent.person_id for consent in consents}
     persons.withdraw_consents(db, provider_id=provider.id, subject_id=sub, now=runtime.clock())
     sessions.forget_results(db, provider_id=provider.id, person_ids=person_ids)
+    auditing.record(
+        runtime,
+        db,
+        [
+            ("consent.withdrawn", {"provider_id": provider.id, "person_id": person_id})
+            for person_id in sorted(person_ids)
+        ],
+    )

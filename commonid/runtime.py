@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
+from commonid.audit.log import AuditLog
 from commonid.metrics import ServiceMetrics
 from commonid.settings import Settings
 from commonid.store import status_lists
@@ -36,6 +37,8 @@ class Runtime:
     trust_policy: TrustPolicy
     clock: Clock = system_clock
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    # The append-only audit log (commonid.audit); None only in a bare runtime.
+    audit: AuditLog | None = None
 
     @property
     def service_did(self) -> str:
@@ -82,6 +85,9 @@ def build_runtime(
         clock=clock,
         trust_policy=trust_policy or trust_policy_from_settings(settings),
     )
+    from commonid.audit.service import audit_log_for_runtime  # it imports this module
+
+    runtime.audit = audit_log_for_runtime(runtime)
     with runtime.sessions.begin() as db:
         status_lists.ensure_lists(db, base_url=settings.public_url, now=clock())
     runtime.refresh_revocation(force=True)

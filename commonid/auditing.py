@@ -1,0 +1,47 @@
+"""What the service's flows write into the audit log (commonid.audit), as allow-listed fields.
+
+Only pseudonymous ids, codes, hashes and times: which CA, which certificate
+(by serial hash), which revocation data, when. Events are appended inside
+the transaction of the change they record, last, so both commit together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session as DbSession
+
+from commonid.runtime import Runtime
+from did.credentials import certificate_serial_sha256
+from jpki.validation import ValidationResult
+
+
+def record(runtime: Runtime, db: DbSession, events: list[tuple[str, dict[str, Any]]]) -> None:
+    if runtime.audit is None:
+        return
+    for event_type, fields in events:
+        runtime.audit.append_in(db, event_type, **fields)
+
+
+def validation_outcome(session_id: str, result: ValidationResult) -> tuple[str, dict[str, Any]]:
+    revocation = result.revocation
+    return (
+        "validation.outcome",
+        {
+            "session_id": session_id,
+            "certificate_kind": result.purpose.value,
+            "outcome": "valid" if result.valid else "invalid",
+            "reason_code": result.reason.value,
+            "trust_anchor": result.trust_anchor,
+            "trust_anchor_fingerprint": result.trust_anchor_sha256,
+            "certificate_serial_hash": (
+                certificate_serial_sha256(result.serial) if result.serial is not None else None
+            ),
+            "path_fingerprints": list(result.path) or None,
+            "revocation_source": revocation.source if revocation else "none",
+            "revocation_this_update": revocation.this_update if revocation else None,
+            "revocation_next_update": revocation.next_update if revocation else None,
+            "revocation_evidence_hash": revocation.sha256 if revocation else None,
+            "validated_at": result.validated_at,
+        },
+    )
