@@ -135,6 +135,13 @@ class AuditLog:
         """
         return self._append_rows(db, [(event_type, audit_fields(event_type, fields))])[0]
 
+    def append_many_in(
+        self, db: DbSession, events: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[int]:
+        """Several events inside ``db``'s transaction, with one lock round (call it last)."""
+        checked = [(event_type, audit_fields(event_type, fields)) for event_type, fields in events]
+        return self._append_rows(db, checked)
+
     def append_many(self, events: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
         """Log several events in one transaction (imports, benchmarks)."""
         checked = [(event_type, audit_fields(event_type, fields)) for event_type, fields in events]

@@ -186,3 +186,20 @@ def test_a_failing_checkpoint_does_not_fail_the_append(
     )
     assert log.append("admin.action", action="kept") == 0
     assert log.size() == 1 and log.checkpoints() == []
+
+
+def test_events_appended_inside_a_transaction_commit_with_it(
+    audit_log: AuditLog, audit_engine
+) -> None:
+    sessions = sessionmaker(audit_engine)
+    with sessions.begin() as db:
+        indexes = audit_log.append_many_in(
+            db, [session_event(0), ("admin.action", {"action": "provider_added"})]
+        )
+        assert audit_log.append_in(db, "admin.action", action="kiosk_added") == 2
+    assert indexes == [0, 1]
+    assert [e.event_type for e in audit_log.entries()] == [
+        "session.created",
+        "admin.action",
+        "admin.action",
+    ]
