@@ -313,3 +313,30 @@ def test_other_web_sites_cannot_drive_the_agent(
     )
     assert same_origin.json()["notice"]["code"] == "wrong_pin"
     assert card_state.auth_pin.tries_left == 2
+
+
+@pytest.mark.pcsc
+def test_wrong_password_asks_only_for_the_password_again(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+) -> None:
+    session = _to_pin_step(agent, service_url, service_accounts, mode="identity", claims=["name"])
+    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0009"})
+    wrong = _post(
+        agent, "/api/session/password", {"password": "WRONG1", "entry_id": "entry-0010"}
+    ).json()
+    assert wrong["step"] == "password"
+    assert wrong["notice"]["code"] == "wrong_password"
+    assert wrong["card"]["sign_tries_left"] == 4
+    assert card_state.sign_password.tries_left == 4
+    # The authentication signature made over this card connection still stands.
+    right = _post(
+        agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": "entry-0011"}
+    ).json()
+    assert right["result"]["code"] == "verified"
+    assert card_state.sign_password.tries_left == 5
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["verified_claims"]["claims"]["name"] == "山田\u3000太郎"
