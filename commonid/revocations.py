@@ -7,9 +7,11 @@ the person gets a signed ``identity.certificate_revoked`` notification.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
+from commonid import auditing
 from commonid.runtime import Runtime
 from commonid.store import persons, status_lists, webhooks
 from commonid.store.models import Certificate, Provider
@@ -32,6 +34,7 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
     problems = tuple(runtime.refresh_revocation(force=force))
     now = runtime.clock()
     revoked_certificates = revoked_credentials = notifications = 0
+    events: list[tuple[str, dict[str, Any]]] = []
     with runtime.sessions.begin() as db:
         candidates = db.scalars(sa.select(Certificate).where(Certificate.revoked_at.is_(None)))
         for certificate in list(candidates):
@@ -55,6 +58,17 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
                     bitstring.revoke(credential.revocation_index)
                     credential.revoked_at = now
                     revoked_credentials += 1
+                    events.append(
+                        (
+                            "credential.revoked",
+                            {
+                                "credential_id": credential.id,
+                                "person_id": credential.person_id,
+                                "reason_code": "certificate_revoked",
+                                "certificate_serial_hash": serial_hash,
+                            },
+                        )
+                    )
                 status_lists.save(row, bitstring, now=now)
             for consent in persons.consents_of_person(db, certificate.person_id):
                 provider = db.get(Provider, consent.provider_id)
@@ -68,4 +82,5 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
                     now=now,
                 )
                 notifications += 1
+        auditing.record(runtime, db, events)
     return RevocationReport(problems, revoked_certificates, revoked_credentials, notifications)

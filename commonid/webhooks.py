@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from commonid import auditing
 from commonid.runtime import Runtime
 from commonid.store import accounts
 from commonid.store import webhooks as outbox
@@ -130,13 +131,13 @@ class WebhookDispatcher:
             )
         self.runtime.metrics.webhook_attempts.labels("delivered" if ok else "failed").inc()
         await asyncio.to_thread(
-            self._record, delivery.id, status, error, now if ok else None, next_attempt
+            self._record, delivery, status, error, now if ok else None, next_attempt
         )
         return ok
 
     def _record(
         self,
-        delivery_id: str,
+        delivery: WebhookDelivery,
         status: int | None,
         error: str | None,
         delivered_at: datetime | None,
@@ -145,12 +146,24 @@ class WebhookDispatcher:
         with self.runtime.sessions.begin() as db:
             outbox.record_attempt(
                 db,
-                delivery_id,
+                delivery.id,
                 status=status,
                 error=error,
                 delivered_at=delivered_at,
                 next_attempt_at=next_attempt_at,
             )
+            fields = {
+                "delivery_id": delivery.id,
+                "provider_id": delivery.provider_id,
+                "event_type": delivery.event_type,
+                "attempts": delivery.attempts,
+                "status_code": status,
+            }
+            if delivered_at is not None:
+                auditing.record(self.runtime, db, [("webhook.delivered", fields)])
+            elif next_attempt_at is None:  # out of attempts: a reviewer should see it
+                fields["reason_code"] = "attempts_exhausted"
+                auditing.record(self.runtime, db, [("webhook.failed", fields)])
 
     async def run_forever(self, interval: float = 1.0) -> None:
         while True:

@@ -37,6 +37,10 @@ def test_admin_creates_rotates_and_disables_a_provider(service_client: TestClien
     service_client.post(f"/v1/admin/providers/{provider_id}/disable", headers=ADMIN)
     disabled = service_client.post("/v1/sessions", json=session, headers=bearer(new_key))
     assert disabled.status_code == 403 and disabled.json()["code"] == "account_disabled"
+    runtime = service_client.app.state.runtime
+    actions = [e.entry for e in runtime.audit.entries(event_type="admin.action")]
+    assert len(actions) == 3 and all(provider_id in entry for entry in actions)
+    assert key not in "".join(actions) and new_key not in "".join(actions)
 
 
 def test_admin_needs_the_admin_credential(service_client: TestClient) -> None:

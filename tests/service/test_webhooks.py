@@ -98,6 +98,9 @@ def test_completion_is_notified_signed_and_retried(
         (delivery,) = outbox.deliveries_for(db, service_accounts.provider_a.id)
         assert delivery.attempts == 2 and delivery.delivered_at is not None
         assert delivery.last_status == 204
+    assert service_runtime.audit is not None
+    delivered = [e for e in service_runtime.audit.entries(event_type="webhook.delivered")]
+    assert len(delivered) == 1 and delivery.id in delivered[0].entry
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

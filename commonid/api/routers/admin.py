@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.exc import IntegrityError
 
+from commonid import auditing
 from commonid.api.deps import Db, RuntimeDep, require_admin
 from commonid.api.schemas import (
     KioskCreate,
@@ -21,6 +22,24 @@ from commonid.store.models import Kiosk, Provider
 from commonid.webhooks import new_webhook_secret
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+def _audit(runtime: RuntimeDep, db: Db, action: str, target_type: str, target_id: str) -> None:
+    auditing.record(
+        runtime,
+        db,
+        [
+            (
+                "admin.action",
+                {
+                    "action": action,
+                    "actor": "admin_api",
+                    "target_type": target_type,
+                    "target_id": target_id,
+                },
+            )
+        ],
+    )
 
 
 def _provider(db: Db, provider_id: str) -> Provider:
@@ -54,6 +73,7 @@ def add_provider(body: ProviderCreate, runtime: RuntimeDep, db: Db) -> ProviderC
             )
     except IntegrityError:
         raise Problem("name_taken", f"a provider is already called {body.name!r}") from None
+    _audit(runtime, db, "provider_added", "provider", created.account.id)
     return ProviderCreated(
         provider=ProviderOut.model_validate(created.account, from_attributes=True),
         api_key=created.credential,
@@ -62,14 +82,17 @@ def add_provider(body: ProviderCreate, runtime: RuntimeDep, db: Db) -> ProviderC
 
 
 @router.post("/providers/{provider_id}/rotate-key", response_model=NewApiKey)
-def rotate_key(provider_id: str, db: Db) -> NewApiKey:
-    return NewApiKey(api_key=accounts.rotate_provider_key(db, _provider(db, provider_id)))
+def rotate_key(provider_id: str, runtime: RuntimeDep, db: Db) -> NewApiKey:
+    api_key = accounts.rotate_provider_key(db, _provider(db, provider_id))
+    _audit(runtime, db, "provider_key_rotated", "provider", provider_id)
+    return NewApiKey(api_key=api_key)
 
 
 @router.post("/providers/{provider_id}/disable", response_model=ProviderOut)
-def disable_provider(provider_id: str, db: Db) -> ProviderOut:
+def disable_provider(provider_id: str, runtime: RuntimeDep, db: Db) -> ProviderOut:
     provider = _provider(db, provider_id)
     provider.disabled = True
+    _audit(runtime, db, "provider_disabled", "provider", provider_id)
     return ProviderOut.model_validate(provider, from_attributes=True)
 
 
@@ -85,6 +108,7 @@ def add_kiosk(body: KioskCreate, runtime: RuntimeDep, db: Db) -> KioskCreated:
             created = accounts.add_kiosk(db, name=body.name, now=runtime.clock())
     except IntegrityError:
         raise Problem("name_taken", f"a kiosk is already called {body.name!r}") from None
+    _audit(runtime, db, "kiosk_added", "kiosk", created.account.id)
     return KioskCreated(
         kiosk=KioskOut.model_validate(created.account, from_attributes=True),
         credential=created.credential,
@@ -92,9 +116,10 @@ def add_kiosk(body: KioskCreate, runtime: RuntimeDep, db: Db) -> KioskCreated:
 
 
 @router.post("/kiosks/{kiosk_id}/disable", response_model=KioskOut)
-def disable_kiosk(kiosk_id: str, db: Db) -> KioskOut:
+def disable_kiosk(kiosk_id: str, runtime: RuntimeDep, db: Db) -> KioskOut:
     kiosk = db.get(Kiosk, kiosk_id)
     if kiosk is None:
         raise Problem("not_found", "no such kiosk")
     kiosk.disabled = True
+    _audit(runtime, db, "kiosk_disabled", "kiosk", kiosk_id)
     return KioskOut.model_validate(kiosk, from_attributes=True)
