@@ -5,9 +5,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 # pcscd + vpcd: the real PC/SC stack; libpcsclite-dev + swig: to build pyscard;
-# opensc: an independent JPKI client for interoperability tests; chromium: browser tests.
+# opensc: an independent JPKI client for interoperability tests; chromium: browser tests;
+# fonts-ipafont-gothic: Japanese glyphs for the kiosk page in Chromium (screenshots, layout tests).
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig opensc chromium \
-	python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
+	fonts-ipafont-gothic python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
 LOCAL_POSTGRES_URL := postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test venv deps lint format

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from commonid import __version__
 from commonid.audit.cli import audit_app
+from commonid.demo import demo_command
 from commonid.documents.cli import document_app
 from commonid.settings import Settings
 from did.cli import issuer_app
@@ -27,6 +28,7 @@ app.add_typer(card_app, name="card")
 app.add_typer(issuer_app, name="issuer")
 app.add_typer(document_app, name="document")
 app.add_typer(audit_app, name="audit")
+app.command("demo")(demo_command)
 
 db_app = typer.Typer(help="The service database: schema migrations.", no_args_is_help=True)
 provider_app = typer.Typer(
