@@ -49,8 +49,19 @@ async def checkpoint_forever(audit_log: AuditLog, interval_seconds: float) -> No
             log.exception("audit checkpoint failed")
 
 
-def install_audit_for_runtime(app: FastAPI, runtime: Runtime) -> None:
-    """Mount /v1/audit on the service app, on the runtime's audit log if it has one."""
+def checkpoint_cadence(audit_log: AuditLog) -> float | None:
+    """How often the background task looks: a quarter of the interval, so a checkpoint
+    is never more than 1.25 intervals late; None when periodic checkpoints are off."""
+    if audit_log.signer is None or audit_log.checkpoint_interval is None:
+        return None
+    return max(audit_log.checkpoint_interval.total_seconds() / 4, 0.05)
+
+
+def install_audit_for_runtime(app: FastAPI, runtime: Runtime) -> AuditLog:
+    """Mount /v1/audit on the service app, on the runtime's audit log if it has one.
+
+    Returns that log: the app's lifespan runs its periodic checkpoints.
+    """
     settings = AuditSettings()
     audit_log = getattr(runtime, "audit", None) or audit_log_for_runtime(runtime, settings)
     install_audit(
@@ -65,3 +76,4 @@ def install_audit_for_runtime(app: FastAPI, runtime: Runtime) -> None:
     from commonid.audit.web import install_reviewer_pages
 
     install_reviewer_pages(app, ReportSigner.open(runtime.settings.data_dir, runtime.service_did))
+    return audit_log

@@ -37,3 +37,26 @@ def test_reviewer_token_from_the_environment_opens_api_and_pages(
     assert client.post("/v1/audit/checkpoint", headers=reviewer).status_code == 401
     client.post("/reviewer/login", data={"token": "rvw_from-env"})
     assert "Dashboard" in client.get("/reviewer/").text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_running_service_signs_checkpoints_on_schedule_without_appends(
+    service_runtime,
+) -> None:
+    import time
+    from datetime import timedelta
+
+    from commonid.api.app import create_app
+
+    audit_log = service_runtime.audit
+    audit_log.checkpoint_interval = timedelta(seconds=1)
+    audit_log._next_due_check = float("inf")  # appends never sign: only the timer may
+    audit_log.append("admin.action", action="first")
+    assert audit_log.checkpoints() == []
+
+    with TestClient(create_app(runtime=service_runtime)):  # runs the lifespan
+        deadline = time.monotonic() + 5
+        while not audit_log.checkpoints() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    checkpoints = audit_log.checkpoints()
+    assert [c.tree_size for c in checkpoints] == [audit_log.size()]
