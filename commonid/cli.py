@@ -241,7 +241,8 @@ def purge() -> None:
             now=datetime.now(UTC),
         )
     typer.echo(
-        f"purged {report.sessions} sessions, {report.rejected_responses} rejected responses, "
+        f"purged {report.sessions} sessions ({report.signed_documents} signed documents), "
+        f"{report.rejected_responses} rejected responses, "
         f"{report.webhook_deliveries} webhook deliveries, "
         f"{report.idempotency_keys} idempotency keys"
     )

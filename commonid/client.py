@@ -14,8 +14,9 @@ transport to talk to an app in process.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,7 @@ class CreatedSession:
     reuse: bool
     expires_at: datetime
     challenge: Challenge
+    document: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,29 @@ class SessionResult:
     did: str | None
     credential: Any | None
     reuse: dict[str, Any] | None
+    # The document asked for: {"kind", "status", "sign_by"}; status pending,
+    # awaiting_signature, signed or not_signed.
+    document: dict[str, Any] | None = None
+    # Signed documents: {"id", "kind", "media_type", "sha256", "size", "signed_at"};
+    # fetch each with download_document().
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def final(self) -> bool:
-        return self.status not in ("pending", "awaiting_card")
+        """Nothing more will happen: a final status, and the document (if asked) settled."""
+        if self.status in ("pending", "awaiting_card"):
+            return False
+        return self.document is None or self.document["status"] in ("signed", "not_signed")
+
+
+@dataclass(frozen=True)
+class SignedDocumentFile:
+    """A signed document as downloaded; ``sha256`` was checked against ``Repr-Digest``."""
+
+    document_id: str
+    content: bytes
+    sha256: str
+    media_type: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,23 @@ class KioskSession:
     reuse: bool
     expires_at: datetime
     challenge: Challenge
+    document: str | None = None
+
+
+@dataclass(frozen=True)
+class KioskDocument:
+    """The document a kiosk has the person sign: the exact PDF, and what it says."""
+
+    document_id: str
+    session_id: str
+    kind: str
+    pdf: bytes
+    sha256: str
+    provider_name: str
+    purpose: str
+    claims: list[str]
+    created_at: datetime
+    timestamp_url: str | None
 
 
 @dataclass(frozen=True)
@@ -119,6 +157,7 @@ def _created(body: dict[str, Any]) -> CreatedSession:
         reuse=body["reuse"],
         expires_at=_time(body["expires_at"]),  # type: ignore[arg-type]
         challenge=_challenge(body["challenge"]),
+        document=body.get("document"),
     )
 
 
@@ -136,6 +175,8 @@ def _result(body: dict[str, Any]) -> SessionResult:
         did=body.get("did"),
         credential=body.get("credential"),
         reuse=body.get("reuse"),
+        document=body.get("document"),
+        documents=list(body.get("documents") or []),
     )
 
 
@@ -151,6 +192,49 @@ def _kiosk_session(body: dict[str, Any]) -> KioskSession:
         reuse=body["reuse"],
         expires_at=_time(body["expires_at"]),  # type: ignore[arg-type]
         challenge=_challenge(body["challenge"]),
+        document=body.get("document"),
+    )
+
+
+def _kiosk_document(body: dict[str, Any]) -> KioskDocument:
+    content = body["content"]
+    pdf = base64.b64decode(body["pdf"])
+    if hashlib.sha256(pdf).hexdigest() != body["sha256"]:
+        raise CommonIdError(200, "document_digest_mismatch", "Bad document", "hash differs", body)
+    return KioskDocument(
+        document_id=body["document_id"],
+        session_id=body["session_id"],
+        kind=body["kind"],
+        pdf=pdf,
+        sha256=body["sha256"],
+        provider_name=content["provider_name"],
+        purpose=content["purpose"],
+        claims=list(content["claims"]),
+        created_at=_time(content["created_at"]),  # type: ignore[arg-type]
+        timestamp_url=body.get("timestamp_url"),
+    )
+
+
+def _signed_document(document_id: str, response: httpx.Response) -> SignedDocumentFile:
+    if not response.is_success:
+        _check(response)
+    content = response.content
+    digest = hashlib.sha256(content).digest()
+    expected = response.headers.get("repr-digest", "")
+    if expected and expected != f"sha-256=:{base64.b64encode(digest).decode()}:":
+        # The bytes are not the ones the service stored: never hand them on.
+        raise CommonIdError(
+            response.status_code,
+            "document_digest_mismatch",
+            "Download corrupted",
+            "the document does not match its Repr-Digest",
+            {},
+        )
+    return SignedDocumentFile(
+        document_id=document_id,
+        content=content,
+        sha256=digest.hex(),
+        media_type=response.headers.get("content-type", "application/pdf"),
     )
 
 
@@ -172,8 +256,18 @@ def _check(response: httpx.Response) -> Any:
     )
 
 
-def _session_body(mode: str, claims: list[str] | None, purpose: str, reuse: bool) -> dict[str, Any]:
-    return {"mode": mode, "claims": list(claims or []), "purpose": purpose, "reuse": reuse}
+def _session_body(
+    mode: str, claims: list[str] | None, purpose: str, reuse: bool, document: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "mode": mode,
+        "claims": list(claims or []),
+        "purpose": purpose,
+        "reuse": reuse,
+    }
+    if document is not None:
+        body["document"] = document
+    return body
 
 
 def _headers(key: str, idempotency_key: str | None = None) -> dict[str, str]:
@@ -213,11 +307,13 @@ class ProviderClient:
         purpose: str,
         claims: list[str] | None = None,
         reuse: bool = False,
+        document: str | None = None,
         idempotency_key: str | None = None,
     ) -> CreatedSession:
+        """``document="consent"`` (identity mode): the person also signs the consent document."""
         response = self._http.post(
             "/v1/sessions",
-            json=_session_body(mode, claims, purpose, reuse),
+            json=_session_body(mode, claims, purpose, reuse, document),
             headers=_headers(self._key, idempotency_key),
         )
         return _created(_check(response))
@@ -238,6 +334,13 @@ class ProviderClient:
             result = self.get_session(session_id, wait=max(0, min(30, remaining)))
             if result.final or remaining <= 0:
                 return result
+
+    def download_document(self, session_id: str, document_id: str) -> SignedDocumentFile:
+        """A signed document listed in the session result's ``documents``."""
+        response = self._http.get(
+            f"/v1/sessions/{session_id}/documents/{document_id}", headers=_headers(self._key)
+        )
+        return _signed_document(document_id, response)
 
     def get_identity(self, sub: str) -> dict[str, Any]:
         return _check(self._http.get(f"/v1/identities/{sub}", headers=_headers(self._key)))
@@ -286,11 +389,13 @@ class AsyncProviderClient:
         purpose: str,
         claims: list[str] | None = None,
         reuse: bool = False,
+        document: str | None = None,
         idempotency_key: str | None = None,
     ) -> CreatedSession:
+        """``document="consent"`` (identity mode): the person also signs the consent document."""
         response = await self._http.post(
             "/v1/sessions",
-            json=_session_body(mode, claims, purpose, reuse),
+            json=_session_body(mode, claims, purpose, reuse, document),
             headers=_headers(self._key, idempotency_key),
         )
         return _created(_check(response))
@@ -310,6 +415,12 @@ class AsyncProviderClient:
             result = await self.get_session(session_id, wait=max(0, min(30, remaining)))
             if result.final or remaining <= 0:
                 return result
+
+    async def download_document(self, session_id: str, document_id: str) -> SignedDocumentFile:
+        response = await self._http.get(
+            f"/v1/sessions/{session_id}/documents/{document_id}", headers=_headers(self._key)
+        )
+        return _signed_document(document_id, response)
 
     async def get_identity(self, sub: str) -> dict[str, Any]:
         return _check(await self._http.get(f"/v1/identities/{sub}", headers=_headers(self._key)))
@@ -385,5 +496,21 @@ class KioskClient:
                 f"/v1/kiosk/sessions/{session_id}/card-response",
                 json=body,
                 headers=_headers(self._key),
+            )
+        )
+
+    def document(self, session_id: str) -> KioskDocument:
+        """The document to have signed (after the consent, at this kiosk)."""
+        response = self._http.get(
+            f"/v1/kiosk/sessions/{session_id}/document", headers=_headers(self._key)
+        )
+        return _kiosk_document(_check(response))
+
+    def submit_document(self, session_id: str, signed_pdf: bytes) -> dict[str, Any]:
+        """The signed PDF (after the identity verification); accepted once."""
+        headers = {**_headers(self._key), "Content-Type": "application/pdf"}
+        return _check(
+            self._http.post(
+                f"/v1/kiosk/sessions/{session_id}/document", content=signed_pdf, headers=headers
             )
         )

@@ -42,6 +42,7 @@ from commonid.claims import (
     stored_attributes,
     verified_claims,
 )
+from commonid.documents import session_documents
 from commonid.pairwise import pairwise_subject_id
 from commonid.problems import Problem
 from commonid.runtime import Runtime
@@ -84,11 +85,20 @@ def create_session(
         raise Problem("claim_not_allowed", f"not allowed for this provider: {', '.join(refused)}")
     if request.reuse and request.mode is not Mode.AUTH:
         raise Problem("invalid_request", "reuse applies to auth mode (the PIN-only flow)")
+    if request.document is not None and request.mode is not Mode.IDENTITY:
+        # Only identity mode verifies the signature password and the sign certificate.
+        raise Problem("document_needs_identity_mode")
     wants_attributes = any(claim in ATTRIBUTE_CLAIMS for claim in requested)
     if wants_attributes and request.mode is Mode.AUTH and not request.reuse:
         raise Problem(
             "claims_need_identity_mode",
             "name, birthdate, gender and address need identity mode, or auth mode with reuse",
+        )
+    if request.document is not None:
+        session_documents.check_document_fits(
+            provider_name=provider.name,
+            purpose=request.purpose,
+            claims=[claim.value for claim in requested],
         )
     session = sessions.create_session(
         db,
@@ -97,6 +107,7 @@ def create_session(
         claims=[claim.value for claim in requested],
         purpose=request.purpose,
         reuse=request.reuse,
+        document=request.document.value if request.document else None,
         now=runtime.clock(),
         ttl=runtime.session_ttl,
     )
@@ -112,6 +123,7 @@ def create_session(
                     "mode": session.mode,
                     "claims": session.claims,
                     "reuse": session.reuse,
+                    "document": session.document,
                 },
             )
         ],
@@ -120,7 +132,8 @@ def create_session(
 
 
 def request_fingerprint(request: CreateSessionRequest) -> str:
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True)
+    # exclude_none: requests without the newer optional fields keep their fingerprint.
+    canonical = json.dumps(request.model_dump(mode="json", exclude_none=True), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -32,6 +32,17 @@ class ServiceMetrics:
             ["ca"],
             registry=self.registry,
         )
+        self.documents_signed = Counter(
+            "commonid_documents_signed",
+            "Signed documents accepted",
+            registry=self.registry,
+        )
+        self.documents_rejected = Counter(
+            "commonid_documents_rejected",
+            "Signed documents turned away, by problem code",
+            ["code"],
+            registry=self.registry,
+        )
         self.webhook_attempts = Counter(
             "commonid_webhook_attempts",
             "Webhook delivery attempts, by result",

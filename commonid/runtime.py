@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
+from cryptography import x509
 from sqlalchemy.orm import sessionmaker
 
 from commonid.audit.log import AuditLog
@@ -39,6 +41,8 @@ class Runtime:
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     # The append-only audit log (commonid.audit); None only in a bare runtime.
     audit: AuditLog | None = None
+    # Roots of the timestamp authorities whose tokens a signed document may carry.
+    timestamp_roots: tuple[x509.Certificate, ...] = ()
 
     @property
     def service_did(self) -> str:
@@ -75,6 +79,10 @@ def build_runtime(
     engine = create_engine(url)
     assert settings.pairwise_secret is not None
     keyring = IssuerKeyring.open(settings.issuer_key_file or settings.data_dir / "issuer-key.json")
+    timestamp_roots = tuple(_load_certificate(path) for path in settings.timestamp_roots)
+    if settings.timestamp_url and not timestamp_roots:
+        # B-T is required then, and no timestamp could ever be trusted.
+        raise ValueError("timestamp_url is set: name the TSA's root in timestamp_roots")
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -84,6 +92,7 @@ def build_runtime(
         keyring=keyring,
         clock=clock,
         trust_policy=trust_policy or trust_policy_from_settings(settings),
+        timestamp_roots=timestamp_roots,
     )
     from commonid.audit.service import audit_log_for_runtime  # it imports this module
 
@@ -92,3 +101,10 @@ def build_runtime(
         status_lists.ensure_lists(db, base_url=settings.public_url, now=clock())
     runtime.refresh_revocation(force=True)
     return runtime
+
+
+def _load_certificate(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     crl_sources: dict[str, str] = Field(default_factory=dict)
     crl_refresh_interval_seconds: int = 300
 
+    # Signed documents (issue 9). With a timestamp authority (RFC 3161 over HTTP)
+    # the kiosk signs PAdES B-T and the service accepts only a signature whose
+    # timestamp validates under timestamp_roots (PEM or DER files); unset: B-B.
+    timestamp_url: str | None = None
+    timestamp_roots: list[Path] = Field(default_factory=list)
+
     # Admin endpoints are disabled while this is unset.
     admin_token: SecretStr | None = None
 

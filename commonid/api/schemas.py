@@ -26,6 +26,10 @@ class ClaimName(StrEnum):
     CREDENTIAL = "credential"
 
 
+class DocumentKind(StrEnum):
+    CONSENT = "consent"  # the consent document, signed with the card's signature key
+
+
 ATTRIBUTE_CLAIMS = frozenset(
     {ClaimName.NAME, ClaimName.BIRTHDATE, ClaimName.GENDER, ClaimName.ADDRESS}
 )
@@ -40,6 +44,9 @@ class CreateSessionRequest(Strict):
     claims: list[ClaimName] = Field(default_factory=list, max_length=6)
     purpose: str = Field(min_length=1, max_length=500, description="Shown to the person")
     reuse: bool = Field(False, description="Accept claims verified earlier (auth mode)")
+    document: DocumentKind | None = Field(
+        None, description="Have the person sign this document with the card (identity mode)"
+    )
 
 
 class ChallengeView(BaseModel):
@@ -55,6 +62,7 @@ class SessionCreated(BaseModel):
     claims: list[ClaimName]
     purpose: str
     reuse: bool
+    document: DocumentKind | None = None
     expires_at: datetime
     challenge: ChallengeView
 
@@ -62,6 +70,23 @@ class SessionCreated(BaseModel):
 class ReuseInfo(BaseModel):
     first_verified_at: datetime
     method: str
+
+
+class DocumentRequestView(BaseModel):
+    kind: DocumentKind
+    # pending (identity not verified yet), awaiting_signature, signed,
+    # not_signed (the session ended without one, or the time to sign passed)
+    status: str
+    sign_by: datetime | None = Field(None, description="While awaiting_signature")
+
+
+class SignedDocumentView(BaseModel):
+    id: str
+    kind: DocumentKind
+    media_type: str = "application/pdf"
+    sha256: str
+    size: int
+    signed_at: datetime
 
 
 class SessionResult(BaseModel):
@@ -77,6 +102,8 @@ class SessionResult(BaseModel):
     did: str | None = None
     credential: Any | None = None
     reuse: ReuseInfo | None = None
+    document: DocumentRequestView | None = None
+    documents: list[SignedDocumentView] = Field(default_factory=list)
 
 
 class ProviderView(BaseModel):
@@ -93,6 +120,7 @@ class KioskSessionView(BaseModel):
     claims: list[ClaimName]
     purpose: str
     reuse: bool
+    document: DocumentKind | None = None
     expires_at: datetime
     challenge: ChallengeView
 
@@ -134,6 +162,35 @@ class IdentityView(BaseModel):
     sub: str
     consents: list[ConsentView]
     verified_claims: dict[str, Any] | None = None
+
+
+class DocumentContent(BaseModel):
+    """What the document says, for the kiosk to show (the PDF's text)."""
+
+    provider_name: str
+    purpose: str
+    claims: list[ClaimName]
+    created_at: datetime
+
+
+class KioskDocument(BaseModel):
+    document_id: str
+    session_id: str
+    kind: DocumentKind
+    media_type: str = "application/pdf"
+    sha256: str
+    size: int
+    pdf: str = Field(description="base64 of the exact PDF to sign")
+    content: DocumentContent
+    timestamp_url: str | None = Field(None, description="Sign PAdES B-T with this TSA")
+
+
+class DocumentAccepted(BaseModel):
+    session_id: str
+    document_id: str
+    sha256: str
+    size: int
+    signed_at: datetime
 
 
 class CredentialVerifyRequest(Strict):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+
 from commonid.documents.consent_pdf import ConsentDocument, render_consent_pdf
 from commonid.documents.storage import SealedDocument, open_document, seal_document
 from commonid.store.encryption import AttributeCipher
@@ -108,19 +110,23 @@ def accept_signed_document(
     policy: TrustPolicy,
     at: datetime,
     cipher: AttributeCipher,
+    timestamp_roots: Iterable[x509.Certificate] = (),
+    require_timestamp: bool = False,
 ) -> AcceptedDocument:
     """Verify that ``signed_pdf`` is ``prepared`` signed by a valid card, then seal it.
 
     Raises DocumentRejectedError with code ``document_mismatch`` (not this
-    document), ``document_signature_count`` (not exactly one signature) or
+    document), ``document_signature_count`` (not exactly one signature),
     ``document_<reason>`` from the verification (``document_certificate_invalid``
-    with the certificate's reason code in the detail).
+    with the certificate's reason code in the detail), or, with
+    ``require_timestamp``, ``document_timestamp_required`` when the signature
+    has no timestamp that validates under ``timestamp_roots`` (PAdES B-T).
     """
     if not signed_pdf.startswith(prepared.pdf) or len(signed_pdf) == len(prepared.pdf):
         raise DocumentRejectedError(
             "document_mismatch", "the signed file is not an update of the document issued"
         )
-    verification = verify_pdf(signed_pdf, policy=policy, at=at)
+    verification = verify_pdf(signed_pdf, policy=policy, at=at, timestamp_roots=timestamp_roots)
     if len(verification.signatures) != 1:
         raise DocumentRejectedError(
             "document_signature_count",
@@ -133,6 +139,12 @@ def accept_signed_document(
         if signature.certificate.reason.value != "valid":
             detail += f" (certificate: {signature.certificate.reason})"
         raise DocumentRejectedError(f"document_{verification.reason}", detail, verification)
+    if require_timestamp and not (signature.timestamp_time and signature.timestamp_trusted):
+        raise DocumentRejectedError(
+            "document_timestamp_required",
+            "no signature timestamp from a trusted timestamp authority",
+            verification,
+        )
     sealed = seal_document(
         cipher,
         document_id=prepared.document.document_id,

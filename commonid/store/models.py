@@ -159,6 +159,38 @@ class Session(Base):
     # The provider's answer (claims, evidence, DID, credential), AES-GCM encrypted.
     result_key_id: Mapped[str | None] = mapped_column(sa.String(40))
     result_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    # A document the person signs with the card after the verification ("consent"), or None.
+    document: Mapped[str | None] = mapped_column(sa.String(20))
+
+
+class SignedDocument(Base):
+    """The document of a session (issue 9): issued unsigned, then signed with the card.
+
+    The unsigned PDF holds no personal data (provider, purpose, claim names) and
+    is kept as issued: acceptance checks that the signed file extends exactly
+    these bytes. The signed PDF names the signer (its certificate carries the
+    basic attributes), so it is stored only AES-GCM encrypted
+    (commonid.documents.storage), bound to its document and session ids.
+    """
+
+    __tablename__ = "signed_documents"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)  # doc_...
+    # One document per session.
+    session_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    unsigned_pdf: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    unsigned_sha256: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    # Set once, when the signed document is accepted.
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    size: Mapped[int | None]
+    key_id: Mapped[str | None] = mapped_column(sa.String(40))
+    ciphertext: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # nonce || ciphertext || tag
+    signed_at: Mapped[datetime | None]
 
 
 class RejectedResponse(Base):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
+from commonid.store import documents
 from commonid.store.models import IdempotencyKey, RejectedResponse, Session, WebhookDelivery
 
 
@@ -24,10 +25,12 @@ class PurgeReport:
     rejected_responses: int
     webhook_deliveries: int
     idempotency_keys: int
+    signed_documents: int = 0
 
 
 def purge(db: DbSession, policy: RetentionPolicy, *, now: datetime) -> PurgeReport:
-    """Delete sessions (with their encrypted results), deliveries and keys past retention.
+    """Delete sessions (with their encrypted results and signed documents), deliveries and
+    keys past retention.
 
     Persons, consents and credentials stay: they are the Common-ID record
     itself and leave only by consent withdrawal or an explicit deletion.
@@ -36,6 +39,10 @@ def purge(db: DbSession, policy: RetentionPolicy, *, now: datetime) -> PurgeRepo
     rejected = db.execute(
         sa.delete(RejectedResponse).where(RejectedResponse.at < session_cutoff)
     ).rowcount
+    # A session's documents go with it (the signed one names the person).
+    signed_documents = documents.delete_for_sessions(
+        db, sa.select(Session.id).where(Session.expires_at < session_cutoff)
+    )
     sessions = db.execute(sa.delete(Session).where(Session.expires_at < session_cutoff)).rowcount
     deliveries = db.execute(
         sa.delete(WebhookDelivery).where(
@@ -45,4 +52,4 @@ def purge(db: DbSession, policy: RetentionPolicy, *, now: datetime) -> PurgeRepo
     keys = db.execute(
         sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - policy.idempotency_keys)
     ).rowcount
-    return PurgeReport(sessions, rejected, deliveries, keys)
+    return PurgeReport(sessions, rejected, deliveries, keys, signed_documents)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
+from commonid.store import documents
 from commonid.store.ids import new_id, new_user_code
 from commonid.store.models import RejectedResponse, Session
 
@@ -57,6 +58,7 @@ def create_session(
     reuse: bool,
     now: datetime,
     ttl: timedelta,
+    document: str | None = None,
 ) -> Session:
     # Whole seconds: the expiry is part of the signed challenge and must
     # round-trip through every database exactly.
@@ -69,6 +71,7 @@ def create_session(
             claims=claims,
             purpose=purpose,
             reuse=reuse,
+            document=document,
             user_code=new_user_code(),
             nonce=_b64url_nonce(),
             created_at=now,
@@ -212,7 +215,14 @@ def rejected_response_codes(db: DbSession, session_id: str) -> list[str]:
 
 
 def forget_results(db: DbSession, *, provider_id: str, person_ids: set[str]) -> int:
-    """Drop a provider's stored results about these persons (consent withdrawal)."""
+    """Drop a provider's stored results about these persons (consent withdrawal), with the
+    documents they signed for it."""
+    documents.delete_for_sessions(
+        db,
+        sa.select(Session.id).where(
+            Session.provider_id == provider_id, Session.person_id.in_(person_ids)
+        ),
+    )
     result = db.execute(
         sa.update(Session)
         .where(Session.provider_id == provider_id, Session.person_id.in_(person_ids))

@@ -41,6 +41,7 @@ def session_by_user_code(
         claims=session.claims,
         purpose=session.purpose,
         reuse=session.reuse,
+        document=session.document,
         expires_at=session.expires_at,
         challenge=flows.challenge_view(flows.session_challenge(runtime, session)),
     )

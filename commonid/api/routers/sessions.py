@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from commonid import flows
 from commonid.api.deps import CurrentProvider, Db, RuntimeDep, current_provider
 from commonid.api.schemas import CreateSessionRequest, SessionCreated, SessionResult
+from commonid.documents import session_documents
 from commonid.problems import Problem
 from commonid.store import idempotency
 
@@ -44,6 +45,7 @@ def create_session(
         claims=session.claims,
         purpose=session.purpose,
         reuse=session.reuse,
+        document=session.document,
         expires_at=session.expires_at,
         challenge=flows.challenge_view(flows.session_challenge(runtime, session)),
     ).model_dump(mode="json")
@@ -83,8 +85,14 @@ async def get_session(
             if provider_id is None:  # authenticate (and rate-limit) once per request
                 provider_id = current_provider(request, runtime, db).id
             session = flows.session_for_provider(db, provider_id, session_id)
-            result = SessionResult.model_validate(flows.session_result(runtime, session))
-            return result, flows.is_final(session, runtime.clock())
+            body = flows.session_result(runtime, session)
+            document_fields = session_documents.result_fields(runtime, db, session)
+            body.update(document_fields)
+            # A session that asks for a document is done once the document is settled too.
+            final = flows.is_final(session, runtime.clock())
+            return SessionResult.model_validate(body), final and session_documents.document_settled(
+                document_fields
+            )
 
     deadline = time.monotonic() + min(wait, runtime.settings.max_long_poll_seconds)
     result, final = await run_in_threadpool(read)

@@ -1,0 +1,380 @@
+"""A session that asks for a signed consent document, through the HTTP API (SQLite and PostgreSQL).
+
+The identity part is answered with the test person's card keys
+(flow_helpers); the document is signed by the virtual card in process with
+the real pyHanko signer (the PC/SC path: test_pcsc_end_to_end.py). The
+service's verification, storage, audit and problems are all real.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from fastapi.testclient import TestClient
+
+from commonid.api.app import create_app
+from commonid.client import ProviderClient
+from commonid.runtime import Runtime, build_runtime
+from commonid.settings import Settings
+from commonid.store.models import RejectedResponse, SignedDocument
+from jpki.card import JPKICard, PinKind
+from jpki.documents import open_card_signer, sign_pdf
+from jpki.emulator.card import VirtualMyNumberCard
+from jpki.testca import Hierarchy, IssuedPerson
+from jpki.transport import InProcessTransport
+from tests.documents.tsa import local_tsa
+from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD, CardMaterial
+from tests.fixtures.jpki import make_person
+from tests.fixtures.service import ServiceAccounts, ServiceClock
+
+from .flow_helpers import (
+    CardKeys,
+    bearer,
+    challenge_bytes,
+    consent,
+    create_session,
+    respond,
+    result,
+)
+from .test_audit_entries import entries
+
+CLAIMS = ["name", "birthdate", "address"]
+
+
+@pytest.fixture
+def card(virtual_card: VirtualMyNumberCard) -> JPKICard:
+    """The demo person's card (the same keys CardKeys(demo_person) signs with)."""
+    return JPKICard(InProcessTransport(virtual_card))
+
+
+def sign(card: JPKICard, pdf: bytes, *, kind: PinKind = PinKind.SIGN, **options: Any) -> bytes:
+    secret = SIGN_PASSWORD if kind is PinKind.SIGN else AUTH_PIN
+    with open_card_signer(card, secret, kind=kind) as signer:
+        return sign_pdf(pdf, signer, **options)
+
+
+def fetch_document(client: TestClient, kiosk: str, session_id: str) -> Any:
+    return client.get(f"/v1/kiosk/sessions/{session_id}/document", headers=bearer(kiosk))
+
+
+def post_document(
+    client: TestClient, kiosk: str, session_id: str, pdf: bytes, media_type: str = "application/pdf"
+) -> Any:
+    return client.post(
+        f"/v1/kiosk/sessions/{session_id}/document",
+        content=pdf,
+        headers={**bearer(kiosk), "Content-Type": media_type},
+    )
+
+
+def verified_session_with_document(
+    client: TestClient, accounts: ServiceAccounts, person: IssuedPerson
+) -> tuple[dict[str, Any], bytes]:
+    """Create (document: consent), consent, fetch the document, verify the identity."""
+    session = create_session(
+        client, accounts.provider_a_key, mode="identity", claims=CLAIMS, document="consent"
+    )
+    assert session["document"] == "consent"
+    consent(client, accounts.kiosk_credential, session)
+    issued = fetch_document(client, accounts.kiosk_credential, session["id"])
+    assert issued.status_code == 200, issued.text
+    pdf = base64.b64decode(issued.json()["pdf"])
+    answered = respond(
+        client,
+        accounts.kiosk_credential,
+        session["id"],
+        CardKeys(person).response(challenge_bytes(session), identity=True),
+    )
+    assert answered.json()["status"] == "verified", answered.text
+    return session, pdf
+
+
+def test_signed_consent_is_stored_encrypted_listed_and_downloadable(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    demo_person: IssuedPerson,
+    card: JPKICard,
+) -> None:
+    kiosk, provider = service_accounts.kiosk_credential, service_accounts.provider_a_key
+    session = create_session(
+        service_client, provider, mode="identity", claims=CLAIMS, document="consent"
+    )
+    assert result(service_client, provider, session["id"])["document"]["status"] == "pending"
+    consent(service_client, kiosk, session)
+    issued = fetch_document(service_client, kiosk, session["id"]).json()
+    assert issued["content"]["provider_name"] == "Provider A"
+    assert issued["content"]["claims"] == CLAIMS
+    assert issued["content"]["purpose"] == session["purpose"]
+    pdf = base64.b64decode(issued["pdf"])
+    assert hashlib.sha256(pdf).hexdigest() == issued["sha256"] and pdf.startswith(b"%PDF")
+    # Fetched again (a retry, a reload): the very same bytes.
+    assert fetch_document(service_client, kiosk, session["id"]).json()["pdf"] == issued["pdf"]
+
+    respond(
+        service_client,
+        kiosk,
+        session["id"],
+        CardKeys(demo_person).response(challenge_bytes(session), identity=True),
+    )
+    waiting = result(service_client, provider, session["id"])
+    assert waiting["status"] == "verified"
+    assert waiting["document"]["status"] == "awaiting_signature" and waiting["documents"] == []
+
+    signed = sign(card, pdf)
+    accepted = post_document(service_client, kiosk, session["id"], signed)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["sha256"] == hashlib.sha256(signed).hexdigest()
+
+    done = result(service_client, provider, session["id"])
+    assert done["document"] == {"kind": "consent", "status": "signed", "sign_by": None}
+    (listed,) = done["documents"]
+    assert listed["id"] == issued["document_id"]
+    assert listed["sha256"] == hashlib.sha256(signed).hexdigest()
+    assert listed["size"] == len(signed)
+
+    # The provider's SDK: the result is final, the download matches its digest.
+    with ProviderClient(
+        "http://testserver", provider, transport=service_client._transport
+    ) as client:
+        assert client.get_session(session["id"]).final
+        downloaded = client.download_document(session["id"], listed["id"])
+    assert downloaded.content == signed and downloaded.sha256 == listed["sha256"]
+
+    # At rest: ciphertext only (the signed PDF carries the person's certificate).
+    with service_runtime.sessions.begin() as db:
+        row = db.scalar(sa.select(SignedDocument))
+        assert row is not None and row.ciphertext is not None
+        assert b"%PDF" not in row.ciphertext
+        assert demo_person.sign_certificate.public_bytes(serialization.Encoding.DER) not in (
+            row.ciphertext
+        )
+
+    # One audit entry with the evidence, no personal data.
+    logged = entries(service_runtime)
+    signed_entries = [data for event, data in logged if event == "document.signed"]
+    assert len(signed_entries) == 1
+    entry = signed_entries[0]
+    assert entry["document_sha256"] == listed["sha256"]
+    assert entry["unsigned_document_sha256"] == issued["sha256"]
+    assert entry["reason_code"] == "valid" and entry["revocation_source"] == "crl"
+    assert len(entry["path_fingerprints"]) >= 2
+    text = json.dumps(logged, ensure_ascii=False)
+    assert "山田" not in text and "1990-04-01" not in text
+
+    # Signed once: neither a second post nor a new fetch.
+    again = post_document(service_client, kiosk, session["id"], signed)
+    assert again.status_code == 409 and again.json()["code"] == "document_already_signed"
+    refetch = fetch_document(service_client, kiosk, session["id"])
+    assert refetch.json()["code"] == "document_already_signed"
+
+
+def test_bad_documents_get_stable_problem_codes_and_are_recorded(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    demo_person: IssuedPerson,
+    test_hierarchy: Hierarchy,
+    card: JPKICard,
+) -> None:
+    kiosk = service_accounts.kiosk_credential
+    session, pdf = verified_session_with_document(service_client, service_accounts, demo_person)
+    session_id = session["id"]
+    other, other_pdf = verified_session_with_document(service_client, service_accounts, demo_person)
+    someone_else = make_person(test_hierarchy, name="佐藤\u3000花子")
+    material = CardMaterial(
+        auth_private_key=someone_else.auth_private_key,
+        sign_private_key=someone_else.sign_private_key,
+        auth_certificate=someone_else.auth_certificate.public_bytes(serialization.Encoding.DER),
+        auth_ca_certificate=test_hierarchy.auth_ca_certificate.public_bytes(
+            serialization.Encoding.DER
+        ),
+        sign_certificate=someone_else.sign_certificate.public_bytes(serialization.Encoding.DER),
+        sign_ca_certificate=test_hierarchy.sign_ca_certificate.public_bytes(
+            serialization.Encoding.DER
+        ),
+    )
+    other_card = JPKICard(InProcessTransport(VirtualMyNumberCard(material.new_card_state())))
+
+    cases = {
+        "garbage": (b"%PDF-1.7 nothing here", 422, "document_mismatch"),
+        "the unsigned document": (pdf, 422, "document_mismatch"),
+        "the document with junk appended": (pdf + b"\n% junk\n", 422, "document_signature_count"),
+        "another session's document": (sign(card, other_pdf), 422, "document_mismatch"),
+        "signed with the authentication key": (
+            sign(card, pdf, kind=PinKind.AUTH),
+            422,
+            "document_certificate_invalid",
+        ),
+        "signed by another person's card": (
+            sign(other_card, pdf),
+            422,
+            "document_signer_mismatch",
+        ),
+    }
+    for label, (body, status, code) in cases.items():
+        response = post_document(service_client, kiosk, session_id, body)
+        assert response.status_code == status, (label, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == code, label
+    auth_signed = post_document(service_client, kiosk, session_id, cases[
+        "signed with the authentication key"][0])  # fmt: skip
+    assert auth_signed.json()["certificate_reason"] == "wrong_purpose"
+
+    too_large = post_document(service_client, kiosk, session_id, b"%PDF" + bytes(70_000))
+    assert too_large.status_code == 413 and too_large.json()["code"] == "body_too_large"
+    not_pdf = post_document(service_client, kiosk, session_id, b"{}", "application/json")
+    assert not_pdf.status_code == 422 and not_pdf.json()["code"] == "invalid_request"
+    at_other_kiosk = post_document(
+        service_client, service_accounts.other_kiosk_credential, session_id, sign(card, pdf)
+    )
+    assert at_other_kiosk.status_code == 404
+    assert at_other_kiosk.json()["code"] == "session_not_found"
+    unknown = post_document(service_client, kiosk, "ses_unknown", sign(card, pdf))
+    assert unknown.status_code == 404 and unknown.json()["code"] == "session_not_found"
+
+    # Every refusal of a known session was recorded, with its code.
+    with service_runtime.sessions.begin() as db:
+        recorded = db.scalars(
+            sa.select(RejectedResponse.code).where(RejectedResponse.session_id == session_id)
+        ).all()
+    assert sorted(recorded) == sorted(
+        [code for _, _, code in cases.values()]
+        + ["document_certificate_invalid", "session_not_found"]
+    )
+    rejected = [data for event, data in entries(service_runtime) if event == "document.rejected"]
+    assert len(rejected) == len(recorded)
+    assert {"reason_code": "document_certificate_invalid", "certificate_reason_code": (
+        "wrong_purpose")}.items() <= rejected[4].items()  # fmt: skip
+
+    # The genuine signature is still accepted after all that.
+    assert post_document(service_client, kiosk, session_id, sign(card, pdf)).status_code == 200
+    # The other provider sees neither the session nor its document.
+    listed = result(service_client, service_accounts.provider_a_key, session_id)["documents"]
+    path = f"/v1/sessions/{session_id}/documents/{listed[0]['id']}"
+    foreign = service_client.get(path, headers=bearer(service_accounts.provider_b_key))
+    assert foreign.status_code == 404 and foreign.json()["code"] == "session_not_found"
+    wrong_session = service_client.get(
+        f"/v1/sessions/{other['id']}/documents/{listed[0]['id']}",
+        headers=bearer(service_accounts.provider_a_key),
+    )
+    assert wrong_session.status_code == 404 and wrong_session.json()["code"] == "document_not_found"
+
+
+def test_document_steps_follow_the_session(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_clock: ServiceClock,
+    demo_person: IssuedPerson,
+    card: JPKICard,
+) -> None:
+    kiosk, provider = service_accounts.kiosk_credential, service_accounts.provider_a_key
+    auth_mode = service_client.post(
+        "/v1/sessions",
+        json={"mode": "auth", "purpose": "送金", "document": "consent"},
+        headers=bearer(provider),
+    )
+    assert auth_mode.status_code == 422
+    assert auth_mode.json()["code"] == "document_needs_identity_mode"
+    plain = create_session(service_client, provider, mode="identity", claims=CLAIMS)
+    assert plain["document"] is None
+    consent(service_client, kiosk, plain)
+    not_asked = fetch_document(service_client, kiosk, plain["id"])
+    assert not_asked.status_code == 404 and not_asked.json()["code"] == "document_not_requested"
+
+    session = create_session(
+        service_client, provider, mode="identity", claims=CLAIMS, document="consent"
+    )
+    before_consent = fetch_document(service_client, kiosk, session["id"])
+    assert before_consent.status_code == 404  # no kiosk owns it yet
+    consent(service_client, kiosk, session)
+    pdf = base64.b64decode(fetch_document(service_client, kiosk, session["id"]).json()["pdf"])
+    early = post_document(service_client, kiosk, session["id"], sign(card, pdf))
+    assert early.status_code == 409 and early.json()["code"] == "identity_not_verified"
+    respond(
+        service_client,
+        kiosk,
+        session["id"],
+        CardKeys(demo_person).response(challenge_bytes(session), identity=True),
+    )
+    # The person has session_ttl (300 s here) after the verification to sign.
+    service_clock.advance(timedelta(seconds=301))
+    late = post_document(service_client, kiosk, session["id"], sign(card, pdf))
+    assert late.status_code == 410 and late.json()["code"] == "document_signing_closed"
+    closed = result(service_client, provider, session["id"])
+    assert closed["status"] == "verified"
+    assert closed["document"]["status"] == "not_signed" and closed["documents"] == []
+
+
+def test_with_a_timestamp_authority_only_b_t_signatures_are_accepted(
+    service_settings: Settings,
+    service_clock: ServiceClock,
+    service_accounts: ServiceAccounts,
+    demo_person: IssuedPerson,
+    card: JPKICard,
+    tmp_path: Any,
+) -> None:
+    with local_tsa() as tsa:
+        root = tmp_path / "tsa-root.pem"
+        root.write_bytes(tsa.root.public_bytes(serialization.Encoding.PEM))
+        settings = service_settings.model_copy(
+            update={"timestamp_url": tsa.url, "timestamp_roots": [root]}
+        )
+        runtime = build_runtime(settings, clock=service_clock)
+        try:
+            with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+                session, pdf = verified_session_with_document(client, service_accounts, demo_person)
+                kiosk = service_accounts.kiosk_credential
+                plain = post_document(client, kiosk, session["id"], sign(card, pdf))
+                assert plain.status_code == 422
+                assert plain.json()["code"] == "document_timestamp_required"
+                stamped = sign(card, pdf, timestamp_url=tsa.url)
+                accepted = post_document(client, kiosk, session["id"], stamped)
+                assert accepted.status_code == 200, accepted.text
+            timestamped = [d for e, d in entries(runtime) if e == "document.signed"]
+            assert timestamped[0]["timestamped_at"]
+        finally:
+            runtime.close()
+
+
+def test_a_document_signed_for_the_provider_goes_with_the_consent_withdrawal(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    demo_person: IssuedPerson,
+    card: JPKICard,
+) -> None:
+    session, pdf = verified_session_with_document(service_client, service_accounts, demo_person)
+    post_document(service_client, service_accounts.kiosk_credential, session["id"], sign(card, pdf))
+    provider = service_accounts.provider_a_key
+    done = result(service_client, provider, session["id"])
+    document_id = done["documents"][0]["id"]
+    withdrawn = service_client.delete(f"/v1/identities/{done['sub']}", headers=bearer(provider))
+    assert withdrawn.status_code in (200, 204), withdrawn.text
+    gone = service_client.get(
+        f"/v1/sessions/{session['id']}/documents/{document_id}", headers=bearer(provider)
+    )
+    assert gone.status_code == 404 and gone.json()["code"] == "document_not_found"
+
+
+def test_sdk_long_poll_waits_for_the_document(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    demo_person: IssuedPerson,
+) -> None:
+    """A verified session that still awaits its document is not final for the SDK."""
+    session, _pdf = verified_session_with_document(service_client, service_accounts, demo_person)
+    with ProviderClient(
+        "http://testserver",
+        service_accounts.provider_a_key,
+        transport=service_client._transport,
+    ) as client:
+        waited = client.get_session(session["id"], wait=0.3)
+    assert waited.status == "verified" and not waited.final
+    assert waited.document is not None and waited.document["status"] == "awaiting_signature"
