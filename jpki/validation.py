@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +71,7 @@ __all__ = [
     "RevocationOrder",
     "TrustAnchor",
     "TrustPolicy",
+    "ValidationCache",
     "ValidationResult",
     "ValidationUsageError",
     "validate",
@@ -255,6 +258,117 @@ def _revocation(value: RevocationConfig | RevocationMode) -> RevocationConfig:
     return RevocationConfig(mode=RevocationMode(value))
 
 
+@dataclass(frozen=True)
+class _CachedPath:
+    policy: TrustPolicy  # the very policy object the path was checked under
+    leaf: x509.Certificate
+    anchor: _PreparedAnchor
+    valid_from: datetime  # the moments `at` for which every cached check holds
+    valid_until: datetime
+    revocation_state: tuple[object, ...]
+
+
+def _revocation_state(policy: TrustPolicy) -> tuple[object, ...]:
+    """Which revocation data the policy holds now: the current CRL of each index.
+
+    A refresh that installs another CRL (new CRL number, new bytes) changes it.
+    """
+    return tuple(
+        (info.sha256, info.crl_number) if (info := index.current) is not None else None
+        for index in policy.revocation.crl_indexes
+    )
+
+
+def _revocation_valid_until(policy: TrustPolicy) -> datetime | None:
+    """The earliest nextUpdate among the policy's current CRLs."""
+    next_updates = [
+        info.next_update
+        for index in policy.revocation.crl_indexes
+        if (info := index.current) is not None and info.next_update is not None
+    ]
+    return min(next_updates) if next_updates else None
+
+
+class ValidationCache:
+    """Path checks of certificates that passed them, reused; revocation is never cached.
+
+    `validate(..., cache=cache)` runs every check up to and including the PKIX
+    path check once per (certificate SHA-256, purpose, trust policy), and then
+    for each call only the revocation check against the policy's current
+    revocation data. An entry is used only
+    * under the same TrustPolicy object it was made under,
+    * for moments within the validity (with the policy's clock skew) of both
+      the certificate and its anchor, so an expired certificate is re-checked
+      and refused,
+    * while the policy holds the same CRLs (a refresh that installs a new CRL
+      drops every entry) and before the earliest nextUpdate among them.
+    Only certificates that passed the path checks are cached; anything refused
+    is checked in full every time. Thread-safe; least recently used entries go
+    first once `max_entries` is reached.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, Purpose, int], _CachedPath] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _get(
+        self, sha256: str, purpose: Purpose, policy: TrustPolicy, at: datetime
+    ) -> _CachedPath | None:
+        key = (sha256, purpose, id(policy))
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            if (
+                entry.policy is not policy
+                or not entry.valid_from <= at <= entry.valid_until
+                or entry.revocation_state != _revocation_state(policy)
+            ):
+                del self._entries[key]
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def _put(self, check: _Validation) -> None:
+        assert check.leaf is not None and check.anchor is not None
+        policy, skew = check.policy, check.policy.clock_skew
+        anchor_certificate = check.anchor.anchor.certificate
+        valid_until = (
+            min(check.leaf.not_valid_after_utc, anchor_certificate.not_valid_after_utc) + skew
+        )
+        revocation_until = _revocation_valid_until(policy)
+        if revocation_until is not None:
+            valid_until = min(valid_until, revocation_until + skew)
+        entry = _CachedPath(
+            policy=policy,
+            leaf=check.leaf,
+            anchor=check.anchor,
+            valid_from=max(check.leaf.not_valid_before_utc, anchor_certificate.not_valid_before_utc)
+            - skew,
+            valid_until=valid_until,
+            revocation_state=_revocation_state(policy),
+        )
+        key = (check.sha256, check.purpose, id(policy))
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
 class _Reject(Exception):
     """Internal: stops the check sequence with a reason."""
 
@@ -270,8 +384,14 @@ def validate(
     *,
     at: datetime,
     policy: TrustPolicy,
+    cache: ValidationCache | None = None,
 ) -> ValidationResult:
-    """Validate `certificate` (DER) for `purpose` at `at` under `policy`. Never raises for input."""
+    """Validate `certificate` (DER) for `purpose` at `at` under `policy`. Never raises for input.
+
+    With a `cache`, the checks before revocation are reused for a certificate
+    that passed them under this policy (see ValidationCache); revocation is
+    checked on every call. The result is the same as without the cache.
+    """
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         raise ValidationUsageError("`at` must be a timezone-aware datetime")
     try:
@@ -284,7 +404,14 @@ def validate(
         certificate = certificate.public_bytes(_DER)
     if not isinstance(certificate, bytes | bytearray | memoryview):
         raise ValidationUsageError("`certificate` must be DER bytes")
-    return _Validation(bytes(certificate), purpose, at, policy).run()
+    check = _Validation(bytes(certificate), purpose, at, policy)
+    if cache is None:
+        return check.run()
+    cached = cache._get(check.sha256, purpose, policy, at)
+    if cached is None:
+        return check.run(cache)
+    check.leaf, check.anchor = cached.leaf, cached.anchor
+    return check._check_revocation(cached.leaf, cached.anchor)
 
 
 def validate_anchor(anchor: TrustAnchor, *, at: datetime) -> ValidationResult:
@@ -374,7 +501,7 @@ class _Validation:
             **extra,  # type: ignore[arg-type]
         )
 
-    def run(self) -> ValidationResult:
+    def run(self, cache: ValidationCache | None = None) -> ValidationResult:
         try:
             self.leaf = self._parse()
             self._check_algorithms(self.leaf)
@@ -385,6 +512,8 @@ class _Validation:
             self._check_policies(self.leaf)
             self._check_critical_extensions(self.leaf)
             self._check_path_with_certvalidator()
+            if cache is not None:
+                cache._put(self)
             return self._check_revocation(self.leaf, self.anchor)
         except _Reject as reject:
             return self.result(reject.reason, reject.detail)
