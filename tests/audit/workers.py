@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
@@ -39,6 +40,11 @@ def append_events(
                     )
                 )
                 number += 1
+            # A service process does other work between two appends. Without this
+            # pause, SQLite's busy handler (sleep, then retry) lets one process take
+            # the write lock for all its appends while the others sleep, and the
+            # workers would not interleave at all.
+            time.sleep(0.002)
     finally:
         engine.dispose()
     results.put((worker, indexes))

@@ -133,7 +133,10 @@ def agent(start_agent: Callable[..., Agent]) -> Agent:
     return start_agent()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in
+# the main thread while it is open, and later tests that run their own loop
+# (asyncio.run, anyio.run) would fail with "Already running asyncio in this thread".
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
