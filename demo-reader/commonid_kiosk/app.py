@@ -260,6 +260,13 @@ def create_app(
             lambda: flow.enter_password(entry, entry_id=entry_id, confirm_last_try=confirm)
         )
 
+    @app.post("/api/session/document")
+    async def sign_document(request: Request) -> JSONResponse:
+        entry, entry_id, confirm = await _secret_step(request, "password")
+        return await _step(
+            lambda: flow.sign_document(entry, entry_id=entry_id, confirm_last_try=confirm)
+        )
+
     @app.post("/api/session/cancel")
     async def cancel() -> JSONResponse:
         return await _step(flow.cancel)

@@ -10,10 +10,12 @@ in the reader. Each PIN or password entry is used for exactly one VERIFY
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from commonid_kiosk.secret_entry import SecretEntry
 from jpki.card import JPKICard, PinKind
+from jpki.documents import open_card_signer, sign_pdf
 from jpki.transport import PcscTransport, Transport
 
 
@@ -76,6 +78,31 @@ class CardSession:
         finally:
             entry.wipe()
         return SignedByKey(certificate=signed.certificate, signature=signed.signature)
+
+    def sign_document(
+        self,
+        entry: SecretEntry,
+        pdf: bytes,
+        *,
+        confirm_last_try: bool,
+        timestamp_url: str | None = None,
+    ) -> bytes:
+        """Verify the signature password once and sign ``pdf`` (PAdES; B-T with a TSA).
+
+        The entry is wiped as soon as the VERIFY is done, before pyHanko builds
+        the signature; leaving the signer selects the AP again, so the card
+        forgets the verified password. Blocking (PC/SC, pyHanko's own event
+        loop): call it from a worker thread.
+        """
+        with contextlib.ExitStack() as signing:
+            try:
+                with entry.revealed() as password:
+                    signer = signing.enter_context(
+                        open_card_signer(self._card, password, confirm_last_try=confirm_last_try)
+                    )
+            finally:
+                entry.wipe()
+            return sign_pdf(pdf, signer, timestamp_url=timestamp_url)
 
     def close(self) -> None:
         """Disconnect, resetting the card: nothing stays verified for the next person."""

@@ -22,10 +22,16 @@ from commonid_kiosk.outcomes import (
     Explanation,
     explain,
     explain_card_error,
+    explain_document_code,
     explain_service_code,
 )
 from commonid_kiosk.secret_entry import SecretEntry
-from commonid_kiosk.service_client import KioskService, KioskSession, ServiceProblem
+from commonid_kiosk.service_client import (
+    KioskDocument,
+    KioskService,
+    KioskSession,
+    ServiceProblem,
+)
 from jpki.card import PinKind
 from jpki.errors import (
     CardRemovedError,
@@ -47,12 +53,28 @@ def _needs_sign_certificate(session: KioskSession) -> bool:
     return session.mode == "identity"
 
 
+def _document_view(document: KioskDocument) -> dict[str, Any]:
+    """What the person reads before signing: the document's text, not the PDF's bytes."""
+    return {
+        "document_id": document.document_id,
+        "kind": document.kind,
+        "provider_name": document.provider_name,
+        "purpose": document.purpose,
+        "claims": list(document.claims),
+        "created_at": document.created_at.isoformat(),
+        "sha256": document.sha256,
+        "size": len(document.pdf),
+    }
+
+
 class Step(enum.StrEnum):
     START = "start"  # staff enters the user code
     CONSENT = "consent"  # who asks for what, and why
     INSERT_CARD = "insert_card"
     PIN = "pin"  # authentication PIN (4 digits)
     PASSWORD = "password"  # noqa: S105 - the step name; signature password (identity mode only)
+    # After a verified identity, when the provider asked for it: the document to sign.
+    DOCUMENT = "document"
     RESULT = "result"
 
 
@@ -90,6 +112,7 @@ class KioskFlow:
         self._card: CardSession | None = None
         self._card_status: CardStatus | None = None
         self._auth_signed: SignedByKey | None = None
+        self._document: KioskDocument | None = None
         self._notice: Explanation | None = None
         self._result: Result | None = None
         # Entry ids already sent to the card: a repeated request (double tap,
@@ -120,6 +143,7 @@ class KioskFlow:
                 "claims": list(session.claims),
                 "purpose": session.purpose,
                 "reuse": session.reuse,
+                "document": session.document,
                 "expires_at": session.expires_at.isoformat(),
                 # What the card signs, readable: the service, the session, the expiry.
                 "challenge": session.challenge.payload,
@@ -130,6 +154,7 @@ class KioskFlow:
                 "auth_tries_left": self._card_status.auth_tries_left,
                 "sign_tries_left": self._card_status.sign_tries_left,
             },
+            "document": None if self._document is None else _document_view(self._document),
             "notice": None if self._notice is None else self._notice.to_json(),
             "result": None
             if self._result is None
@@ -267,9 +292,43 @@ class KioskFlow:
                 )
             )
 
+    def sign_document(
+        self, entry: SecretEntry, *, entry_id: str, confirm_last_try: bool
+    ) -> dict[str, Any]:
+        """The signature password again: one VERIFY, the card signs the document, it goes out."""
+        with entry, self._lock:
+            self._require(Step.DOCUMENT)
+            self._touch()
+            self._claim_entry(entry_id)
+            session, document = self._session, self._document
+            assert session is not None and document is not None
+            if self._card is None and not self._connect_for_document():
+                return self._view()  # no card: nothing was sent, the notice says why
+            card = self._card
+            assert card is not None
+            try:
+                signed = card.sign_document(
+                    entry,
+                    document.pdf,
+                    confirm_last_try=confirm_last_try,
+                    timestamp_url=document.timestamp_url,
+                )
+            except JPKIError as error:
+                return self._document_card_failed(error)
+            self._drop_card()
+            try:
+                self._client.submit_document(session.id, signed)
+            except ServiceProblem as problem:
+                return self._finish(False, explain_document_code(problem.code))
+            return self._finish(True, explain("document_signed"))
+
     def card_removed(self) -> dict[str, Any]:
         """The reader reports the card gone: whatever was verified on it is lost."""
         with self._lock:
+            if self._step is Step.DOCUMENT and self._card is not None:
+                self._drop_card()
+                self._notice = explain("card_removed")
+                return self._view()
             if self._step in (Step.PIN, Step.PASSWORD):
                 self._drop_card()
                 self._step = Step.INSERT_CARD
@@ -340,12 +399,52 @@ class KioskFlow:
             outcome = self._client.submit_card_response(session.id, answer)
         except ServiceProblem as problem:
             return self._finish(False, explain_service_code(problem.code))
+        if outcome.status == "verified" and session.document is not None:
+            return self._start_document()
         if outcome.status in _SUCCESS_STATUSES:
             return self._finish(True, explain(_SUCCESS_STATUSES[outcome.status]))
         return self._finish(False, explain_service_code(outcome.reason_code or outcome.status))
 
+    def _start_document(self) -> dict[str, Any]:
+        """The identity is verified; now the document the provider asked the person to sign."""
+        session = self._session
+        assert session is not None
+        try:
+            self._document = self._client.document(session.id)
+        except ServiceProblem as problem:
+            return self._finish(False, explain_document_code(problem.code))
+        self._step = Step.DOCUMENT
+        self._connect_for_document()
+        return self._view()
+
+    def _connect_for_document(self) -> bool:
+        """A fresh connection to the card (the identity steps reset it), and its tries left."""
+        try:
+            self._card = self._open_card()
+            status = self._card.status(with_sign=True)
+        except JPKIError as error:
+            self._drop_card()
+            self._notice = explain_card_error(error)
+            return False
+        self._card_status = status
+        if status.sign_tries_left == 0:
+            self._finish(False, explain("password_blocked", tries_left=0))
+            return False
+        return True
+
+    def _document_card_failed(self, error: JPKIError) -> dict[str, Any]:
+        if isinstance(error, CardRemovedError | CardResetError):
+            self._drop_card()  # signing again reconnects; the password is asked again
+            self._notice = explain("card_removed")
+            return self._view()
+        view = self._card_failed(error, PinKind.SIGN)
+        if self._step is not Step.RESULT:
+            self._step = Step.DOCUMENT  # a wrong password: ask for it again, same document
+        return view
+
     def _finish(self, success: bool, explanation: Explanation) -> dict[str, Any]:
         self._drop_card()
+        self._document = None
         self._auth_signed = None
         self._card_status = None
         self._result = Result(success, explanation)

@@ -55,6 +55,25 @@ _TEXTS: dict[str, tuple[str, str, str, str]] = {
         "以前の本人確認の結果を、同意いただいた範囲で提供しました。カードをお取りください。",
         "The result of your earlier verification was shared as you agreed. Please take your card.",
     ),
+    "document_signed": (
+        "本人確認と同意書への電子署名が完了しました",
+        "Your identity was verified and the consent document signed",
+        "署名した同意書は申込み先に届けられます。カードをお取りください。",
+        "The signed document goes to the provider. Please take your card.",
+    ),
+    "document_not_signed": (
+        "本人確認は完了しましたが、同意書に署名できませんでした",
+        "Your identity was verified, but the document could not be signed",
+        "同意書への署名が必要な場合は、申込み先にお問い合わせください。" + _ASK_STAFF_JA,
+        "If the provider needs the signed document, please contact them. " + _ASK_STAFF_EN,
+    ),
+    "document_signing_closed": (
+        "署名の受付時間を過ぎました",
+        "The time to sign has passed",
+        "本人確認は完了しています。同意書への署名が必要な場合は、申込み先で新しい受付番号を発行してもらってください。",
+        "Your identity was verified. If the provider needs the signed document, "
+        "ask them for a new code.",
+    ),
     "declined": (
         "同意されなかったため、中止しました",
         "Stopped: you did not agree",
@@ -243,6 +262,13 @@ def explain_service_code(code: str) -> Explanation:
     if code.startswith("certificate_") or code == "signature_invalid":
         return explain("certificate_rejected")
     return explain("service_error")
+
+
+def explain_document_code(code: str) -> Explanation:
+    """The service refused the document (or could not give it): the identity stays verified."""
+    if code in ("document_signing_closed", "service_unreachable"):
+        return explain(code)
+    return explain("document_not_signed")
 
 
 def explain_card_error(error: JPKIError, *, password: bool = False) -> Explanation:

@@ -14,10 +14,16 @@ from dataclasses import dataclass
 
 import httpx
 
-from commonid.client import CommonIdError, KioskClient, KioskSession
+from commonid.client import CommonIdError, KioskClient, KioskDocument, KioskSession
 from commonid_kiosk.card_session import CardAnswer
 
-__all__ = ["CardResponseOutcome", "KioskService", "KioskSession", "ServiceProblem"]
+__all__ = [
+    "CardResponseOutcome",
+    "KioskDocument",
+    "KioskService",
+    "KioskSession",
+    "ServiceProblem",
+]
 
 
 class ServiceProblem(Exception):
@@ -85,3 +91,13 @@ class KioskService:
                 sign_signature=answer.sign_signature,
             )
         return CardResponseOutcome(status=str(body["status"]), reason_code=body.get("reason_code"))
+
+    def document(self, session_id: str) -> KioskDocument:
+        """The document the person is asked to sign (the exact PDF, and its text)."""
+        with _calling_the_service():
+            return self._client.document(session_id)
+
+    def submit_document(self, session_id: str, signed_pdf: bytes) -> str:
+        """The signed PDF; returns its SHA-256 as the service stored it."""
+        with _calling_the_service():
+            return str(self._client.submit_document(session_id, signed_pdf)["sha256"])

@@ -340,3 +340,88 @@ def test_wrong_password_asks_only_for_the_password_again(
     assert card_state.sign_password.tries_left == 5
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["verified_claims"]["claims"]["name"] == "山田\u3000太郎"
+
+
+@pytest.mark.pcsc
+def test_document_step_signs_with_the_password_asked_again(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = _to_pin_step(
+        agent,
+        service_url,
+        service_accounts,
+        mode="identity",
+        claims=["name", "address"],
+        document="consent",
+    )
+    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0101"})
+    shown = _post(
+        agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": "entry-0102"}
+    ).json()
+    # Verified; now the document, its text on screen, the password asked for again.
+    assert shown["step"] == "document"
+    assert shown["document"]["provider_name"] == "Provider A"
+    assert shown["document"]["claims"] == ["name", "address"]
+    assert shown["card"]["sign_tries_left"] == 5
+    assert "山田" not in json.dumps(shown, ensure_ascii=False)
+    waiting = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert waiting["document"]["status"] == "awaiting_signature"
+
+    wrong = _post(
+        agent, "/api/session/document", {"password": "WRONG1", "entry_id": "entry-0103"}
+    ).json()
+    assert wrong["step"] == "document" and wrong["notice"]["code"] == "wrong_password"
+    assert wrong["card"]["sign_tries_left"] == 4 == card_state.sign_password.tries_left
+    # The same entry id again (a double tap) never reaches the card.
+    repeated = _post(
+        agent, "/api/session/document", {"password": "WRONG1", "entry_id": "entry-0103"}
+    )
+    assert repeated.status_code == 409
+    assert card_state.sign_password.tries_left == 4
+
+    signed = _post(
+        agent, "/api/session/document", {"password": SIGN_PASSWORD, "entry_id": "entry-0104"}
+    ).json()
+    assert signed["step"] == "result"
+    assert signed["result"]["success"] is True and signed["result"]["code"] == "document_signed"
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["document"]["status"] == "signed" and len(result["documents"]) == 1
+    assert agent.service_traffic.paths[-1].endswith("/document")
+    sent = b"\n".join(agent.service_traffic.sent)
+    assert SIGN_PASSWORD.encode() not in sent and b"WRONG1" not in sent
+    assert SIGN_PASSWORD not in caplog.text and "WRONG1" not in caplog.text
+
+
+@pytest.mark.pcsc
+def test_document_at_the_last_try_needs_confirmation_and_cancel_leaves_it_unsigned(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+) -> None:
+    session = _to_pin_step(
+        agent, service_url, service_accounts, mode="identity", claims=["name"], document="consent"
+    )
+    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0201"})
+    _post(agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": "entry-0202"})
+    card_state.sign_password.tries_left = 1  # as if two wrong passwords had been typed
+    unconfirmed = _post(
+        agent, "/api/session/document", {"password": SIGN_PASSWORD, "entry_id": "entry-0203"}
+    ).json()
+    assert unconfirmed["step"] == "document" and unconfirmed["notice"]["code"] == "last_try"
+    assert card_state.sign_password.tries_left == 1  # nothing was sent
+    cancelled = _post(agent, "/api/session/cancel", {}).json()
+    assert cancelled["step"] == "start" and cancelled["document"] is None
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["status"] == "verified"
+    assert result["document"]["status"] == "awaiting_signature" and result["documents"] == []
+    # The document was fetched, never posted: no PDF went to the service.
+    assert agent.service_traffic.paths[-1].endswith("/document")
+    assert not any(body.startswith(b"%PDF") for body in agent.service_traffic.sent)

@@ -7,11 +7,14 @@ the SDK; the kiosk side uses the kiosk client and the card through PC/SC.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from commonid.card_answer import answer_challenge
 from commonid.client import CommonIdError, KioskClient, ProviderClient
 from jpki.card import JPKICard
+from jpki.documents import open_card_signer, sign_pdf, verify_pdf
 from jpki.emulator.vpcd import VpcdBridge
 from jpki.transport import PcscTransport
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
@@ -90,3 +93,60 @@ def test_identity_then_reuse_with_pin_only_over_pcsc(
         transport.close()
         provider_a.close()
         provider_b.close()
+
+
+def test_consent_document_signed_by_the_card_over_pcsc(
+    live_service: LiveService,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    pcsc_reader: str,
+) -> None:
+    """Provider asks for a signed consent; the card in the vpcd reader signs it over PC/SC."""
+    url = live_service.base_url
+    provider = ProviderClient(url, service_accounts.provider_a_key)
+    kiosk = KioskClient(url, service_accounts.kiosk_credential)
+    transport = PcscTransport.connect(pcsc_reader)
+    try:
+        card = JPKICard(transport)
+        session = provider.create_session(
+            mode="identity", claims=["name", "address"], purpose="口座開設", document="consent"
+        )
+        shown = kiosk.session(session.user_code)
+        assert shown.document == "consent"
+        kiosk.consent(shown.id)
+        document = kiosk.document(shown.id)
+        assert document.provider_name == "Provider A" and document.claims == ["name", "address"]
+        answer = answer_challenge(
+            card, shown.challenge.to_be_signed, auth_pin=AUTH_PIN, sign_password=SIGN_PASSWORD
+        )
+        kiosk.card_response(
+            shown.id,
+            auth_certificate=answer.auth_certificate,
+            auth_signature=answer.auth_signature,
+            sign_certificate=answer.sign_certificate,
+            sign_signature=answer.sign_signature,
+        )
+        waiting = provider.get_session(session.id)
+        assert waiting.status == "verified" and not waiting.final
+
+        with open_card_signer(card, SIGN_PASSWORD) as signer:
+            signed = sign_pdf(document.pdf, signer)
+        kiosk.submit_document(shown.id, signed)
+
+        result = provider.wait_for_result(session.id, timeout=5)
+        assert result.final and result.document == result.document | {"status": "signed"}
+        (listed,) = result.documents
+        downloaded = provider.download_document(session.id, listed["id"])
+        assert downloaded.content == signed and downloaded.sha256 == listed["sha256"]
+        # Anyone can check it later under the J-LIS-profile roots: one valid signature.
+        verification = verify_pdf(
+            downloaded.content, policy=live_service.runtime.trust_policy, at=datetime.now(UTC)
+        )
+        assert verification.valid and verification.signatures[0].covers_whole_document
+
+        with pytest.raises(CommonIdError) as twice:
+            kiosk.submit_document(shown.id, signed)
+        assert twice.value.code == "document_already_signed"
+    finally:
+        transport.close()
+        provider.close()

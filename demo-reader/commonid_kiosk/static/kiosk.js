@@ -32,6 +32,13 @@
       method_identity: "署名用電子証明書（署名用パスワード）と利用者証明用電子証明書（暗証番号4桁）で確認します。",
       method_auth: "利用者証明用電子証明書（暗証番号4桁）で確認します。",
       method_reuse: "暗証番号4桁のみで確認し、以前に確認済みの情報を提供します。",
+      method_document: "本人確認の後、同意書に署名用パスワードで電子署名していただきます。",
+      document_title: "同意書に電子署名してください",
+      document_lead: "本人確認は完了しました。次の同意書に、署名用電子証明書で電子署名します。",
+      document_heading: "本人確認に関する同意書", document_date: "作成日時",
+      document_statement: "私は、上記の利用目的のため、上記の情報が依頼元に提供されることに同意します。",
+      document_password: "署名用パスワード（英数字6〜16桁）を入力して「署名する」を押してください。",
+      document_id: "文書番号", sign: "署名する",
     },
     en: {
       brand: "Identity check with your My Number Card", cancel: "Cancel", next: "Next",
@@ -61,23 +68,33 @@
       method_identity: "With your signature certificate (signature password) and your authentication certificate (4-digit PIN).",
       method_auth: "With your authentication certificate (4-digit PIN).",
       method_reuse: "With your 4-digit PIN only; information verified earlier is shared.",
+      method_document: "After the check you sign a consent document with your signature password.",
+      document_title: "Please sign the consent document",
+      document_lead: "Your identity has been verified. You now sign this document with your signature certificate.",
+      document_heading: "Consent to identity verification", document_date: "Date",
+      document_statement: "I agree that the information above is provided to the requester for the purpose above.",
+      document_password: "Enter your signature password (6 to 16 letters or digits) and press Sign.",
+      document_id: "Document", sign: "Sign",
     },
   };
   const $ = (id) => document.getElementById(id);
-  const SCREENS = ["start", "consent", "insert_card", "pin", "password", "progress", "result"];
+  const SCREENS = ["start", "consent", "insert_card", "pin", "password", "document", "progress", "result"];
+  // Secret entries: where each goes, and under which field (the document takes the password again).
+  const SECRET_PATHS = { pin: "pin", password: "password", document: "document" };
+  const SECRET_FIELDS = { pin: "pin", password: "password", document: "password" };
   const ALPHANUMERIC = "1234567890QWERTYUIOPASDFGHJKLZXCVBNM".split("");
-  const LIMITS = { code: 9, pin: 4, password: 16 };
+  const LIMITS = { code: 9, pin: 4, password: 16, document: 16 };
 
   let lang = "ja";
   let view = { step: "start" };
   let reader = { card_present: false, reader: null, service_available: false, readers: [] };
-  const entries = { code: [], pin: [], password: [] };
+  const entries = { code: [], pin: [], password: [], document: [] };
   let busy = false;
   let checkingCard = false;
   let timeoutSeconds = 90;
   let lastTouch = Date.now();
   let lastPing = 0;
-  let pendingSecret = null; // "pin" | "password" waiting for the last-try confirmation
+  let pendingSecret = null; // "pin" | "password" | "document" waiting for the last-try confirmation
 
   const t = (key) => TEXT[lang][key] ?? TEXT.ja[key] ?? key;
 
@@ -111,7 +128,7 @@
     pad.append(key(t("clear"), () => clearEntry("pin"), "wide", "pin-clear"));
     pad.append(key("0", () => type("pin", "0"), "", "pin-key-0"));
     pad.append(key("⌫", () => erase("pin"), "wide", "pin-delete"));
-    for (const [id, target] of [["code-keyboard", "code"], ["password-keyboard", "password"]]) {
+    for (const [id, target] of [["code-keyboard", "code"], ["password-keyboard", "password"], ["document-keyboard", "document"]]) {
       const board = $(id);
       board.replaceChildren();
       for (const character of ALPHANUMERIC) {
@@ -128,7 +145,7 @@
   }
   function erase(target) { entries[target].pop(); showEntry(target); }
   function clearEntry(target) { entries[target].length = 0; showEntry(target); }
-  function clearSecrets() { clearEntry("pin"); clearEntry("password"); }
+  function clearSecrets() { clearEntry("pin"); clearEntry("password"); clearEntry("document"); }
 
   function showEntry(target) {
     const entry = entries[target];
@@ -192,8 +209,8 @@
     const secret = entries[kind].join("");
     clearEntry(kind);
     const body = { entry_id: entryId(), confirm_last_try: confirmLastTry };
-    body[kind] = secret;
-    act(`/api/session/${kind}`, body, { progress: true });
+    body[SECRET_FIELDS[kind]] = secret;
+    act(`/api/session/${SECRET_PATHS[kind]}`, body, { progress: true });
   }
 
   function submitSecret(kind) {
@@ -207,7 +224,7 @@
 
   function triesLeft(kind) {
     if (!view.card) return null;
-    return kind === "pin" ? view.card.auth_tries_left : view.card.sign_tries_left;
+    return kind === "pin" ? view.card.auth_tries_left : view.card.sign_tries_left; // password, document
   }
 
   function checkCard() {
@@ -256,11 +273,29 @@
         item.textContent = label;
         list.append(item);
       }
-      $("method").textContent = t(session.mode === "identity" ? "method_identity" : session.reuse ? "method_reuse" : "method_auth");
+      $("method").textContent = t(session.mode === "identity" ? "method_identity" : session.reuse ? "method_reuse" : "method_auth")
+        + (session.document ? ` ${t("method_document")}` : "");
       $("challenge").textContent = JSON.stringify(session.challenge, null, 2);
     }
 
-    for (const kind of ["pin", "password"]) {
+    const documentShown = view.document;
+    if (documentShown) {
+      $("document-provider").textContent = documentShown.provider_name;
+      $("document-purpose").textContent = documentShown.purpose;
+      const list = $("document-claims");
+      list.replaceChildren();
+      const shown = documentShown.claims.length ? documentShown.claims.map((c) => t(`claim_${c}`)) : [t("claim_none")];
+      for (const label of shown) {
+        const item = document.createElement("li");
+        item.textContent = label;
+        list.append(item);
+      }
+      const created = new Date(documentShown.created_at);
+      $("document-date").textContent = created.toLocaleString(lang === "ja" ? "ja-JP" : "en-GB", { timeZone: "Asia/Tokyo", dateStyle: "long", timeStyle: "short" }) + " JST";
+      document.querySelector('[data-testid="document-id"]').textContent = `${t("document_id")}: ${documentShown.document_id}`;
+    }
+
+    for (const kind of ["pin", "password", "document"]) {
       const tries = triesLeft(kind);
       $(`${kind}-tries`).textContent = tries == null ? "" : `${tries}${t("times")}`;
       $(`${kind}-last-try`).hidden = tries !== 1;
@@ -331,6 +366,7 @@
     $("card-retry").addEventListener("click", checkCard);
     $("pin-submit").addEventListener("click", () => submitSecret("pin"));
     $("password-submit").addEventListener("click", () => submitSecret("password"));
+    $("document-submit").addEventListener("click", () => submitSecret("document"));
     $("result-done").addEventListener("click", resetForNextPerson);
     $("last-try-back").addEventListener("click", () => { $("last-try-dialog").hidden = true; pendingSecret = null; });
     $("last-try-go").addEventListener("click", () => {
@@ -343,7 +379,7 @@
     document.addEventListener("keydown", (event) => {
       touched();
       // A keyboard or a code scanner works too (staff desk).
-      const target = { start: "code", pin: "pin", password: "password" }[view.step];
+      const target = { start: "code", pin: "pin", password: "password", document: "document" }[view.step];
       if (!target || busy) return;
       if (event.key === "Backspace") { erase(target); event.preventDefault(); return; }
       if (event.key === "Enter") { $(`${target === "code" ? "code" : target}-submit`).click(); return; }
