@@ -41,6 +41,19 @@ IDENTITY_CLAIMS = ["name", "birthdate", "gender", "address", "did"]
 OpenKiosk = Callable[[Agent], Any]
 
 
+def _identity_steps(page: Any, session: dict[str, Any]) -> None:
+    """Code, consent, PIN and password for a session, with the card already down."""
+    enter_code(page, session["user_code"])
+    expect_screen(page, "consent")
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    expect_screen(page, "password")
+    type_password(page, SIGN_PASSWORD)
+    page.get_by_test_id("password-submit").click()
+
+
 def _identity_at_kiosk(
     page: Any, service_url: str, accounts: ServiceAccounts, shots: Screenshots | None = None
 ) -> dict[str, Any]:
@@ -467,3 +480,119 @@ def test_an_expired_certificate_is_explained(
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["status"] == "rejected"
     assert result["reason_code"] == "certificate_expired"
+
+
+def test_consent_document_signed_at_the_kiosk(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+    screenshots: Screenshots,
+) -> None:
+    session = create_session(
+        service_url,
+        service_accounts.provider_a_key,
+        mode="identity",
+        claims=["name", "birthdate", "address"],
+        document="consent",
+    )
+    page = open_kiosk(agent)
+    enter_code(page, session["user_code"])
+    expect_screen(page, "consent")
+    assert "同意書" in page.get_by_test_id("method").inner_text()
+    page.get_by_test_id("consent-yes").click()
+    expect_screen(page, "pin")
+    type_pin(page, AUTH_PIN)
+    page.get_by_test_id("pin-submit").click()
+    expect_screen(page, "password")
+    type_password(page, SIGN_PASSWORD)
+    page.get_by_test_id("password-submit").click()
+
+    # Verified; the document's text, and the password asked for again.
+    expect_screen(page, "document")
+    assert page.get_by_test_id("document-provider").inner_text() == "Provider A"
+    assert "口座開設" in page.get_by_test_id("document-purpose").inner_text()
+    assert page.get_by_test_id("document-claims").locator("li").all_inner_texts() == [
+        "氏名",
+        "生年月日",
+        "住所",
+    ]
+    assert "JST" in page.get_by_test_id("document-date").inner_text()
+    assert page.get_by_test_id("document-tries").inner_text().endswith("5回")
+    assert "山田" not in page.content()
+    screenshots.take(page, "document")
+    page.get_by_test_id("lang-toggle").click()
+    assert page.get_by_test_id("document-submit").inner_text() == "Sign"
+    screenshots.take(page, "document-english")
+    page.get_by_test_id("lang-toggle").click()
+
+    # A wrong password: the notice, one try fewer, the same document.
+    for character in "WRONG1":
+        page.get_by_test_id(f"document-key-{character}").click()
+    page.get_by_test_id("document-submit").click()
+    page.get_by_test_id("notice").wait_for(state="visible")
+    expect_screen(page, "document")
+    assert "署名用パスワードが違います" in page.get_by_test_id("notice").inner_text()
+    assert page.get_by_test_id("document-tries").inner_text().endswith("4回")
+    assert page.get_by_test_id("document-display").locator("span.filled").count() == 0
+    screenshots.take(page, "wrong-password")
+
+    # Down to the last try behind the kiosk's back (another program used two):
+    # jpki reads the tries first and sends nothing without the confirmation...
+    card_state.sign_password.tries_left = 1
+    for character in SIGN_PASSWORD:
+        page.get_by_test_id(f"document-key-{character}").click()
+    page.get_by_test_id("document-submit").click()
+    expect_screen(page, "document")
+    page.get_by_test_id("notice").wait_for(state="visible")
+    assert card_state.sign_password.tries_left == 1
+    assert page.get_by_test_id("document-last-try").is_visible()
+    screenshots.take(page, "last-try")
+    # ...and the page then asks once more before the password goes to the card.
+    for character in SIGN_PASSWORD:
+        page.get_by_test_id(f"document-key-{character}").click()
+    page.get_by_test_id("document-submit").click()
+    dialog = page.get_by_test_id("last-try-dialog")
+    dialog.wait_for(state="visible")
+    page.get_by_test_id("last-try-go").click()
+
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "document_signed"
+    assert "署名が完了しました" in page.get_by_test_id("result-title").inner_text()
+    screenshots.take(page, "signed")
+
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["document"]["status"] == "signed"
+    assert len(result["documents"]) == 1
+    traffic = sent_to_service(agent.service_traffic)
+    assert SIGN_PASSWORD.encode() not in traffic and b"WRONG1" not in traffic
+
+
+def test_cancel_at_the_document_step(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+) -> None:
+    session = create_session(
+        service_url,
+        service_accounts.provider_a_key,
+        mode="identity",
+        claims=["name"],
+        document="consent",
+    )
+    page = open_kiosk(agent)
+    _identity_steps(page, session)
+    expect_screen(page, "document")
+    for character in "ABC":
+        page.get_by_test_id(f"document-key-{character}").click()
+    page.get_by_test_id("cancel").click()
+    expect_screen(page, "start")
+    assert agent_state(agent.url)["step"] == "start"
+    # Typed characters are gone from the page too.
+    assert page.get_by_test_id("document-display").locator("span.filled").count() == 0
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["status"] == "verified" and result["documents"] == []
