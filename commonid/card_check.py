@@ -17,7 +17,7 @@ from cryptography import x509
 from did.keys import DIDKeyError, did_key_from_certificate
 from jpki.profile import BasicAttributes, MalformedCertificateError, parse_certificate
 from jpki.signatures import SignatureCheckError, verify_with_certificate
-from jpki.validation import Purpose, TrustPolicy, ValidationResult, validate
+from jpki.validation import Purpose, TrustPolicy, ValidationCache, ValidationResult, validate
 
 SHA256_WITH_RSA = "1.2.840.113549.1.1.11"  # RS256: what the card's PKCS#1 v1.5 signature is
 
@@ -85,10 +85,16 @@ def _check_signature(
 
 
 def _validate(
-    purpose: str, der: bytes, certificate: x509.Certificate, *, policy: TrustPolicy, at: datetime
+    purpose: str,
+    der: bytes,
+    certificate: x509.Certificate,
+    *,
+    policy: TrustPolicy,
+    at: datetime,
+    cache: ValidationCache | None,
 ) -> CheckedCertificate:
     result = validate(
-        der, Purpose.AUTH if purpose == "auth" else Purpose.SIGN, at=at, policy=policy
+        der, Purpose.AUTH if purpose == "auth" else Purpose.SIGN, at=at, policy=policy, cache=cache
     )
     if not result.valid:
         code = f"certificate_{result.reason.value}"
@@ -105,9 +111,18 @@ def _validate(
 
 
 def check_card(
-    submitted: SubmittedCard, *, to_be_signed: bytes, mode: str, policy: TrustPolicy, at: datetime
+    submitted: SubmittedCard,
+    *,
+    to_be_signed: bytes,
+    mode: str,
+    policy: TrustPolicy,
+    at: datetime,
+    cache: ValidationCache | None = None,
 ) -> CheckedCard:
-    """Verify signatures first (cheap, and nothing else matters if they fail), then paths."""
+    """Verify signatures first (cheap, and nothing else matters if they fail), then paths.
+
+    With a `cache`, path checks of a certificate seen before are reused (revocation is
+    checked every time; see jpki.validation.ValidationCache)."""
     auth_certificate = _load("auth_certificate", submitted.auth_certificate)
     _check_signature("auth_signature", auth_certificate, submitted.auth_signature, to_be_signed)
     sign_certificate = None
@@ -121,11 +136,15 @@ def check_card(
         # Both keys signing the same fresh challenge shows both are on the card at hand.
         _check_signature("sign_signature", sign_certificate, submitted.sign_signature, to_be_signed)
 
-    auth = _validate("auth", submitted.auth_certificate, auth_certificate, policy=policy, at=at)
+    auth = _validate(
+        "auth", submitted.auth_certificate, auth_certificate, policy=policy, at=at, cache=cache
+    )
     sign = None
     attributes = None
     if sign_certificate is not None and submitted.sign_certificate is not None:
-        sign = _validate("sign", submitted.sign_certificate, sign_certificate, policy=policy, at=at)
+        sign = _validate(
+            "sign", submitted.sign_certificate, sign_certificate, policy=policy, at=at, cache=cache
+        )
         try:
             attributes = parse_certificate(submitted.sign_certificate).attributes
         except MalformedCertificateError as error:

@@ -172,7 +172,8 @@ def record_consent(
         moved = sessions.decline_consent(db, session.id, kiosk_id=kiosk.id, now=now)
     if not moved:
         raise Problem("consent_already_recorded")
-    db.refresh(session)
+    # What the conditional UPDATE wrote, without reading the row back.
+    sessions.mark_consent(session, approved=approved, kiosk_id=kiosk.id, claims=consented, now=now)
     if approved:
         event = (
             "session.consent_given",
@@ -196,78 +197,119 @@ class CardOutcome:
     reason_code: str | None = None
 
 
-def take_card_response(runtime: Runtime, session_id: str, kiosk: Kiosk) -> Session:
-    """Claim the session's single card response, or refuse (and record why)."""
-    with runtime.sessions.begin() as db:
-        session = sessions.get_session(db, session_id)
-        if session is None:
-            raise Problem("session_not_found")
-        now = runtime.clock()
-        status = sessions.effective_status(session, now)
-        code = None
-        if status is SessionStatus.EXPIRED:
-            code = "session_expired"
-        elif status is SessionStatus.PENDING:
-            code = "consent_required"
-        elif session.kiosk_id != kiosk.id:
-            # The consent was taken at another kiosk: that kiosk owns the session.
-            code = "session_not_found"
-        elif not sessions.claim_for_card_response(db, session.id, now=now):
-            code = "challenge_replayed"
-    if code is not None:
-        _record_rejection(runtime, session_id, kiosk.id, code)
-        raise Problem(code)
-    return session
+def _refusal_before_check(session: Session | None, kiosk: Kiosk, now: datetime) -> str | None:
+    """Why this kiosk's card response for the session is refused before any check, if so."""
+    if session is None:
+        return "session_not_found"
+    status = sessions.effective_status(session, now)
+    if status is SessionStatus.EXPIRED:
+        return "session_expired"
+    if status is SessionStatus.PENDING:
+        return "consent_required"
+    if session.kiosk_id != kiosk.id:
+        # The consent was taken at another kiosk: that kiosk owns the session.
+        return "session_not_found"
+    if session.status != SessionStatus.AWAITING_CARD.value:
+        return "challenge_replayed"
+    return None
+
+
+class _Replayed(Exception):
+    """Internal: another response took the session's challenge first."""
 
 
 def process_card_response(
     runtime: Runtime, session_id: str, kiosk: Kiosk, response: CardResponse
 ) -> CardOutcome:
+    """Check a card response and complete the session with it: accepted once.
+
+    The checks (signatures, certificate paths) run outside any transaction;
+    then one transaction takes the session's single card response (a
+    conditional UPDATE: a concurrent or later response finds it taken and is
+    refused as a replay) and stores the outcome, accepted or rejected, with
+    its audit entries. Nothing is committed in between, so a worker that dies
+    mid-check leaves the challenge unused rather than a session stuck half-way.
+    """
     started = time.perf_counter()
-    session = take_card_response(runtime, session_id, kiosk)
     now = runtime.clock()
+    with runtime.sessions.begin() as db:
+        session = sessions.get_session(db, session_id)
+        code = _refusal_before_check(session, kiosk, now)
+    if code is not None:
+        _record_rejection(runtime, session_id, kiosk.id, code)
+        raise Problem(code)
+    assert session is not None
+    checked: CheckedCard | None = None
     try:
-        submitted = SubmittedCard(
-            auth_certificate=decode_base64("auth_certificate", response.auth_certificate),
-            auth_signature=decode_base64("auth_signature", response.auth_signature),
-            sign_certificate=(
-                decode_base64("sign_certificate", response.sign_certificate)
-                if response.sign_certificate
-                else None
-            ),
-            sign_signature=(
-                decode_base64("sign_signature", response.sign_signature)
-                if response.sign_signature
-                else None
-            ),
-        )
         checked = check_card(
-            submitted,
+            _submitted(response),
             to_be_signed=session_challenge(runtime, session).to_be_signed(),
             mode=session.mode,
             policy=runtime.trust_policy,
             at=now,
+            cache=runtime.validation_cache,
         )
-    except CardRejected as rejected:
-        _reject(runtime, session.id, kiosk.id, rejected.code, rejected.validation)
-        raise Problem(rejected.code, rejected.detail) from None
-    session_id = session.id
+    except CardRejected as error:
+        rejected = error
     for attempt in range(2):
         try:
             with runtime.sessions.begin() as db:
-                sessions.begin_completion(db, session_id, now=now)
-                session = db.get(Session, session_id)
-                assert session is not None
-                outcome, events = _apply_checked_card(runtime, db, session, checked, now=now)
-                _session_finished(runtime, db, session, events)
+                # The first write of the transaction: on SQLite it takes the write lock, so
+                # what is read afterwards (is this card's DID known yet?) stays current until
+                # commit; on PostgreSQL it locks the session row.
+                if not sessions.claim_for_card_response(db, session_id, now=now):
+                    raise _Replayed
+                current = db.merge(session, load=False)
+                if checked is None:
+                    _reject_in(runtime, db, current, kiosk.id, rejected.code, rejected.validation)
+                    outcome = None
+                else:
+                    outcome, events = _apply_checked_card(runtime, db, current, checked, now=now)
+                    _session_finished(runtime, db, current, events)
             break
+        except _Replayed:
+            _record_rejection(runtime, session_id, kiosk.id, "challenge_replayed")
+            raise Problem("challenge_replayed") from None
         except IntegrityError:
             # The same new card answered two sessions at once and the other one
             # created the record first: this attempt now finds it.
-            if attempt:
+            if attempt or checked is None:
                 raise
+    if outcome is None:
+        raise Problem(rejected.code, rejected.detail)
     runtime.metrics.verification_seconds.observe(time.perf_counter() - started)
     return outcome
+
+
+def _submitted(response: CardResponse) -> SubmittedCard:
+    return SubmittedCard(
+        auth_certificate=decode_base64("auth_certificate", response.auth_certificate),
+        auth_signature=decode_base64("auth_signature", response.auth_signature),
+        sign_certificate=(
+            decode_base64("sign_certificate", response.sign_certificate)
+            if response.sign_certificate
+            else None
+        ),
+        sign_signature=(
+            decode_base64("sign_signature", response.sign_signature)
+            if response.sign_signature
+            else None
+        ),
+    )
+
+
+def _rejection_events(
+    session_id: str, kiosk_id: str | None, code: str, validation: ValidationResult | None
+) -> list[tuple[str, dict[str, Any]]]:
+    events = [
+        (
+            "card_response.rejected",
+            {"session_id": session_id, "kiosk_id": kiosk_id, "reason_code": code},
+        )
+    ]
+    if validation is not None:
+        events.insert(0, auditing.validation_outcome(session_id, validation))
+    return events
 
 
 def _record_rejection(
@@ -277,38 +319,31 @@ def _record_rejection(
     code: str,
     validation: ValidationResult | None = None,
 ) -> None:
+    """A response refused without touching the session (its own transaction)."""
     runtime.metrics.card_responses_rejected.labels(code).inc()
     with runtime.sessions.begin() as db:
         sessions.record_rejected_response(
             db, session_id, kiosk_id=kiosk_id, code=code, now=runtime.clock()
         )
-        events = [
-            (
-                "card_response.rejected",
-                {"session_id": session_id, "kiosk_id": kiosk_id, "reason_code": code},
-            )
-        ]
-        if validation is not None:
-            events.insert(0, auditing.validation_outcome(session_id, validation))
-        auditing.record(runtime, db, events)
+        auditing.record(runtime, db, _rejection_events(session_id, kiosk_id, code, validation))
 
 
-def _reject(
+def _reject_in(
     runtime: Runtime,
-    session_id: str,
+    db: DbSession,
+    session: Session,
     kiosk_id: str,
     code: str,
-    validation: ValidationResult | None = None,
+    validation: ValidationResult | None,
 ) -> None:
     """A checked-and-failed response burns the session: the challenge was used."""
-    _record_rejection(runtime, session_id, kiosk_id, code, validation)
-    with runtime.sessions.begin() as db:
-        session = sessions.get_session(db, session_id)
-        assert session is not None
-        sessions.complete(
-            db, session, status=SessionStatus.REJECTED, now=runtime.clock(), reason_code=code
-        )
-        _session_finished(runtime, db, session)
+    runtime.metrics.card_responses_rejected.labels(code).inc()
+    now = runtime.clock()
+    sessions.record_rejected_response(db, session.id, kiosk_id=kiosk_id, code=code, now=now)
+    sessions.complete(db, session, status=SessionStatus.REJECTED, now=now, reason_code=code)
+    _session_finished(
+        runtime, db, session, _rejection_events(session.id, kiosk_id, code, validation)
+    )
 
 
 def _certificate_facts(

@@ -19,7 +19,7 @@ from commonid.store.database import create_engine, session_factory, upgrade
 from commonid.store.encryption import AttributeCipher
 from commonid.trust import refresh_revocation, revocation_data_ages, trust_policy_from_settings
 from did.keys import IssuerKeyring
-from jpki.validation import TrustPolicy
+from jpki.validation import TrustPolicy, ValidationCache
 
 Clock = Callable[[], datetime]
 
@@ -43,6 +43,8 @@ class Runtime:
     audit: AuditLog | None = None
     # Roots of the timestamp authorities whose tokens a signed document may carry.
     timestamp_roots: tuple[x509.Certificate, ...] = ()
+    # Path checks of card certificates already seen (revocation is checked every time).
+    validation_cache: ValidationCache = field(default_factory=ValidationCache)
 
     @property
     def service_did(self) -> str:

@@ -17,7 +17,8 @@ from commonid.store import accounts
 from commonid.store.models import Kiosk, Provider
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI would run a plain function in the thread pool, for one attribute read.
     return request.app.state.runtime
 
 
@@ -53,6 +54,12 @@ def _limit(limiter: RateLimiter, caller: str) -> None:
 
 
 def current_provider(request: Request, runtime: RuntimeDep, db: Db) -> Provider:
+    return authenticate_provider(request, db)
+
+
+def authenticate_provider(request: Request, db: DbSession) -> Provider:
+    """The calling provider (rate-limited), for handlers that do all their database
+    work in one thread-pool call and one transaction."""
     provider = accounts.provider_by_api_key(db, _bearer(request))
     if provider is None:
         raise Problem("unauthenticated", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
@@ -63,6 +70,11 @@ def current_provider(request: Request, runtime: RuntimeDep, db: Db) -> Provider:
 
 
 def current_kiosk(request: Request, runtime: RuntimeDep, db: Db) -> Kiosk:
+    return authenticate_kiosk(request, db)
+
+
+def authenticate_kiosk(request: Request, db: DbSession) -> Kiosk:
+    """The calling kiosk (rate-limited); see authenticate_provider."""
     kiosk = accounts.kiosk_by_credential(db, _bearer(request))
     if kiosk is None:
         raise Problem(

@@ -35,8 +35,12 @@ def new_person(db: DbSession, *, now: datetime) -> Person:
 
 
 def person_by_did(db: DbSession, did: str) -> Person | None:
-    bound = db.get(BoundDid, did)
-    return db.get(Person, bound.person_id) if bound else None
+    row = db.execute(
+        sa.select(BoundDid, Person)
+        .join(Person, Person.id == BoundDid.person_id)
+        .where(BoundDid.did == did)
+    ).first()
+    return row[1] if row is not None else None
 
 
 def person_by_basic_info_hash(db: DbSession, basic_info_hash: str) -> Person | None:

@@ -16,6 +16,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from commonid.store import documents
 from commonid.store.ids import new_id, new_user_code
@@ -148,6 +149,29 @@ def decline_consent(db: DbSession, session_id: str, *, kiosk_id: str, now: datet
         reason_code="consent_declined",
         completed_at=now,
     )
+
+
+def mark_consent(
+    session: Session, *, approved: bool, kiosk_id: str, claims: list[str], now: datetime
+) -> None:
+    """Bring a loaded session up to date with what record_consent / decline_consent wrote
+    (as committed state: nothing is written again)."""
+    if approved:
+        values: dict[str, object] = {
+            "status": SessionStatus.AWAITING_CARD.value,
+            "kiosk_id": kiosk_id,
+            "consent_claims": claims,
+            "consented_at": now,
+        }
+    else:
+        values = {
+            "status": SessionStatus.REJECTED.value,
+            "kiosk_id": kiosk_id,
+            "reason_code": "consent_declined",
+            "completed_at": now,
+        }
+    for name, value in values.items():
+        set_committed_value(session, name, value)
 
 
 def claim_for_card_response(db: DbSession, session_id: str, *, now: datetime) -> bool:

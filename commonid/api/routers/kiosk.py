@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from commonid import flows
-from commonid.api.deps import CurrentKiosk, Db, RuntimeDep
+from commonid.api.deps import CurrentKiosk, Db, RuntimeDep, authenticate_kiosk
 from commonid.api.schemas import (
     CardResponse,
     CardResponseOutcome,
@@ -48,23 +49,42 @@ def session_by_user_code(
 
 
 @router.post("/{session_id}/consent", response_model=ConsentRecorded)
-def consent(
-    session_id: str, body: ConsentRequest, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
-) -> ConsentRecorded:
-    session = flows.record_consent(
-        runtime, db, session_id, kiosk, approved=body.approved, claims=body.claims
-    )
-    return ConsentRecorded(
-        session_id=session.id, status=session.status, claims=session.consent_claims or []
-    )
+async def consent(
+    session_id: str, body: ConsentRequest, request: Request, runtime: RuntimeDep
+) -> Response:
+    # One thread-pool call and one transaction: authentication, the consent, its audit entry.
+    def work() -> ConsentRecorded:
+        with runtime.sessions.begin() as db:
+            kiosk = authenticate_kiosk(request, db)
+            session = flows.record_consent(
+                runtime, db, session_id, kiosk, approved=body.approved, claims=body.claims
+            )
+            return ConsentRecorded(
+                session_id=session.id, status=session.status, claims=session.consent_claims or []
+            )
+
+    recorded = await run_in_threadpool(work)
+    return Response(recorded.model_dump_json(), media_type="application/json")
 
 
 @router.post("/{session_id}/card-response", response_model=CardResponseOutcome)
-def card_response(
-    session_id: str, body: CardResponse, kiosk: CurrentKiosk, runtime: RuntimeDep
-) -> CardResponseOutcome:
+async def card_response(
+    session_id: str, body: CardResponse, request: Request, runtime: RuntimeDep
+) -> Response:
     """Certificates and signatures over the session's challenge. Accepted once."""
-    outcome = flows.process_card_response(runtime, session_id, kiosk, body)
-    return CardResponseOutcome(
-        session_id=outcome.session_id, status=outcome.status.value, reason_code=outcome.reason_code
+
+    def work() -> flows.CardOutcome:
+        with runtime.sessions() as db:
+            with db.begin():
+                kiosk = authenticate_kiosk(request, db)
+            return flows.process_card_response(runtime, session_id, kiosk, body)
+
+    outcome = await run_in_threadpool(work)
+    return Response(
+        CardResponseOutcome(
+            session_id=outcome.session_id,
+            status=outcome.status.value,
+            reason_code=outcome.reason_code,
+        ).model_dump_json(),
+        media_type="application/json",
     )

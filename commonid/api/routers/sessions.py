@@ -6,28 +6,46 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session as DbSession
 
 from commonid import flows
-from commonid.api.deps import CurrentProvider, Db, RuntimeDep, current_provider
+from commonid.api.deps import RuntimeDep, authenticate_provider
 from commonid.api.schemas import CreateSessionRequest, SessionCreated, SessionResult
 from commonid.documents import session_documents
 from commonid.problems import Problem
+from commonid.runtime import Runtime
 from commonid.store import idempotency
+from commonid.store.models import Provider
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 POLL_INTERVAL_SECONDS = 0.1
 
 
 @router.post("", status_code=201, response_model=SessionCreated)
-def create_session(
+async def create_session(
     body: CreateSessionRequest,
-    provider: CurrentProvider,
+    request: Request,
     runtime: RuntimeDep,
-    db: Db,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    # One thread-pool call and one transaction: authentication, the session, its audit entry.
+    def work() -> JSONResponse:
+        with runtime.sessions.begin() as db:
+            provider = authenticate_provider(request, db)
+            return _create_session(runtime, db, provider, body, idempotency_key)
+
+    return await run_in_threadpool(work)
+
+
+def _create_session(
+    runtime: Runtime,
+    db: DbSession,
+    provider: Provider,
+    body: CreateSessionRequest,
+    idempotency_key: str | None,
 ) -> JSONResponse:
     fingerprint = flows.request_fingerprint(body)
     if idempotency_key:
@@ -74,7 +92,7 @@ async def get_session(
     request: Request,
     runtime: RuntimeDep,
     wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to this many seconds")] = 0,
-) -> SessionResult:
+) -> Response:
     """The session's status and, once final, its result. ``wait`` holds the request
     open until the session is final or the time is up, so providers need not spin."""
     provider_id: str | None = None
@@ -83,7 +101,7 @@ async def get_session(
         nonlocal provider_id
         with runtime.sessions.begin() as db:
             if provider_id is None:  # authenticate (and rate-limit) once per request
-                provider_id = current_provider(request, runtime, db).id
+                provider_id = authenticate_provider(request, db).id
             session = flows.session_for_provider(db, provider_id, session_id)
             body = flows.session_result(runtime, session)
             document_fields = session_documents.result_fields(runtime, db, session)
@@ -99,4 +117,5 @@ async def get_session(
     while not final and time.monotonic() < deadline:
         await asyncio.sleep(POLL_INTERVAL_SECONDS)
         result, final = await run_in_threadpool(read)
-    return result
+    # Already validated: a Response skips FastAPI validating it again against response_model.
+    return Response(result.model_dump_json(), media_type="application/json")
