@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, help="profile on PostgreSQL instead of SQLite")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--echo", action="store_true", help="print the SQL of one flow")
     parser.add_argument(
         "--no-cprofile",
         action="store_true",
@@ -104,6 +105,10 @@ def main() -> None:
                 async with httpx.AsyncClient(transport=transport, base_url="http://service") as c:
                     for _ in range(20):
                         await one_flow(c, fixture)
+                    if args.echo:
+                        runtime.engine.echo = True
+                        await one_flow(c, fixture)
+                        runtime.engine.echo = False
                     counts.update(statements=0, commits=0)
                     profiler = cProfile.Profile()
                     started = time.perf_counter()

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -195,6 +196,7 @@ class CardOutcome:
     session_id: str
     status: SessionStatus
     reason_code: str | None = None
+    provider: Provider | None = None  # the session's, as loaded while completing it
 
 
 def _refusal_before_check(session: Session | None, kiosk: Kiosk, now: datetime) -> str | None:
@@ -219,7 +221,10 @@ class _Replayed(Exception):
 
 
 def process_card_response(
-    runtime: Runtime, session_id: str, kiosk: Kiosk, response: CardResponse
+    runtime: Runtime,
+    session_id: str,
+    kiosk: Kiosk | Callable[[DbSession], Kiosk],
+    response: CardResponse,
 ) -> CardOutcome:
     """Check a card response and complete the session with it: accepted once.
 
@@ -229,10 +234,15 @@ def process_card_response(
     refused as a replay) and stores the outcome, accepted or rejected, with
     its audit entries. Nothing is committed in between, so a worker that dies
     mid-check leaves the challenge unused rather than a session stuck half-way.
+
+    ``kiosk`` may be a function that authenticates the kiosk in the transaction
+    that reads the session (one transaction fewer per request).
     """
     started = time.perf_counter()
     now = runtime.clock()
     with runtime.sessions.begin() as db:
+        if callable(kiosk):
+            kiosk = kiosk(db)
         session = sessions.get_session(db, session_id)
         code = _refusal_before_check(session, kiosk, now)
     if code is not None:
@@ -265,7 +275,7 @@ def process_card_response(
                     outcome = None
                 else:
                     outcome, events = _apply_checked_card(runtime, db, current, checked, now=now)
-                    _session_finished(runtime, db, current, events)
+                    _session_finished(runtime, db, current, events, provider=outcome.provider)
             break
         except _Replayed:
             _record_rejection(runtime, session_id, kiosk.id, "challenge_replayed")
@@ -377,7 +387,8 @@ def _apply_checked_card(
         events.append(auditing.validation_outcome(session.id, checked.sign.validation))
     provider = db.get(Provider, session.provider_id)
     assert provider is not None
-    person = persons.person_by_did(db, checked.subject_did)
+    binding = persons.binding_of_did(db, checked.subject_did)  # referenced until bind_did
+    person = binding[1] if binding is not None else None
     attributes: dict[str, Any] | None = None
     if session.mode == Mode.IDENTITY.value:
         attributes = stored_attributes(checked.attributes)
@@ -403,6 +414,7 @@ def _apply_checked_card(
         db, person, _certificate_facts(runtime, checked.auth, "auth"), now=now
     )
     persons.bind_did(db, person, checked.subject_did, auth_row, now=now)
+    del binding
 
     consented = set(session.consent_claims or [])
     status = SessionStatus.VERIFIED
@@ -481,7 +493,7 @@ def _apply_checked_card(
         result_key_id=sealed.key_id,
         result_encrypted=sealed.blob,
     )
-    return CardOutcome(session.id, status, reason), events
+    return CardOutcome(session.id, status, reason, provider), events
 
 
 def _issue_credential(
@@ -561,6 +573,8 @@ def _session_finished(
     db: DbSession,
     session: Session,
     events: list[tuple[str, dict[str, Any]]] | None = None,
+    *,
+    provider: Provider | None = None,
 ) -> None:
     """Metrics, the completion webhook, and the audit entries (last: they lock the log)."""
     runtime.metrics.sessions_completed.labels(session.status).inc()
@@ -574,7 +588,8 @@ def _session_finished(
         "person_id": session.person_id,
         "latency_ms": max(0.0, (completed_at - session.created_at).total_seconds() * 1000),
     }
-    provider = db.get(Provider, session.provider_id)
+    if provider is None:
+        provider = db.get(Provider, session.provider_id)
     if provider is not None and provider.webhook_url:
         webhooks.enqueue(
             db,

@@ -35,12 +35,20 @@ def new_person(db: DbSession, *, now: datetime) -> Person:
 
 
 def person_by_did(db: DbSession, did: str) -> Person | None:
+    binding = binding_of_did(db, did)
+    return binding[1] if binding is not None else None
+
+
+def binding_of_did(db: DbSession, did: str) -> tuple[BoundDid, Person] | None:
+    """The DID's binding and its person, in one query. Keep a reference to the
+    binding while using the session: the identity map holds objects weakly, and
+    bind_did finds it there without another query."""
     row = db.execute(
         sa.select(BoundDid, Person)
         .join(Person, Person.id == BoundDid.person_id)
         .where(BoundDid.did == did)
     ).first()
-    return row[1] if row is not None else None
+    return (row[0], row[1]) if row is not None else None
 
 
 def person_by_basic_info_hash(db: DbSession, basic_info_hash: str) -> Person | None:

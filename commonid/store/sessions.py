@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from commonid.store import documents
@@ -64,8 +66,10 @@ def create_session(
     # Whole seconds: the expiry is part of the signed challenge and must
     # round-trip through every database exactly.
     now = now.replace(microsecond=0)
+    dialect = db.get_bind().dialect.name
     for _attempt in range(5):
-        session = Session(
+        values: dict[str, object] = dict.fromkeys(_SESSION_COLUMNS)
+        values.update(
             id=new_id("ses"),
             provider_id=provider_id,
             mode=mode,
@@ -79,6 +83,16 @@ def create_session(
             expires_at=now + ttl,
             status=SessionStatus.PENDING.value,
         )
+        if dialect in _INSERT_UNLESS_CODE_TAKEN:
+            # One statement instead of SAVEPOINT, INSERT, RELEASE; a user code collision
+            # inserts nothing and the loop draws again.
+            if db.execute(_INSERT_UNLESS_CODE_TAKEN[dialect], values).first() is None:
+                continue
+            session = Session(**values)
+            make_transient_to_detached(session)  # the row exists: no INSERT at flush
+            db.add(session)
+            return session
+        session = Session(**values)
         try:
             with db.begin_nested():
                 db.add(session)
@@ -86,6 +100,16 @@ def create_session(
         except IntegrityError:  # a user code collision: draw again
             continue
     raise RuntimeError("could not draw a free user code")
+
+
+_SESSION_COLUMNS = tuple(column.key for column in Session.__table__.columns)
+# RETURNING tells whether the row went in (rowcount is not reliable for this on psycopg).
+_INSERT_UNLESS_CODE_TAKEN = {
+    name: dialect.insert(Session.__table__)
+    .on_conflict_do_nothing(index_elements=["user_code"])
+    .returning(Session.__table__.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def get_session(db: DbSession, session_id: str) -> Session | None:

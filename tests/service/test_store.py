@@ -231,3 +231,32 @@ def test_concurrent_status_list_allocations_are_all_kept(migrated_engine: sa.Eng
     # Every allocation survived: each index can be revoked (revoke() refuses unallocated ones).
     for index in allocated:
         assert final.revoke(index)
+
+
+def test_a_user_code_collision_draws_again_in_one_statement_each(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher, monkeypatch
+) -> None:
+    codes = iter(["AAAA1111", "AAAA1111", "BBBB2222"])
+    monkeypatch.setattr(sessions, "new_user_code", lambda: next(codes))
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        provider = _provider(db, attribute_cipher).account
+        first, second = (
+            sessions.create_session(
+                db,
+                provider_id=provider.id,
+                mode="auth",
+                claims=["did"],
+                purpose="p",
+                reuse=False,
+                now=NOW,
+                ttl=timedelta(minutes=10),
+            )
+            for _ in range(2)
+        )
+        assert (first.user_code, second.user_code) == ("AAAA1111", "BBBB2222")
+        assert sessions.get_session(db, second.id) is second  # known to the ORM session
+    with make() as db:
+        stored = sessions.get_session(db, second.id)
+        assert stored is not None and stored.status == "pending" and stored.kiosk_id is None
+        assert stored.expires_at == NOW + timedelta(minutes=10)

@@ -74,10 +74,9 @@ async def card_response(
     """Certificates and signatures over the session's challenge. Accepted once."""
 
     def work() -> flows.CardOutcome:
-        with runtime.sessions() as db:
-            with db.begin():
-                kiosk = authenticate_kiosk(request, db)
-            return flows.process_card_response(runtime, session_id, kiosk, body)
+        return flows.process_card_response(
+            runtime, session_id, lambda db: authenticate_kiosk(request, db), body
+        )
 
     outcome = await run_in_threadpool(work)
     return Response(
