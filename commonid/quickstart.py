@@ -1,7 +1,8 @@
 """Provider quick start: create a session, print the user code, wait for the result.
 
     python -m commonid.quickstart --service http://127.0.0.1:8000 --api-key KEY \
-        [--mode identity|auth] [--claims name,birthdate,address] [--reuse]
+        [--mode identity|auth] [--claims name,birthdate,address] [--reuse] \
+        [--document consent --save-dir DIR]
 
 This is what a provider's back end does, with the provider SDK
 (:mod:`commonid.client`). The person types the user code at the kiosk.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from commonid.client import CommonIdError, ProviderClient
 
@@ -24,6 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", default="name,birthdate,address")
     parser.add_argument("--purpose", default="口座開設のための本人確認 (account opening)")
     parser.add_argument("--reuse", action="store_true", help="accept previously verified claims")
+    parser.add_argument(
+        "--document",
+        choices=["consent"],
+        help="identity mode: the person also signs the consent document with the card",
+    )
+    parser.add_argument(
+        "--save-dir", type=Path, default=Path("."), help="where a signed document is saved"
+    )
     parser.add_argument("--timeout", type=float, default=300)
     arguments = parser.parse_args(argv)
 
@@ -34,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 claims=[claim for claim in arguments.claims.split(",") if claim],
                 purpose=arguments.purpose,
                 reuse=arguments.reuse,
+                document=arguments.document,
             )
         except CommonIdError as error:
             print(f"session refused: {error.code}: {error.detail}", file=sys.stderr)
@@ -41,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"User code: {session.user_code}   (session {session.id})")
         print(f"Waiting up to {arguments.timeout:.0f} s for the person at the kiosk ...")
         result = client.wait_for_result(session.id, timeout=arguments.timeout)
+        for listed in result.documents:
+            signed = client.download_document(session.id, listed["id"])
+            path = arguments.save_dir / f"{signed.document_id}.pdf"
+            path.write_bytes(signed.content)
+            print(f"Signed document saved: {path} (SHA-256 {signed.sha256})")
     print(f"Status: {result.status}")
     if result.reason_code:
         print(f"Reason: {result.reason_code}")
