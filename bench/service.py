@@ -10,8 +10,14 @@ create the session, record consent, post the card response, fetch the result.
 The card response is signed with the person's (emulator) auth key as soon as
 the challenge is known; signing time is the client's and is not counted as
 service latency separately. Printed: flows/s, p50/p99 flow latency, errors,
-and the same machine's RSA-2048 verifications/s (the crypto floor) measured
-in this run.
+the same machine's RSA-2048 verifications/s (the crypto floor) and signatures/s
+(what the client's emulated card costs) measured in this run, and the CPU the
+client, the service workers, PostgreSQL and the whole machine used meanwhile
+(the client shares the cores with the service).
+
+The client is lean on purpose (LeanConnection: one keep-alive HTTP/1.1
+connection per concurrent flow, requests assembled from pre-encoded pieces);
+only the signature over each challenge is computed per flow.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -30,6 +37,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -83,6 +91,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def rsa_signatures_per_second(seconds: float = 1.0) -> float:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    count = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        key.sign(b"commonid/v1/card-challenge\n{}", padding.PKCS1v15(), hashes.SHA256())
+        count += 1
+    return count / (time.perf_counter() - started)
 
 
 def rsa_verifications_per_second(seconds: float = 1.0) -> float:
@@ -196,6 +214,122 @@ def register_accounts(database_url: str, data_dir: Path) -> tuple[str, str]:
     return provider.credential, kiosk.credential
 
 
+class LeanConnection:
+    """A minimal HTTP/1.1 keep-alive client for the benchmark's own requests.
+
+    The client shares the machine's two cores with the service, so it does as
+    little as it can: requests are assembled from pre-encoded pieces, and only
+    the status line, Content-Length and the JSON body of a response are read.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: bytes, path: str, headers: bytes, body: bytes | None = None
+    ) -> tuple[int, Any]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        head = b"%s %s HTTP/1.1\r\nhost: bench\r\n%s" % (method, path.encode(), headers)
+        if body is not None:
+            head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+        self._writer.write(head + b"\r\n" + (body or b""))
+        try:
+            status_line = await self._reader.readuntil(b"\r\n")
+            length = 0
+            close = False
+            while True:
+                line = await self._reader.readuntil(b"\r\n")
+                if line == b"\r\n":
+                    break
+                name, _, value = line.partition(b":")
+                name = name.lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            payload = await self._reader.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.close()
+            raise
+        if close:
+            self.close()
+        return int(status_line.split(b" ", 2)[1]), json.loads(payload) if payload else None
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+class FlowFailed(Exception):
+    def __init__(self, step: str, status: int, body: Any) -> None:
+        code = body.get("code", "") if isinstance(body, dict) else ""
+        super().__init__(f"HTTP {status} {code} on {step}")
+
+
+@dataclass(frozen=True)
+class LeanRequests:
+    """What does not depend on the session: headers and bodies, encoded once."""
+
+    provider_headers: bytes
+    kiosk_headers: bytes
+    create_body: bytes
+    consent_body: bytes
+    card_body_prefix: bytes  # the certificate; the signature is appended per challenge
+
+    @classmethod
+    def of(cls, fixture: Fixture) -> LeanRequests:
+        return cls(
+            provider_headers=f"authorization: Bearer {fixture.provider_key}\r\n".encode(),
+            kiosk_headers=f"authorization: Bearer {fixture.kiosk_credential}\r\n".encode(),
+            create_body=json.dumps(
+                {"mode": "auth", "claims": ["did"], "purpose": "bench"}
+            ).encode(),
+            consent_body=b"{}",
+            card_body_prefix=(
+                '{"auth_certificate": "' + fixture.auth_certificate_b64 + '", "auth_signature": "'
+            ).encode(),
+        )
+
+
+async def lean_flow(connection: LeanConnection, fixture: Fixture, lean: LeanRequests) -> None:
+    """The same four requests as one_flow, on one keep-alive connection."""
+    status, session = await connection.request(
+        b"POST", "/v1/sessions", lean.provider_headers, lean.create_body
+    )
+    if status != 201:
+        raise FlowFailed("sessions", status, session)
+    session_id = session["id"]
+    status, body = await connection.request(
+        b"POST", f"/v1/kiosk/sessions/{session_id}/consent", lean.kiosk_headers, lean.consent_body
+    )
+    if status != 200:
+        raise FlowFailed("consent", status, body)
+    encoded = session["challenge"]["to_be_signed"]
+    to_be_signed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    signature = fixture.auth_key.sign(to_be_signed, padding.PKCS1v15(), hashes.SHA256())
+    status, body = await connection.request(
+        b"POST",
+        f"/v1/kiosk/sessions/{session_id}/card-response",
+        lean.kiosk_headers,
+        lean.card_body_prefix + base64.b64encode(signature) + b'"}',
+    )
+    if status != 200:
+        raise FlowFailed("card-response", status, body)
+    status, body = await connection.request(
+        b"GET", f"/v1/sessions/{session_id}", lean.provider_headers
+    )
+    if status != 200:
+        raise FlowFailed(session_id, status, body)
+    if body["status"] != "verified":
+        raise RuntimeError(f"flow ended {body['status']}")
+
+
 async def one_flow(client: httpx.AsyncClient, fixture: Fixture) -> None:
     provider = {"Authorization": f"Bearer {fixture.provider_key}"}
     kiosk = {"Authorization": f"Bearer {fixture.kiosk_credential}"}
@@ -240,31 +374,94 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error)[:80]}"
 
 
-async def drive(fixture: Fixture, *, seconds: float, concurrency: int, label: str) -> Figures:
+def _group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of the live processes in a process group (the service)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _named_cpu_seconds(name: str) -> float:
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command, rest = (entry / "stat").read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if command == name:
+            fields = rest.split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+@dataclass
+class CpuShares:
+    """CPU seconds per wall second (1.0 = one core) while the flows ran."""
+
+    client: float
+    service: float
+    postgres: float
+    machine: float
+
+
+async def drive(
+    fixture: Fixture, *, seconds: float, concurrency: int, label: str, service_group: int
+) -> tuple[Figures, CpuShares]:
     figures = Figures(label, 0, 0, seconds, [])
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=fixture.base_url, limits=limits, timeout=30) as client:
-        for _ in range(min(20, concurrency)):  # warm up connections and worker caches
-            await one_flow(client, fixture)
-        stop_at = time.perf_counter() + seconds
+    lean = LeanRequests.of(fixture)
+    url = httpx.URL(fixture.base_url)
+    connections = [LeanConnection(url.host, url.port or 80) for _ in range(concurrency)]
+    for connection in connections:  # warm up connections and worker caches
+        await lean_flow(connection, fixture, lean)
+    stop_at = time.perf_counter() + seconds
 
-        async def worker() -> None:
-            while time.perf_counter() < stop_at:
-                started = time.perf_counter()
-                try:
-                    await one_flow(client, fixture)
-                except (httpx.HTTPError, RuntimeError) as error:
-                    figures.errors += 1
-                    kind = _describe(error)
-                    figures.error_kinds[kind] = figures.error_kinds.get(kind, 0) + 1
-                    continue
-                figures.latencies_ms.append((time.perf_counter() - started) * 1000)
-                figures.flows += 1
+    async def worker(connection: LeanConnection) -> None:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            try:
+                await lean_flow(connection, fixture, lean)
+            except (FlowFailed, RuntimeError, OSError, asyncio.IncompleteReadError) as error:
+                figures.errors += 1
+                kind = str(error)[:100] if isinstance(error, FlowFailed) else _describe(error)
+                figures.error_kinds[kind] = figures.error_kinds.get(kind, 0) + 1
+                continue
+            figures.latencies_ms.append((time.perf_counter() - started) * 1000)
+            figures.flows += 1
 
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        figures.seconds = time.perf_counter() - began
-    return figures
+    client_cpu = time.process_time()
+    service_cpu = _group_cpu_seconds(service_group)
+    postgres_cpu = _named_cpu_seconds("postgres")
+    machine_busy, _ = _machine_busy_seconds()
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(connection) for connection in connections))
+    figures.seconds = time.perf_counter() - began
+    shares = CpuShares(
+        client=(time.process_time() - client_cpu) / figures.seconds,
+        service=(_group_cpu_seconds(service_group) - service_cpu) / figures.seconds,
+        postgres=(_named_cpu_seconds("postgres") - postgres_cpu) / figures.seconds,
+        machine=(_machine_busy_seconds()[0] - machine_busy) / figures.seconds,
+    )
+    for connection in connections:
+        connection.close()
+    return figures, shares
 
 
 def run_database(
@@ -273,7 +470,7 @@ def run_database(
     hierarchy_dir: Path,
     person: IssuedPerson,
     args: argparse.Namespace,
-) -> Figures:
+) -> tuple[Figures, CpuShares]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as tmp:
         workdir = Path(tmp)
         provider_key, kiosk_credential = register_accounts(database_url, workdir / "data")
@@ -289,13 +486,19 @@ def run_database(
                 ).decode(),
             )
             return asyncio.run(
-                drive(fixture, seconds=args.seconds, concurrency=args.concurrency, label=label)
+                drive(
+                    fixture,
+                    seconds=args.seconds,
+                    concurrency=args.concurrency,
+                    label=label,
+                    service_group=process.pid,  # started in its own session: pgid = pid
+                )
             )
         finally:
             stop_service(process)
 
 
-def report(figures: Figures) -> None:
+def report(figures: Figures, shares: CpuShares) -> None:
     rate = figures.flows / figures.seconds if figures.seconds else 0.0
     p50, p99 = figures.percentile(0.5), figures.percentile(0.99)
     verdict = (
@@ -310,6 +513,14 @@ def report(figures: Figures) -> None:
     )
     for kind, count in sorted(figures.error_kinds.items(), key=lambda item: -item[1]):
         print(f"{'':10s} error x{count}: {kind}")
+    cores = os.cpu_count() or 1
+    print(
+        f"{'':10s} CPU in cores (of {cores}): client {shares.client:.2f}, "
+        f"service workers {shares.service:.2f}, postgres processes {shares.postgres:.2f} "
+        f"(all of the machine's), machine busy {shares.machine:.2f}; "
+        f"client share of the busy CPU {shares.client / max(shares.machine, 1e-9):.0%}; "
+        f"load average after: {os.getloadavg()[0]:.2f}"
+    )
 
 
 def main() -> None:
@@ -332,7 +543,8 @@ def main() -> None:
     )
     print(
         f"crypto floor: RSA-2048 PKCS#1 v1.5 verifications/s (one core): "
-        f"{rsa_verifications_per_second():.0f}"
+        f"{rsa_verifications_per_second():.0f}; signatures/s (the client's card, one core): "
+        f"{rsa_signatures_per_second():.0f}; load average {os.getloadavg()[0]:.2f}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-hierarchy-") as hierarchy_tmp:
         hierarchy_dir = Path(hierarchy_tmp)
@@ -342,14 +554,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as sqlite_tmp:
             sqlite_url = f"sqlite:///{Path(sqlite_tmp) / 'commonid.sqlite3'}"
             results.append(run_database("sqlite", sqlite_url, hierarchy_dir, person, args))
-        report(results[-1])
+        report(*results[-1])
         if not args.skip_postgres:
             url, schema = postgres_schema_url(args.postgres)
             try:
                 results.append(run_database("postgresql", url, hierarchy_dir, person, args))
             finally:
                 drop_schema(args.postgres, schema)
-            report(results[-1])
+            report(*results[-1])
 
 
 if __name__ == "__main__":

@@ -263,7 +263,7 @@ def process_card_response(
         rejected = error
     for attempt in range(2):
         try:
-            with runtime.sessions.begin() as db:
+            with runtime.write_transaction() as db:
                 # The first write of the transaction: on SQLite it takes the write lock, so
                 # what is read afterwards (is this card's DID known yet?) stays current until
                 # commit; on PostgreSQL it locks the session row.
@@ -331,7 +331,7 @@ def _record_rejection(
 ) -> None:
     """A response refused without touching the session (its own transaction)."""
     runtime.metrics.card_responses_rejected.labels(code).inc()
-    with runtime.sessions.begin() as db:
+    with runtime.write_transaction() as db:
         sessions.record_rejected_response(
             db, session_id, kiosk_id=kiosk_id, code=code, now=runtime.clock()
         )

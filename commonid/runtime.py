@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography import x509
+from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from commonid.audit.log import AuditLog
 from commonid.metrics import ServiceMetrics
 from commonid.settings import Settings
 from commonid.store import status_lists
-from commonid.store.database import create_engine, session_factory, upgrade
+from commonid.store.database import create_engine, session_factory, upgrade, writer_gate
 from commonid.store.encryption import AttributeCipher
 from commonid.trust import refresh_revocation, revocation_data_ages, trust_policy_from_settings
 from did.keys import IssuerKeyring
@@ -45,6 +47,15 @@ class Runtime:
     timestamp_roots: tuple[x509.Certificate, ...] = ()
     # Path checks of card certificates already seen (revocation is checked every time).
     validation_cache: ValidationCache = field(default_factory=ValidationCache)
+    # Where write transactions queue on SQLite (commonid.store.database.WriterGate).
+    writer_gate: Callable[[], AbstractContextManager[None]] | None = None
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[DbSession]:
+        """A transaction that is going to write: through the writer gate, then begun."""
+        gate = self.writer_gate() if self.writer_gate is not None else nullcontext()
+        with gate, self.sessions.begin() as db:
+            yield db
 
     @property
     def service_did(self) -> str:
@@ -95,6 +106,7 @@ def build_runtime(
         clock=clock,
         trust_policy=trust_policy or trust_policy_from_settings(settings),
         timestamp_roots=timestamp_roots,
+        writer_gate=writer_gate(url),
     )
     from commonid.audit.service import audit_log_for_runtime  # it imports this module
 

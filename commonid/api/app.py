@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = []
         settings = runtime.settings
+        # The event loop's default thread pool (sync handlers and dependencies, run_in_threadpool).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         client = httpx.AsyncClient(timeout=10.0)
         if settings.webhook_dispatch_interval_seconds > 0:
             dispatcher = WebhookDispatcher(runtime, client)

@@ -80,8 +80,13 @@ def webhook_secret(provider: Provider, cipher: AttributeCipher) -> str | None:
     return cipher.open(sealed, binding=_webhook_binding(provider.id)).decode()
 
 
+# Built once: every request authenticates with one of these.
+_PROVIDER_BY_KEY_HASH = sa.select(Provider).where(Provider.api_key_hash == sa.bindparam("hash"))
+_KIOSK_BY_CREDENTIAL_HASH = sa.select(Kiosk).where(Kiosk.credential_hash == sa.bindparam("hash"))
+
+
 def provider_by_api_key(db: DbSession, api_key: str) -> Provider | None:
-    return db.scalar(sa.select(Provider).where(Provider.api_key_hash == hash_credential(api_key)))
+    return db.scalar(_PROVIDER_BY_KEY_HASH, {"hash": hash_credential(api_key)})
 
 
 def provider_by_name_or_id(db: DbSession, name_or_id: str) -> Provider | None:
@@ -117,7 +122,7 @@ def add_kiosk(db: DbSession, *, name: str, now: datetime) -> NewCredential[Kiosk
 
 
 def kiosk_by_credential(db: DbSession, credential: str) -> Kiosk | None:
-    return db.scalar(sa.select(Kiosk).where(Kiosk.credential_hash == hash_credential(credential)))
+    return db.scalar(_KIOSK_BY_CREDENTIAL_HASH, {"hash": hash_credential(credential)})
 
 
 def kiosk_by_name_or_id(db: DbSession, name_or_id: str) -> Kiosk | None:

@@ -9,6 +9,7 @@ requests (two kiosks, two workers) cannot both move a session forward.
 from __future__ import annotations
 
 import base64
+import functools
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -131,20 +132,31 @@ def effective_status(session: Session, now: datetime) -> SessionStatus:
     return status
 
 
+_SESSIONS = Session.__table__
+
+
+@functools.cache
+def _transition_statement(columns: tuple[str, ...]) -> sa.Update:
+    """The conditional UPDATE of a transition, built once per set of columns (Core:
+    building and caching a statement per call cost more than running it)."""
+    return (
+        sa.update(_SESSIONS)
+        .where(
+            _SESSIONS.c.id == sa.bindparam("w_id"),
+            _SESSIONS.c.status == sa.bindparam("w_status"),
+            _SESSIONS.c.expires_at > sa.bindparam("w_now", type_=_SESSIONS.c.expires_at.type),
+        )
+        .values({name: sa.bindparam(f"v_{name}", type_=_SESSIONS.c[name].type) for name in columns})
+    )
+
+
 def _transition(
     db: DbSession, session_id: str, *, from_status: SessionStatus, now: datetime, **values: object
 ) -> bool:
-    result = db.execute(
-        sa.update(Session)
-        .where(
-            Session.id == session_id,
-            Session.status == from_status.value,
-            Session.expires_at > now,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    statement = _transition_statement(tuple(sorted(values)))
+    parameters = {f"v_{name}": value for name, value in values.items()}
+    parameters.update(w_id=session_id, w_status=from_status.value, w_now=now)
+    return db.connection().execute(statement, parameters).rowcount == 1
 
 
 def record_consent(

@@ -54,7 +54,7 @@ async def consent(
 ) -> Response:
     # One thread-pool call and one transaction: authentication, the consent, its audit entry.
     def work() -> ConsentRecorded:
-        with runtime.sessions.begin() as db:
+        with runtime.write_transaction() as db:
             kiosk = authenticate_kiosk(request, db)
             session = flows.record_consent(
                 runtime, db, session_id, kiosk, approved=body.approved, claims=body.claims

@@ -33,7 +33,7 @@ async def create_session(
 ) -> JSONResponse:
     # One thread-pool call and one transaction: authentication, the session, its audit entry.
     def work() -> JSONResponse:
-        with runtime.sessions.begin() as db:
+        with runtime.write_transaction() as db:
             provider = authenticate_provider(request, db)
             return _create_session(runtime, db, provider, body, idempotency_key)
 
