@@ -76,8 +76,9 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = 300
     max_long_poll_seconds: int = 30
     # Threads per worker process that run blocking handler work (database, checks).
-    # Few: more only queue on the database's locks and the GIL and lengthen every request.
-    worker_threads: int = 4
+    # Few: more only queue on the database's locks and the GIL and lengthen every
+    # request (docs/service.md, Performance). Raise it if handlers ever wait on the network.
+    worker_threads: int = 2
 
     # Keep the raw certificate DER only when an operator explicitly asks for it.
     store_raw_certificates: bool = False
