@@ -2,6 +2,8 @@
 
 pending --consent--> awaiting_card --one card response--> processing -->
 verified | reuse_granted | reverification_required | rejected.
+(The service takes and completes the card response in one transaction, so
+``processing`` is never seen committed; older rows may still carry it.)
 Every transition is a conditional UPDATE on the current status, so concurrent
 requests (two kiosks, two workers) cannot both move a session forward.
 """
