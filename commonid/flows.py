@@ -466,6 +466,7 @@ def _apply_checked_card(
             session_id=session.id,
             claims=sorted(consented),
             now=now,
+            flush=False,  # written with the session's completion below, in one flush
         )
         events.append(
             (

@@ -60,15 +60,19 @@ def person_by_basic_info_hash(db: DbSession, basic_info_hash: str) -> Person | N
     )
 
 
+_CERTIFICATE_BY_FINGERPRINT = sa.select(Certificate).where(
+    Certificate.fingerprint_sha256 == sa.bindparam("fingerprint")
+)
+
+
 def record_certificate(
     db: DbSession, person: Person, facts: CertificateFacts, *, now: datetime
 ) -> Certificate:
     """The stored row for this certificate, created on first sight."""
-    existing = db.scalar(
-        sa.select(Certificate).where(Certificate.fingerprint_sha256 == facts.fingerprint_sha256)
-    )
+    existing = db.scalar(_CERTIFICATE_BY_FINGERPRINT, {"fingerprint": facts.fingerprint_sha256})
     if existing is not None:
-        existing.person_id = person.id
+        if existing.person_id != person.id:
+            existing.person_id = person.id
         return existing
     certificate = Certificate(
         id=new_id("crt"),
@@ -96,8 +100,10 @@ def bind_did(
                 did=did, person_id=person.id, auth_certificate_id=auth_certificate.id, bound_at=now
             )
         )
-    else:
+    elif bound.person_id != person.id:
         bound.person_id = person.id
+    else:
+        return  # already bound to this person: nothing to write
     db.flush()
 
 
@@ -166,7 +172,10 @@ def grant_consent(
     session_id: str,
     claims: list[str],
     now: datetime,
+    flush: bool = True,
 ) -> Consent:
+    """The provider's link to the person. ``flush=False`` leaves the INSERT to the
+    session's next flush (one unit of work for several changes)."""
     consent = Consent(
         person_id=person_id,
         provider_id=provider_id,
@@ -176,7 +185,8 @@ def grant_consent(
         granted_at=now,
     )
     db.add(consent)
-    db.flush()
+    if flush:
+        db.flush()
     return consent
 
 
