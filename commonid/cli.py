@@ -298,13 +298,7 @@ def verify_session(
             typer.echo(f"card: {error}", err=True)
             raise typer.Exit(1) from error
         try:
-            outcome = kiosk.card_response(
-                session.id,
-                auth_certificate=answer.auth_certificate,
-                auth_signature=answer.auth_signature,
-                sign_certificate=answer.sign_certificate,
-                sign_signature=answer.sign_signature,
-            )
+            outcome = kiosk.submit_card_answer(session.id, answer)
         except CommonIdError as error:
             typer.echo(f"refused: {error.code}: {error.detail}", err=True)
             raise typer.Exit(1) from error

@@ -18,9 +18,24 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+
+
+class CardAnswerLike(Protocol):
+    """What the card produced for a challenge (commonid.card_answer.CardAnswer has this
+    shape); a protocol, so the SDK needs no card library."""
+
+    @property
+    def auth_certificate(self) -> bytes: ...
+    @property
+    def auth_signature(self) -> bytes: ...
+    @property
+    def sign_certificate(self) -> bytes | None: ...
+    @property
+    def sign_signature(self) -> bytes | None: ...
+
 
 DEFAULT_TIMEOUT = 40.0  # above the longest long-poll wait
 
@@ -497,6 +512,16 @@ class KioskClient:
                 json=body,
                 headers=_headers(self._key),
             )
+        )
+
+    def submit_card_answer(self, session_id: str, answer: CardAnswerLike) -> dict[str, Any]:
+        """``card_response`` with the certificates and signatures of one card answer."""
+        return self.card_response(
+            session_id,
+            auth_certificate=answer.auth_certificate,
+            auth_signature=answer.auth_signature,
+            sign_certificate=answer.sign_certificate,
+            sign_signature=answer.sign_signature,
         )
 
     def document(self, session_id: str) -> KioskDocument:

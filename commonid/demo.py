@@ -246,13 +246,7 @@ def pre_verify_with_provider_a(world: DemoWorld, demo: DemoPerson) -> None:
             auth_pin=demo.auth_pin,
             sign_password=demo.sign_password,
         )
-        kiosk.card_response(
-            kiosk_session.id,
-            auth_certificate=answer.auth_certificate,
-            auth_signature=answer.auth_signature,
-            sign_certificate=answer.sign_certificate,
-            sign_signature=answer.sign_signature,
-        )
+        kiosk.submit_card_answer(kiosk_session.id, answer)
         result = provider.wait_for_result(created.id, timeout=30)
     if result.status != "verified":
         raise RuntimeError(f"pre-verification of demo person {demo.key}: {result.status}")

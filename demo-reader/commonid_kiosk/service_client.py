@@ -83,13 +83,7 @@ class KioskService:
 
     def submit_card_response(self, session_id: str, answer: CardAnswer) -> CardResponseOutcome:
         with _calling_the_service():
-            body = self._client.card_response(
-                session_id,
-                auth_certificate=answer.auth_certificate,
-                auth_signature=answer.auth_signature,
-                sign_certificate=answer.sign_certificate,
-                sign_signature=answer.sign_signature,
-            )
+            body = self._client.submit_card_answer(session_id, answer)
         return CardResponseOutcome(status=str(body["status"]), reason_code=body.get("reason_code"))
 
     def document(self, session_id: str) -> KioskDocument:

@@ -47,13 +47,7 @@ def test_identity_then_reuse_with_pin_only_over_pcsc(
         answer = answer_challenge(
             card, shown.challenge.to_be_signed, auth_pin=AUTH_PIN, sign_password=SIGN_PASSWORD
         )
-        outcome = kiosk.card_response(
-            shown.id,
-            auth_certificate=answer.auth_certificate,
-            auth_signature=answer.auth_signature,
-            sign_certificate=answer.sign_certificate,
-            sign_signature=answer.sign_signature,
-        )
+        outcome = kiosk.submit_card_answer(shown.id, answer)
         assert outcome["status"] == "verified"
         verified = provider_a.wait_for_result(session.id, timeout=5)
         assert verified.status == "verified"
@@ -63,13 +57,7 @@ def test_identity_then_reuse_with_pin_only_over_pcsc(
 
         # The same answer again is a replay, refused with its code through the SDK.
         with pytest.raises(CommonIdError) as replay:
-            kiosk.card_response(
-                shown.id,
-                auth_certificate=answer.auth_certificate,
-                auth_signature=answer.auth_signature,
-                sign_certificate=answer.sign_certificate,
-                sign_signature=answer.sign_signature,
-            )
+            kiosk.submit_card_answer(shown.id, answer)
         assert replay.value.code == "challenge_replayed" and replay.value.status == 409
 
         reuse = provider_b.create_session(
@@ -119,13 +107,7 @@ def test_consent_document_signed_by_the_card_over_pcsc(
         answer = answer_challenge(
             card, shown.challenge.to_be_signed, auth_pin=AUTH_PIN, sign_password=SIGN_PASSWORD
         )
-        kiosk.card_response(
-            shown.id,
-            auth_certificate=answer.auth_certificate,
-            auth_signature=answer.auth_signature,
-            sign_certificate=answer.sign_certificate,
-            sign_signature=answer.sign_signature,
-        )
+        kiosk.submit_card_answer(shown.id, answer)
         waiting = provider.get_session(session.id)
         assert waiting.status == "verified" and not waiting.final
 

@@ -61,13 +61,7 @@ def test_quickstart_prints_the_user_code_then_the_result_and_saves_the_signed_co
             answer = answer_challenge(
                 card, shown.challenge.to_be_signed, auth_pin=AUTH_PIN, sign_password=SIGN_PASSWORD
             )
-            kiosk.card_response(
-                shown.id,
-                auth_certificate=answer.auth_certificate,
-                auth_signature=answer.auth_signature,
-                sign_certificate=answer.sign_certificate,
-                sign_signature=answer.sign_signature,
-            )
+            kiosk.submit_card_answer(shown.id, answer)
             with open_card_signer(card, SIGN_PASSWORD) as signer:
                 kiosk.submit_document(shown.id, sign_pdf(document.pdf, signer))
         output, errors = quickstart.communicate(timeout=60)
