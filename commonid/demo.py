@@ -344,6 +344,10 @@ def print_guide(world: DemoWorld) -> None:
         f"  {python} -m commonid.quickstart --service {world.service_url} "
         f"--api-key {key_b} --mode auth --reuse   # with card 2: PIN only"
     )
+    _say(
+        f"  {python} -m commonid.quickstart --service {world.service_url} "
+        f"--api-key {key_a} --mode identity --document consent   # + a consent signed by the card"
+    )
     _say("It prints a user code: type it at the kiosk, then follow the screens.")
     _say()
     _say("Type 1, 2 or 3 + Enter to insert that person's card, r to remove it, q to quit.")
