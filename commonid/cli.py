@@ -86,6 +86,10 @@ def serve(
 
     settings = _settings()
     upgrade(settings.effective_database_url)
+    if workers > 1:
+        from commonid.metrics import prepare_multiprocess
+
+        prepare_multiprocess(settings.data_dir / "metrics")
     uvicorn.run(
         "commonid.api.asgi:app_factory",
         factory=True,

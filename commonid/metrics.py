@@ -1,8 +1,41 @@
-"""Prometheus metrics of one service instance (own registry: several apps per process in tests)."""
+"""Prometheus metrics of one service instance (own registry: several apps per process in tests).
+
+With several worker processes (`commonid serve --workers N`), each worker counts
+in its own memory, and a scrape reaches one worker only: its numbers would be
+a fraction of the truth, and a different fraction at every scrape. `serve` then
+runs prometheus_client's multiprocess mode: every worker writes its values to
+files in one directory (``PROMETHEUS_MULTIPROC_DIR``, set before the workers
+start, emptied at each start), and a scrape adds all workers' values up.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess(directory: Path) -> None:
+    """Before the workers start: an empty directory for their values, named in the
+    environment the workers inherit (prometheus_client reads it at import)."""
+    shutil.rmtree(directory, ignore_errors=True)  # values of a previous run must not count
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROCESS_DIR_ENV] = str(directory)
+
+
+def exposition(metrics: ServiceMetrics) -> bytes:
+    """The text a scrape returns: this process's registry, or all workers' values."""
+    directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if not directory:
+        return generate_latest(metrics.registry)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return generate_latest(registry)
 
 
 class ServiceMetrics:
@@ -31,6 +64,8 @@ class ServiceMetrics:
             "Age of the revocation data (CRL thisUpdate) each validation used, by CA",
             ["ca"],
             registry=self.registry,
+            # Across workers: the value the most recent scrape computed.
+            multiprocess_mode="mostrecent",
         )
         self.documents_signed = Counter(
             "commonid_documents_signed",

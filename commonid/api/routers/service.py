@@ -6,9 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from commonid.api.deps import RuntimeDep
+from commonid.metrics import exposition
 from commonid.problems import Problem
 from commonid.trust import revocation_data_ages
 
@@ -36,4 +37,4 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
 def metrics(runtime: RuntimeDep) -> Response:
     for ca, age in revocation_data_ages(runtime.trust_policy, at=runtime.clock()).items():
         runtime.metrics.revocation_data_age.labels(ca).set(age)
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(runtime.metrics), media_type=CONTENT_TYPE_LATEST)

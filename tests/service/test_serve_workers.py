@@ -1,0 +1,128 @@
+"""`commonid serve --workers 2`: what a scrape of /metrics reports is every worker's work."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from commonid.client import KioskClient, ProviderClient
+from commonid.settings import Settings
+from commonid.store import accounts
+from commonid.store.database import create_engine, session_factory, upgrade
+from commonid.store.encryption import AttributeCipher
+from jpki.testca import Hierarchy
+
+pytestmark = pytest.mark.slow
+
+SESSIONS = 12
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _register(data_dir: Path) -> tuple[str, str]:
+    settings = Settings(data_dir=data_dir).with_generated_secrets()
+    upgrade(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url)
+    cipher = AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id)
+    now = dt.datetime.now(dt.UTC)
+    with session_factory(engine).begin() as db:
+        provider = accounts.add_provider(
+            db,
+            name="Pay",
+            allowed_claims=["did"],
+            reuse_max_age_seconds=3600,
+            now=now,
+            cipher=cipher,
+        )
+        kiosk = accounts.add_kiosk(db, name="Counter", now=now)
+    engine.dispose()
+    return provider.credential, kiosk.credential
+
+
+@pytest.fixture
+def two_workers(
+    tmp_path: Path, test_hierarchy: Hierarchy, test_hierarchy_dir: Path
+) -> Iterator[tuple[str, str, str, Path]]:
+    data_dir = tmp_path / "data"
+    provider_key, kiosk_credential = _register(data_dir)
+    port = _free_port()
+    env = os.environ | {
+        "COMMONID_DATA_DIR": str(data_dir),
+        "COMMONID_TRUST_MODE": "test",
+        "COMMONID_TEST_HIERARCHY_DIR": str(test_hierarchy_dir),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [sys.executable, "-m", "commonid.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"the service did not start:\n{stderr[-2000:]}")
+            time.sleep(0.2)
+        yield url, provider_key, kiosk_credential, data_dir
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _completed(text: str, outcome: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "commonid_sessions_completed_total"
+                and sample.labels.get("outcome") == outcome
+            ):
+                return sample.value
+    return 0.0
+
+
+def test_every_scrape_counts_the_sessions_of_both_workers(
+    two_workers: tuple[str, str, str, Path],
+) -> None:
+    url, provider_key, kiosk_credential, data_dir = two_workers
+    # A new connection per request, so the kernel spreads them over both workers.
+    for _ in range(SESSIONS):
+        with ProviderClient(url, provider_key) as provider:
+            created = provider.create_session(mode="auth", purpose="metrics")
+        with KioskClient(url, kiosk_credential) as kiosk:
+            shown = kiosk.session(created.user_code)
+        with KioskClient(url, kiosk_credential) as kiosk:
+            kiosk.consent(shown.id, approved=False)  # declined: the session completes, rejected
+
+    scrapes = [httpx.get(f"{url}/metrics", timeout=10).text for _ in range(6)]
+    assert [_completed(text, "rejected") for text in scrapes] == [SESSIONS] * 6
+    # Both workers wrote their values where a scrape collects them.
+    assert len({path.name for path in (data_dir / "metrics").glob("counter_*.db")}) >= 2
