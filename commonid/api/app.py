@@ -15,6 +15,7 @@ from commonid import __version__
 from commonid.api.limits import BodySizeLimit, RateLimiter
 from commonid.api.problems import install_problem_handlers
 from commonid.api.routers import admin, credentials, identities, kiosk, service, sessions
+from commonid.api.schemas import problem_responses
 from commonid.audit.service import (
     checkpoint_cadence,
     checkpoint_forever,
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version=__version__,
         description="Reusable identity verification with the My Number Card (JPKI).",
         lifespan=lifespan,
+        responses=problem_responses(),
     )
     app.state.runtime = runtime
     app.state.provider_limiter = RateLimiter(

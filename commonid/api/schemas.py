@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commonid.problems import PROBLEM_TYPES
+
 # Base64 of an RSA-2048 certificate is under 3 kB; leave room, refuse the absurd.
 MAX_BASE64_FIELD = 16_384
 
@@ -245,3 +247,36 @@ class KioskCreated(BaseModel):
 
 class NewApiKey(BaseModel):
     api_key: str
+
+
+class ProblemDocument(BaseModel):
+    """Every error: RFC 9457 problem details (``application/problem+json``) with a stable
+    ``code``; docs/service.md lists each code with its HTTP status."""
+
+    model_config = ConfigDict(extra="allow")  # e.g. `errors` on invalid_request
+
+    type: str = Field(examples=["https://commonid.example/problems/session_not_found"])
+    title: str
+    status: int
+    detail: str | None = None
+    code: str = Field(json_schema_extra={"enum": sorted(PROBLEM_TYPES)})
+
+
+def problem_responses() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for every operation: 4XX and 5XX are problem documents.
+
+    A "4XX" entry also replaces FastAPI's generated 422 schema, which is not the
+    shape this API answers with.
+    """
+    reference = {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}
+    return {
+        status: {
+            "model": ProblemDocument,
+            "description": description,
+            "content": {"application/problem+json": reference},
+        }
+        for status, description in (
+            ("4XX", "Refused: a problem document with a stable code"),
+            ("5XX", "Service fault or dependency down: a problem document"),
+        )
+    }

@@ -27,3 +27,20 @@ def test_every_problem_code_is_documented_with_its_status() -> None:
     docs = DOCS.read_text(encoding="utf-8")
     for code, (status, _title) in PROBLEM_TYPES.items():
         assert f"| `{code}` | {status} |" in docs, code
+
+
+def test_openapi_describes_every_error_as_a_problem_document(service_client) -> None:
+    openapi = service_client.get("/openapi.json").json()
+    schema = openapi["components"]["schemas"]["ProblemDocument"]
+    assert sorted(schema["properties"]["code"]["enum"]) == sorted(PROBLEM_TYPES)
+    reference = "#/components/schemas/ProblemDocument"
+    for path, operations in openapi["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status in ("4XX", "5XX"):
+                content = responses[status]["content"]
+                assert content["application/problem+json"]["schema"]["$ref"] == reference
+            # Not FastAPI's validation-error shape: the API never answers with it.
+            assert "422" not in responses, (method, path)
