@@ -67,6 +67,24 @@ def _store() -> Iterator[tuple[DbSession, Settings]]:
         engine.dispose()
 
 
+def _audit_admin(db: DbSession, action: str, target_type: str, target_id: str) -> None:
+    """An admin action taken at the command line goes into the audit log, in the same
+    transaction, as the admin API's do (actor ``admin_cli``). The running service
+    signs the next checkpoint over it."""
+    from sqlalchemy.orm import sessionmaker
+
+    from commonid.audit.log import AuditLog
+
+    log = AuditLog(sessionmaker(bind=db.get_bind()), checkpoint_interval=None)
+    fields = {
+        "action": action,
+        "actor": "admin_cli",
+        "target_type": target_type,
+        "target_id": target_id,
+    }
+    log.append_many_in(db, [("admin.action", fields)])
+
+
 def _cipher(settings: Settings):  # type: ignore[no-untyped-def]
     from commonid.store.encryption import AttributeCipher
 
@@ -146,6 +164,7 @@ def provider_add(
             webhook_url=webhook_url,
             webhook_secret=secret,
         )
+        _audit_admin(db, "provider_added", "provider", created.account.id)
         typer.echo(f"provider {created.account.id} ({name})")
     typer.echo(f"api key (shown once): {created.credential}")
     if secret:
@@ -183,7 +202,9 @@ def provider_rotate_key(name_or_id: str) -> None:
     from commonid.store import accounts
 
     with _store() as (db, _):
-        key = accounts.rotate_provider_key(db, _provider(db, name_or_id))
+        provider = _provider(db, name_or_id)
+        key = accounts.rotate_provider_key(db, provider)
+        _audit_admin(db, "provider_key_rotated", "provider", provider.id)
     typer.echo(f"new api key (shown once): {key}")
 
 
@@ -191,7 +212,9 @@ def provider_rotate_key(name_or_id: str) -> None:
 def provider_disable(name_or_id: str) -> None:
     """Refuse the provider's requests from now on (its data stays until purged)."""
     with _store() as (db, _):
-        _provider(db, name_or_id).disabled = True
+        provider = _provider(db, name_or_id)
+        provider.disabled = True
+        _audit_admin(db, "provider_disabled", "provider", provider.id)
     typer.echo(f"provider {name_or_id} disabled")
 
 
@@ -202,6 +225,7 @@ def kiosk_add(name: str) -> None:
 
     with _store() as (db, _):
         created = accounts.add_kiosk(db, name=name, now=datetime.now(UTC))
+        _audit_admin(db, "kiosk_added", "kiosk", created.account.id)
         typer.echo(f"kiosk {created.account.id} ({name})")
     typer.echo(f"kiosk credential (shown once): {created.credential}")
 
@@ -225,6 +249,7 @@ def kiosk_disable(name_or_id: str) -> None:
             typer.echo(f"no kiosk {name_or_id!r}", err=True)
             raise typer.Exit(1)
         kiosk.disabled = True
+        _audit_admin(db, "kiosk_disabled", "kiosk", kiosk.id)
     typer.echo(f"kiosk {name_or_id} disabled")
 
 

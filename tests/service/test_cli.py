@@ -76,3 +76,35 @@ def test_kiosks_and_purge(cli_env: str) -> None:
     assert "Shibuya 1\tdisabled" in run("kiosk", "list")
     assert "purged 0 sessions" in run("purge")
     assert "database at head" in run("db", "upgrade")
+
+
+def test_admin_actions_at_the_command_line_are_in_the_audit_log(cli_env: str) -> None:
+    import json
+
+    from commonid.audit.log import AuditLog
+
+    key_from(run("provider", "add", "Acme Pay", "--claims", "did"), "api key")
+    run("provider", "rotate-key", "Acme Pay")
+    run("provider", "disable", "Acme Pay")
+    key_from(run("kiosk", "add", "Shibuya 1"), "kiosk credential")
+    run("kiosk", "disable", "Shibuya 1")
+    run("provider", "list")  # reading is not an action
+
+    engine = create_engine(cli_env)
+    try:
+        logged = [json.loads(entry.entry) for entry in AuditLog(session_factory(engine)).entries()]
+        with session_factory(engine)() as db:
+            provider_id = accounts.provider_by_name_or_id(db, "Acme Pay").id
+            kiosk_id = accounts.kiosk_by_name_or_id(db, "Shibuya 1").id
+    finally:
+        engine.dispose()
+    assert [(e["type"], e["data"]) for e in logged] == [
+        ("admin.action", {"action": a, "actor": "admin_cli", "target_type": t, "target_id": i})
+        for a, t, i in (
+            ("provider_added", "provider", provider_id),
+            ("provider_key_rotated", "provider", provider_id),
+            ("provider_disabled", "provider", provider_id),
+            ("kiosk_added", "kiosk", kiosk_id),
+            ("kiosk_disabled", "kiosk", kiosk_id),
+        )
+    ]
