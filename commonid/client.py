@@ -87,7 +87,8 @@ class SessionResult:
     credential: Any | None
     reuse: dict[str, Any] | None
     # The document asked for: {"kind", "status", "sign_by"}; status pending,
-    # awaiting_signature, signed or not_signed.
+    # awaiting_signature, signed, declined (the person chose not to sign) or not_signed
+    # (the signing window closed).
     document: dict[str, Any] | None = None
     # Signed documents: {"id", "kind", "media_type", "sha256", "size", "signed_at"};
     # fetch each with download_document().
@@ -98,7 +99,8 @@ class SessionResult:
         """Nothing more will happen: a final status, and the document (if asked) settled."""
         if self.status in ("pending", "awaiting_card"):
             return False
-        return self.document is None or self.document["status"] in ("signed", "not_signed")
+        settled = ("signed", "declined", "not_signed")
+        return self.document is None or self.document["status"] in settled
 
 
 @dataclass(frozen=True)
@@ -537,5 +539,13 @@ class KioskClient:
         return _check(
             self._http.post(
                 f"/v1/kiosk/sessions/{session_id}/document", content=signed_pdf, headers=headers
+            )
+        )
+
+    def decline_document(self, session_id: str) -> dict[str, Any]:
+        """The person does not sign: the provider's result says ``declined`` at once."""
+        return _check(
+            self._http.post(
+                f"/v1/kiosk/sessions/{session_id}/document/decline", headers=_headers(self._key)
             )
         )

@@ -63,6 +63,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "identity_not_verified": (409, "The document can be signed only after a verified identity"),
     "document_signing_closed": (410, "The time to sign this session's document has passed"),
     "document_already_signed": (409, "This session's document is already signed"),
+    "document_declined": (409, "The person declined to sign this session's document"),
     "document_mismatch": (422, "The signed file is not the document issued for this session"),
     "document_signature_count": (422, "The document must carry exactly one signature"),
     "document_not_a_pdf": (422, "The signed document is not a readable PDF"),

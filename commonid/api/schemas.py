@@ -195,6 +195,12 @@ class DocumentAccepted(BaseModel):
     signed_at: datetime
 
 
+class DocumentDeclined(BaseModel):
+    session_id: str
+    document_id: str
+    declined_at: datetime
+
+
 class CredentialVerifyRequest(Strict):
     credential: str | dict[str, Any]
 

@@ -194,6 +194,13 @@ EVENT_TYPES: dict[str, EventType] = {
             timestamped_at=Kind.TIME,
         ),
         _event(
+            "document.declined",
+            ("session_id", "document_id"),
+            session_id=Kind.ID,
+            document_id=Kind.ID,
+            kiosk_id=Kind.ID,
+        ),
+        _event(
             "document.rejected",
             ("session_id", "reason_code"),
             session_id=Kind.ID,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from commonid.api.deps import CurrentKiosk, CurrentProvider, Db, RuntimeDep
-from commonid.api.schemas import DocumentAccepted, KioskDocument
+from commonid.api.schemas import DocumentAccepted, DocumentDeclined, KioskDocument
 from commonid.documents import session_documents
 from commonid.documents.service import SIGNER_CLAIMS, verification_report
 from commonid.problems import Problem
@@ -87,6 +87,18 @@ async def signed_session_document(
         sha256=row.sha256,
         size=row.size,
         signed_at=row.signed_at,
+    )
+
+
+@router.post("/v1/kiosk/sessions/{session_id}/document/decline", response_model=DocumentDeclined)
+def decline_session_document(
+    session_id: str, kiosk: CurrentKiosk, runtime: RuntimeDep
+) -> DocumentDeclined:
+    """The person declines to sign the document shown at this kiosk. Once; never signed after."""
+    row = session_documents.decline_document(runtime, session_id, kiosk)
+    assert row.declined_at is not None
+    return DocumentDeclined(
+        session_id=row.session_id, document_id=row.id, declined_at=row.declined_at
     )
 
 

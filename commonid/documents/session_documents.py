@@ -40,6 +40,8 @@ from commonid.store.sessions import SessionStatus
 DOCUMENT_REJECTED_EVENT = "document.rejected"
 # The webhook a provider with a webhook URL gets when the document is in.
 DOCUMENT_SIGNED_WEBHOOK = "session.document_signed"
+DOCUMENT_DECLINED_EVENT = "document.declined"
+DOCUMENT_DECLINED_WEBHOOK = "session.document_declined"
 
 
 class _Refused(Exception):
@@ -152,6 +154,8 @@ def issue_document(
         )
     elif row.signed_at is not None:
         raise Problem("document_already_signed")
+    elif row.declined_at is not None:
+        raise Problem("document_declined")
     return IssuedDocument(row, provider_name, claims, session.purpose)
 
 
@@ -207,6 +211,8 @@ def _accept(runtime: Runtime, session_id: str, kiosk: Kiosk, signed_pdf: bytes) 
             raise _Refused("document_not_issued")
         if row.signed_at is not None:
             raise _Refused("document_already_signed")
+        if row.declined_at is not None:
+            raise _Refused("document_declined")
         provider_name, claims = _content(db, session)
         expected_signer = _verified_sign_certificate(db, session)
         prepared = PreparedDocument(
@@ -258,13 +264,62 @@ def _accept(runtime: Runtime, session_id: str, kiosk: Kiosk, signed_pdf: bytes) 
                 )
             # Last: the audit append locks the log until this transaction commits.
             auditing.record(runtime, db, [(DOCUMENT_SIGNED_EVENT, accepted.audit_event)])
-    if not stored:  # a concurrent post of the same session won
-        raise _Refused("document_already_signed")
+    if not stored:  # a concurrent post (or a decline) of the same session won
+        with runtime.sessions.begin() as db:
+            latest = documents.document_of_session(db, session.id)
+        declined = latest is not None and latest.declined_at is not None
+        raise _Refused("document_declined" if declined else "document_already_signed")
     runtime.metrics.documents_signed.inc()
     with runtime.sessions.begin() as db:
         signed = documents.document_of_session(db, session.id)
     assert signed is not None
     return signed
+
+
+def decline_document(runtime: Runtime, session_id: str, kiosk: Kiosk) -> SignedDocument:
+    """The person chose not to sign: the provider learns it now, not when the window closes.
+
+    Only at the kiosk that took the consent, for a document it was shown, while it
+    could still be signed; a declined document can never be signed afterwards.
+    """
+    now = runtime.clock()
+    with runtime.sessions.begin() as db:
+        try:
+            session = _kiosk_session(db, session_id, kiosk)
+            _check_signable(runtime, session, now, issuing=False)
+        except _Refused as refused:
+            raise Problem(refused.code, refused.detail) from None
+        row = documents.document_of_session(db, session.id)
+        if row is None:
+            raise Problem("document_not_issued")
+        if not documents.record_declined(db, row.id, now=now):
+            # Already signed, or already declined: say which.
+            db.refresh(row)
+            raise Problem(
+                "document_already_signed" if row.signed_at is not None else "document_declined"
+            )
+        provider = db.get(Provider, session.provider_id)
+        if provider is not None and provider.webhook_url:
+            webhooks.enqueue(
+                db,
+                provider_id=provider.id,
+                event_type=DOCUMENT_DECLINED_WEBHOOK,
+                payload={"session_id": session.id, "document_id": row.id},
+                now=now,
+            )
+        # Last: the audit append locks the log until this transaction commits.
+        auditing.record(
+            runtime,
+            db,
+            [
+                (
+                    DOCUMENT_DECLINED_EVENT,
+                    {"session_id": session.id, "document_id": row.id, "kiosk_id": kiosk.id},
+                )
+            ],
+        )
+        db.refresh(row)
+        return row
 
 
 def _verified_sign_certificate(db: DbSession, session: Session) -> str | None:
@@ -312,6 +367,8 @@ def result_fields(runtime: Runtime, db: DbSession, session: Session) -> dict[str
     deadline = sign_by(runtime, session)
     if row is not None and row.signed_at is not None:
         status = "signed"
+    elif row is not None and row.declined_at is not None:
+        status = "declined"
     elif sessions.effective_status(session, now) in sessions.OPEN_STATUSES:
         status = "pending"
     elif deadline is not None and now < deadline:
@@ -343,7 +400,7 @@ def result_fields(runtime: Runtime, db: DbSession, session: Session) -> dict[str
 def document_settled(fields: dict[str, Any]) -> bool:
     """Whether a long poll may stop waiting for the document."""
     document = fields.get("document")
-    return document is None or document["status"] in ("signed", "not_signed")
+    return document is None or document["status"] in ("signed", "declined", "not_signed")
 
 
 def download(

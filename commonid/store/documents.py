@@ -33,7 +33,11 @@ def record_signed(db: DbSession, sealed: SealedDocument, *, now: datetime) -> bo
     """Store the signed document, once: False when it was already signed."""
     result = db.execute(
         sa.update(SignedDocument)
-        .where(SignedDocument.id == sealed.document_id, SignedDocument.signed_at.is_(None))
+        .where(
+            SignedDocument.id == sealed.document_id,
+            SignedDocument.signed_at.is_(None),
+            SignedDocument.declined_at.is_(None),
+        )
         .values(
             sha256=sealed.sha256,
             size=sealed.size,
@@ -41,6 +45,21 @@ def record_signed(db: DbSession, sealed: SealedDocument, *, now: datetime) -> bo
             ciphertext=sealed.ciphertext,
             signed_at=now,
         )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def record_declined(db: DbSession, document_id: str, *, now: datetime) -> bool:
+    """The person declined to sign, once: False when it was already signed or declined."""
+    result = db.execute(
+        sa.update(SignedDocument)
+        .where(
+            SignedDocument.id == document_id,
+            SignedDocument.signed_at.is_(None),
+            SignedDocument.declined_at.is_(None),
+        )
+        .values(declined_at=now)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1

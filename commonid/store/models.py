@@ -191,6 +191,8 @@ class SignedDocument(Base):
     key_id: Mapped[str | None] = mapped_column(sa.String(40))
     ciphertext: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # nonce || ciphertext || tag
     signed_at: Mapped[datetime | None]
+    # Set once, when the person declines to sign at the kiosk; then it is never signed.
+    declined_at: Mapped[datetime | None]
 
 
 class RejectedResponse(Base):

@@ -378,3 +378,69 @@ def test_sdk_long_poll_waits_for_the_document(
         waited = client.get_session(session["id"], wait=0.3)
     assert waited.status == "verified" and not waited.final
     assert waited.document is not None and waited.document["status"] == "awaiting_signature"
+
+
+def test_the_person_can_decline_to_sign_and_the_provider_knows_at_once(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    demo_person: IssuedPerson,
+    card: JPKICard,
+) -> None:
+    kiosk, provider = service_accounts.kiosk_credential, service_accounts.provider_a_key
+    session, pdf = verified_session_with_document(service_client, service_accounts, demo_person)
+
+    def decline(credential: str) -> Any:
+        return service_client.post(
+            f"/v1/kiosk/sessions/{session['id']}/document/decline", headers=bearer(credential)
+        )
+
+    # Only the kiosk that took the consent may decline for the person.
+    other = decline(service_accounts.other_kiosk_credential)
+    assert other.status_code == 404 and other.json()["code"] == "session_not_found"
+
+    declined = decline(kiosk)
+    assert declined.status_code == 200, declined.text
+    assert declined.json()["session_id"] == session["id"]
+
+    # Final for the provider now, not when the signing window closes.
+    done = result(service_client, provider, session["id"])
+    assert done["status"] == "verified"
+    assert done["document"] == {"kind": "consent", "status": "declined", "sign_by": None}
+    assert done["documents"] == []
+    with ProviderClient(
+        "http://testserver", provider, transport=service_client._transport
+    ) as client:
+        assert client.get_session(session["id"]).final
+
+    # Declined once and for all: no second decline, no signature afterwards.
+    again = decline(kiosk)
+    assert again.status_code == 409 and again.json()["code"] == "document_declined"
+    late = post_document(service_client, kiosk, session["id"], sign(card, pdf))
+    assert late.status_code == 409 and late.json()["code"] == "document_declined"
+    refetch = fetch_document(service_client, kiosk, session["id"])
+    assert refetch.status_code == 409 and refetch.json()["code"] == "document_declined"
+
+    declines = [data for event, data in entries(service_runtime) if event == "document.declined"]
+    assert declines == [
+        {
+            "session_id": session["id"],
+            "document_id": declined.json()["document_id"],
+            "kiosk_id": service_accounts.kiosk.id,
+        }
+    ]
+
+
+def test_a_signed_document_cannot_be_declined(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    demo_person: IssuedPerson,
+    card: JPKICard,
+) -> None:
+    kiosk = service_accounts.kiosk_credential
+    session, pdf = verified_session_with_document(service_client, service_accounts, demo_person)
+    assert post_document(service_client, kiosk, session["id"], sign(card, pdf)).status_code == 200
+    declined = service_client.post(
+        f"/v1/kiosk/sessions/{session['id']}/document/decline", headers=bearer(kiosk)
+    )
+    assert declined.status_code == 409 and declined.json()["code"] == "document_already_signed"
