@@ -267,6 +267,10 @@ def create_app(
             lambda: flow.sign_document(entry, entry_id=entry_id, confirm_last_try=confirm)
         )
 
+    @app.post("/api/session/document/decline")
+    async def decline_document() -> JSONResponse:
+        return await _step(flow.decline_document)
+
     @app.post("/api/session/cancel")
     async def cancel() -> JSONResponse:
         return await _step(flow.cancel)

@@ -322,6 +322,20 @@ class KioskFlow:
                 return self._finish(False, explain_document_code(problem.code))
             return self._finish(True, explain("document_signed"))
 
+    def decline_document(self) -> dict[str, Any]:
+        """The person does not want to sign: the service tells the provider now, and the
+        identity verification stands. Nothing goes to the card."""
+        with self._lock:
+            self._require(Step.DOCUMENT)
+            self._touch()
+            session = self._session
+            assert session is not None
+            try:
+                self._client.decline_document(session.id)
+            except ServiceProblem as problem:
+                return self._finish(False, explain_document_code(problem.code))
+            return self._finish(True, explain("document_declined"))
+
     def card_removed(self) -> dict[str, Any]:
         """The reader reports the card gone: whatever was verified on it is lost."""
         with self._lock:

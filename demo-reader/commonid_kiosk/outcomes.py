@@ -61,6 +61,12 @@ _TEXTS: dict[str, tuple[str, str, str, str]] = {
         "署名した同意書は申込み先に届けられます。カードをお取りください。",
         "The signed document goes to the provider. Please take your card.",
     ),
+    "document_declined": (
+        "本人確認は完了しました。同意書には署名しませんでした",
+        "Your identity was verified; you chose not to sign the document",
+        "署名しなかったことは申込み先に伝えられます。カードをお取りください。",
+        "The provider is told that you did not sign. Please take your card.",
+    ),
     "document_not_signed": (
         "本人確認は完了しましたが、同意書に署名できませんでした",
         "Your identity was verified, but the document could not be signed",

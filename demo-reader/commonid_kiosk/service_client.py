@@ -95,3 +95,8 @@ class KioskService:
         """The signed PDF; returns its SHA-256 as the service stored it."""
         with _calling_the_service():
             return str(self._client.submit_document(session_id, signed_pdf)["sha256"])
+
+    def decline_document(self, session_id: str) -> None:
+        """The person declines to sign the document."""
+        with _calling_the_service():
+            self._client.decline_document(session_id)

@@ -425,3 +425,32 @@ def test_document_at_the_last_try_needs_confirmation_and_cancel_leaves_it_unsign
     # The document was fetched, never posted: no PDF went to the service.
     assert agent.service_traffic.paths[-1].endswith("/document")
     assert not any(body.startswith(b"%PDF") for body in agent.service_traffic.sent)
+
+
+@pytest.mark.pcsc
+def test_declining_to_sign_tells_the_service_and_touches_no_card(
+    agent: Agent,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    card_state: CardState,
+) -> None:
+    session = _to_pin_step(
+        agent, service_url, service_accounts, mode="identity", claims=["name"], document="consent"
+    )
+    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0301"})
+    shown = _post(
+        agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": "entry-0302"}
+    ).json()
+    assert shown["step"] == "document"
+    tries_before = card_state.sign_password.tries_left
+
+    declined = _post(agent, "/api/session/document/decline", {}).json()
+    assert declined["step"] == "result" and declined["result"]["success"] is True
+    assert declined["result"]["code"] == "document_declined"
+    assert card_state.sign_password.tries_left == tries_before  # no VERIFY was sent
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["status"] == "verified"
+    assert result["document"]["status"] == "declined" and result["documents"] == []
+    assert agent.service_traffic.paths[-1].endswith("/document/decline")
+    assert not any(body.startswith(b"%PDF") for body in agent.service_traffic.sent)

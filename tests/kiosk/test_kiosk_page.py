@@ -596,3 +596,32 @@ def test_cancel_at_the_document_step(
     assert page.get_by_test_id("document-display").locator("span.filled").count() == 0
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["status"] == "verified" and result["documents"] == []
+
+
+def test_declining_to_sign_the_document(
+    agent: Agent,
+    open_kiosk: OpenKiosk,
+    service_url: str,
+    service_accounts: ServiceAccounts,
+    card_in_reader: VpcdBridge,
+    screenshots: Screenshots,
+) -> None:
+    session = create_session(
+        service_url,
+        service_accounts.provider_a_key,
+        mode="identity",
+        claims=["name"],
+        document="consent",
+    )
+    page = open_kiosk(agent)
+    _identity_steps(page, session)
+    expect_screen(page, "document")
+    assert page.get_by_test_id("document-decline").inner_text() == "署名しない"
+    page.get_by_test_id("document-decline").click()
+    expect_screen(page, "result")
+    assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "document_declined"
+    assert "署名しませんでした" in page.get_by_test_id("result-title").inner_text()
+    screenshots.take(page, "declined")
+    result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
+    assert result["status"] == "verified"
+    assert result["document"]["status"] == "declined" and result["documents"] == []

@@ -38,7 +38,7 @@
       document_heading: "本人確認に関する同意書", document_date: "作成日時",
       document_statement: "私は、上記の利用目的のため、上記の情報が依頼元に提供されることに同意します。",
       document_password: "署名用パスワード（英数字6〜16桁）を入力して「署名する」を押してください。",
-      document_id: "文書番号", sign: "署名する",
+      document_id: "文書番号", sign: "署名する", decline_sign: "署名しない",
     },
     en: {
       brand: "Identity check with your My Number Card", cancel: "Cancel", next: "Next",
@@ -74,7 +74,7 @@
       document_heading: "Consent to identity verification", document_date: "Date",
       document_statement: "I agree that the information above is provided to the requester for the purpose above.",
       document_password: "Enter your signature password (6 to 16 letters or digits) and press Sign.",
-      document_id: "Document", sign: "Sign",
+      document_id: "Document", sign: "Sign", decline_sign: "Don't sign",
     },
   };
   const $ = (id) => document.getElementById(id);
@@ -367,6 +367,7 @@
     $("pin-submit").addEventListener("click", () => submitSecret("pin"));
     $("password-submit").addEventListener("click", () => submitSecret("password"));
     $("document-submit").addEventListener("click", () => submitSecret("document"));
+    $("document-decline").addEventListener("click", () => { clearEntry("document"); act("/api/session/document/decline"); });
     $("result-done").addEventListener("click", resetForNextPerson);
     $("last-try-back").addEventListener("click", () => { $("last-try-dialog").hidden = true; pendingSecret = null; });
     $("last-try-go").addEventListener("click", () => {
