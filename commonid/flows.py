@@ -591,14 +591,13 @@ def _session_finished(
     }
     if provider is None:
         provider = db.get(Provider, session.provider_id)
-    if provider is not None and provider.webhook_url:
-        webhooks.enqueue(
-            db,
-            provider_id=provider.id,
-            event_type=SESSION_COMPLETED_EVENT,
-            payload={"session_id": session.id, "status": session.status},
-            now=runtime.clock(),
-        )
+    webhooks.notify(
+        db,
+        provider,
+        event_type=SESSION_COMPLETED_EVENT,
+        payload={"session_id": session.id, "status": session.status},
+        now=runtime.clock(),
+    )
     auditing.record(runtime, db, [*(events or []), ("session.completed", completion)])
 
 

@@ -72,15 +72,14 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
                 status_lists.save(row, bitstring, now=now)
             for consent in persons.consents_of_person(db, certificate.person_id):
                 provider = db.get(Provider, consent.provider_id)
-                if provider is None or not provider.webhook_url:
-                    continue
-                webhooks.enqueue(
+                delivery = webhooks.notify(
                     db,
-                    provider_id=provider.id,
+                    provider,
                     event_type=CERTIFICATE_REVOKED_EVENT,
                     payload={"sub": consent.subject_id, "certificate": certificate.kind},
                     now=now,
                 )
-                notifications += 1
+                if delivery is not None:
+                    notifications += 1
         auditing.record(runtime, db, events)
     return RevocationReport(problems, revoked_certificates, revoked_credentials, notifications)

@@ -254,14 +254,13 @@ def _accept(runtime: Runtime, session_id: str, kiosk: Kiosk, signed_pdf: bytes) 
         else:
             stored = True
             provider = db.get(Provider, session.provider_id)
-            if provider is not None and provider.webhook_url:
-                webhooks.enqueue(
-                    db,
-                    provider_id=provider.id,
-                    event_type=DOCUMENT_SIGNED_WEBHOOK,
-                    payload={"session_id": session.id, "document_id": row.id},
-                    now=now,
-                )
+            webhooks.notify(
+                db,
+                provider,
+                event_type=DOCUMENT_SIGNED_WEBHOOK,
+                payload={"session_id": session.id, "document_id": row.id},
+                now=now,
+            )
             # Last: the audit append locks the log until this transaction commits.
             auditing.record(runtime, db, [(DOCUMENT_SIGNED_EVENT, accepted.audit_event)])
     if not stored:  # a concurrent post (or a decline) of the same session won
@@ -299,14 +298,13 @@ def decline_document(runtime: Runtime, session_id: str, kiosk: Kiosk) -> SignedD
                 "document_already_signed" if row.signed_at is not None else "document_declined"
             )
         provider = db.get(Provider, session.provider_id)
-        if provider is not None and provider.webhook_url:
-            webhooks.enqueue(
-                db,
-                provider_id=provider.id,
-                event_type=DOCUMENT_DECLINED_WEBHOOK,
-                payload={"session_id": session.id, "document_id": row.id},
-                now=now,
-            )
+        webhooks.notify(
+            db,
+            provider,
+            event_type=DOCUMENT_DECLINED_WEBHOOK,
+            payload={"session_id": session.id, "document_id": row.id},
+            now=now,
+        )
         # Last: the audit append locks the log until this transaction commits.
         auditing.record(
             runtime,

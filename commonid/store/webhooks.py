@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
 from commonid.store.ids import new_id
-from commonid.store.models import WebhookDelivery
+from commonid.store.models import Provider, WebhookDelivery
 
 
 def enqueue(
@@ -27,6 +27,20 @@ def enqueue(
     db.add(delivery)
     db.flush()
     return delivery
+
+
+def notify(
+    db: DbSession,
+    provider: Provider | None,
+    *,
+    event_type: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> WebhookDelivery | None:
+    """Enqueue an event for a provider that has a webhook URL; the others poll the API."""
+    if provider is None or not provider.webhook_url:
+        return None
+    return enqueue(db, provider_id=provider.id, event_type=event_type, payload=payload, now=now)
 
 
 def due(db: DbSession, *, now: datetime, limit: int = 20) -> list[WebhookDelivery]:
