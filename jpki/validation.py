@@ -531,11 +531,19 @@ class _Validation:
             leaf.public_key()
             leaf.subject  # noqa: B018
             leaf.issuer  # noqa: B018
-        except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension) as error:
+            # An undefined version number (not 0-2) parses, but reading it raises.
+            version = leaf.version
+        except (
+            ValueError,
+            TypeError,
+            UnsupportedAlgorithm,
+            x509.DuplicateExtension,
+            x509.InvalidVersion,
+        ) as error:
             raise _Reject(ReasonCode.MALFORMED, f"not a parsable certificate: {error}") from error
         if serial <= 0:
             raise _Reject(ReasonCode.MALFORMED, "serial number is not positive")
-        if leaf.version is not x509.Version.v3:
+        if version is not x509.Version.v3:
             raise _Reject(ReasonCode.MALFORMED, "JPKI certificates are X.509 v3")
         return leaf
 

@@ -62,6 +62,22 @@ def test_random_bytes_give_a_result(data: bytes, test_hierarchy) -> None:
     assert not result.valid
 
 
+def test_an_undefined_version_number_is_malformed(test_hierarchy, demo_person) -> None:
+    """Found by the mutation test below: version 3 (v4) parses, then reading it raised
+    cryptography's InvalidVersion out of validate()."""
+    policy = TrustPolicy.for_test_hierarchy(
+        test_hierarchy.auth_ca_certificate,
+        test_hierarchy.sign_ca_certificate,
+        revocation=RevocationMode.OFF,
+    )
+    original = der(demo_person.sign_certificate)
+    version_v3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2, in the TBS header
+    assert original.count(version_v3) == 1
+    mutated = original.replace(version_v3, b"\xa0\x03\x02\x01\x03")
+    result = validate(mutated, "sign", at=TEST_NOW, policy=policy)
+    assert result.reason is ReasonCode.MALFORMED and not result.valid
+
+
 @SETTINGS
 @given(data=st.data())
 def test_mutated_certificates_give_a_result(data, test_hierarchy, demo_person) -> None:
