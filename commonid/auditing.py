@@ -23,6 +23,17 @@ def record(runtime: Runtime, db: DbSession, events: list[tuple[str, dict[str, An
     runtime.audit.append_many_in(db, events)
 
 
+def admin_action(
+    actor: str, action: str, target_type: str, target_id: str
+) -> tuple[str, dict[str, Any]]:
+    """An administrator's change (a provider or kiosk added, a key rotated...), by where
+    it was made: ``admin_api`` or ``admin_cli``."""
+    return (
+        "admin.action",
+        {"action": action, "actor": actor, "target_type": target_type, "target_id": target_id},
+    )
+
+
 def validation_outcome(session_id: str, result: ValidationResult) -> tuple[str, dict[str, Any]]:
     revocation = result.revocation
     return (

@@ -74,15 +74,10 @@ def _audit_admin(db: DbSession, action: str, target_type: str, target_id: str) -
     from sqlalchemy.orm import sessionmaker
 
     from commonid.audit.log import AuditLog
+    from commonid.auditing import admin_action
 
     log = AuditLog(sessionmaker(bind=db.get_bind()), checkpoint_interval=None)
-    fields = {
-        "action": action,
-        "actor": "admin_cli",
-        "target_type": target_type,
-        "target_id": target_id,
-    }
-    log.append_many_in(db, [("admin.action", fields)])
+    log.append_many_in(db, [admin_action("admin_cli", action, target_type, target_id)])
 
 
 def _cipher(settings: Settings):  # type: ignore[no-untyped-def]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,11 @@ from commonid.store import accounts
 from commonid.store.database import create_engine, session_factory, upgrade
 from commonid.store.encryption import AttributeCipher
 from jpki.testca import Hierarchy
+from tests.fixtures.service import _free_port
 
 pytestmark = pytest.mark.slow
 
 SESSIONS = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _register(data_dir: Path) -> tuple[str, str]:

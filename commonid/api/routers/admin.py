@@ -26,19 +26,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 
 def _audit(runtime: RuntimeDep, db: Db, action: str, target_type: str, target_id: str) -> None:
     auditing.record(
-        runtime,
-        db,
-        [
-            (
-                "admin.action",
-                {
-                    "action": action,
-                    "actor": "admin_api",
-                    "target_type": target_type,
-                    "target_id": target_id,
-                },
-            )
-        ],
+        runtime, db, [auditing.admin_action("admin_api", action, target_type, target_id)]
     )
 
 
