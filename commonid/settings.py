@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # Few: more only queue on the database's locks and the GIL and lengthen every
     # request (docs/service.md, Performance). Raise it if handlers ever wait on the network.
     worker_threads: int = 2
+    # The hot provider and kiosk endpoints (create, consent, card response, result) do
+    # their short database work on the event loop itself: on a CPU-bound worker the hop
+    # to a thread and back, and the GIL hand-offs it causes, cost more than the work
+    # (docs/service.md, Performance). Turn off when the database is far enough away
+    # that its round trips should not hold the worker's other requests.
+    inline_handler_work: bool = True
 
     # Keep the raw certificate DER only when an operator explicitly asks for it.
     store_raw_certificates: bool = False

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session as DbSession
 
 from commonid.api.limits import RateLimiter, retry_after_header
@@ -23,6 +24,16 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+T = TypeVar("T")
+
+
+async def run_handler_work(runtime: Runtime, work: Callable[[], T]) -> T:
+    """A hot handler's blocking part (one transaction: authenticate, act, audit): on the
+    event loop when ``inline_handler_work`` is set, else in the worker's thread pool."""
+    if runtime.settings.inline_handler_work:
+        return work()
+    return await run_in_threadpool(work)
 
 
 def get_db(runtime: RuntimeDep) -> Iterator[DbSession]:

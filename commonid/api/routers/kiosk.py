@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from commonid import flows
-from commonid.api.deps import CurrentKiosk, Db, RuntimeDep, authenticate_kiosk
+from commonid.api.deps import (
+    CurrentKiosk,
+    Db,
+    RuntimeDep,
+    authenticate_kiosk,
+    run_handler_work,
+)
 from commonid.api.schemas import (
     CardResponse,
     CardResponseOutcome,
@@ -63,7 +68,7 @@ async def consent(
                 session_id=session.id, status=session.status, claims=session.consent_claims or []
             )
 
-    recorded = await run_in_threadpool(work)
+    recorded = await run_handler_work(runtime, work)
     return Response(recorded.model_dump_json(), media_type="application/json")
 
 
@@ -78,7 +83,7 @@ async def card_response(
             runtime, session_id, lambda db: authenticate_kiosk(request, db), body
         )
 
-    outcome = await run_in_threadpool(work)
+    outcome = await run_handler_work(runtime, work)
     return Response(
         CardResponseOutcome(
             session_id=outcome.session_id,

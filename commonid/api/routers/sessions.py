@@ -7,12 +7,11 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session as DbSession
 
 from commonid import flows
-from commonid.api.deps import RuntimeDep, authenticate_provider
+from commonid.api.deps import RuntimeDep, authenticate_provider, run_handler_work
 from commonid.api.schemas import CreateSessionRequest, SessionCreated, SessionResult
 from commonid.documents import session_documents
 from commonid.problems import Problem
@@ -37,7 +36,7 @@ async def create_session(
             provider = authenticate_provider(request, db)
             return _create_session(runtime, db, provider, body, idempotency_key)
 
-    return await run_in_threadpool(work)
+    return await run_handler_work(runtime, work)
 
 
 def _create_session(
@@ -113,9 +112,9 @@ async def get_session(
             )
 
     deadline = time.monotonic() + min(wait, runtime.settings.max_long_poll_seconds)
-    result, final = await run_in_threadpool(read)
+    result, final = await run_handler_work(runtime, read)
     while not final and time.monotonic() < deadline:
         await asyncio.sleep(POLL_INTERVAL_SECONDS)
-        result, final = await run_in_threadpool(read)
+        result, final = await run_handler_work(runtime, read)
     # Already validated: a Response skips FastAPI validating it again against response_model.
     return Response(result.model_dump_json(), media_type="application/json")
