@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,15 @@ from commonid.audit.log import AuditLog
 from commonid.metrics import ServiceMetrics
 from commonid.settings import Settings
 from commonid.store import status_lists
-from commonid.store.database import create_engine, session_factory, upgrade, writer_gate
+from commonid.store.database import (
+    WriterGate,
+    create_engine,
+    gate_writes_at_first_statement,
+    session_factory,
+    upgrade,
+    write_transaction,
+    writer_gate,
+)
 from commonid.store.encryption import AttributeCipher
 from commonid.trust import refresh_revocation, revocation_data_ages, trust_policy_from_settings
 from did.keys import IssuerKeyring
@@ -50,12 +58,10 @@ class Runtime:
     # Where write transactions queue on SQLite (commonid.store.database.WriterGate).
     writer_gate: Callable[[], AbstractContextManager[None]] | None = None
 
-    @contextmanager
-    def write_transaction(self) -> Iterator[DbSession]:
-        """A transaction that is going to write: through the writer gate, then begun."""
-        gate = self.writer_gate() if self.writer_gate is not None else nullcontext()
-        with gate, self.sessions.begin() as db:
-            yield db
+    def write_transaction(self) -> AbstractContextManager[DbSession]:
+        """A transaction that is going to write; on SQLite through the writer gate, taken
+        at its first writing statement (commonid.store.database.write_transaction)."""
+        return write_transaction(self.sessions, self.writer_gate)
 
     @property
     def service_did(self) -> str:
@@ -96,17 +102,21 @@ def build_runtime(
     if settings.timestamp_url and not timestamp_roots:
         # B-T is required then, and no timestamp could ever be trusted.
         raise ValueError("timestamp_url is set: name the TSA's root in timestamp_roots")
+    sessions = session_factory(engine)
+    gate = writer_gate(url)
+    if isinstance(gate, WriterGate):
+        gate_writes_at_first_statement(engine, sessions)
     runtime = Runtime(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         cipher=AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id),
         pairwise_secret=settings.pairwise_secret.get_secret_value().encode(),
         keyring=keyring,
         clock=clock,
         trust_policy=trust_policy or trust_policy_from_settings(settings),
         timestamp_roots=timestamp_roots,
-        writer_gate=writer_gate(url),
+        writer_gate=gate,
     )
     from commonid.audit.service import audit_log_for_runtime  # it imports this module
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -71,24 +71,34 @@ class WriterGate:
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
-        if getattr(self._depth, "value", 0):
-            self._depth.value += 1
-            try:
-                yield
-            finally:
-                self._depth.value -= 1
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        depth = getattr(self._depth, "value", 0)
+        if depth:
+            self._depth.value = depth + 1
             return
-        with self._threads:
+        self._threads.acquire()
+        try:
             descriptor = self._descriptor()
             if descriptor is not None:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
-            self._depth.value = 1
-            try:
-                yield
-            finally:
-                self._depth.value = 0
-                if descriptor is not None:
-                    fcntl.flock(descriptor, fcntl.LOCK_UN)
+        except BaseException:
+            self._threads.release()
+            raise
+        self._depth.value = 1
+
+    def release(self) -> None:
+        self._depth.value -= 1
+        if self._depth.value:
+            return
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._threads.release()
 
     def _descriptor(self) -> int | None:
         if self._lock_path is None:
@@ -96,6 +106,81 @@ class WriterGate:
         if self._file is None:  # opened in the process that uses it (workers are spawned)
             self._file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._file
+
+
+# Where a write transaction's GateAtFirstWrite travels: Session.info, then Connection.info.
+PENDING_GATE_KEY = "commonid.pending_writer_gate"
+_READ_ONLY_PREFIXES = ("SELECT", "PRAGMA")
+
+
+class GateAtFirstWrite:
+    """The writer gate of one write transaction, taken only at its first writing
+    statement and given back after its COMMIT or ROLLBACK.
+
+    pysqlite begins a SQLite transaction only before the first INSERT, UPDATE or
+    DELETE; the SELECTs before it (authentication, loading the session) read
+    committed data on their own, as they would without a gate. Taking the gate
+    there, not at BEGIN, keeps those reads out of the time during which every
+    other writer of every process waits (docs/service.md, Performance).
+    """
+
+    def __init__(self, gate: WriterGate) -> None:
+        self._gate = gate
+        self._held = False
+        self._open = True
+
+    def before_statement(self, statement: str) -> None:
+        if self._open and not self._held and not _reads_only(statement):
+            self._gate.acquire()
+            self._held = True
+
+    def finish(self) -> None:
+        """After the transaction ended: release the gate if taken; ignore later statements."""
+        self._open = False
+        if self._held:
+            self._held = False
+            self._gate.release()
+
+
+def _reads_only(statement: str) -> bool:
+    return statement.lstrip()[:6].upper().startswith(_READ_ONLY_PREFIXES)
+
+
+def gate_writes_at_first_statement(engine: sa.Engine, sessions: sessionmaker) -> None:
+    """Wire GateAtFirstWrite: a session whose ``info`` carries one hands it to the
+    connection it begins on; the connection's statements go through it."""
+
+    @sa.event.listens_for(sessions, "after_begin")
+    def _hand_over(session, _transaction, connection) -> None:  # type: ignore[no-untyped-def]
+        # Always set: a pooled connection must not keep an earlier transaction's gate.
+        connection.info[PENDING_GATE_KEY] = session.info.get(PENDING_GATE_KEY)
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before(connection, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        pending = connection.info.get(PENDING_GATE_KEY)
+        if pending is not None:
+            pending.before_statement(statement)
+
+
+@contextmanager
+def write_transaction(
+    sessions: sessionmaker, gate: Callable[[], AbstractContextManager[None]] | None
+) -> Iterator[Session]:
+    """A transaction that is going to write. With a WriterGate (SQLite), the gate is
+    taken at its first writing statement and given back once it committed or rolled
+    back; ``gate_writes_at_first_statement`` must have wired the engine and sessions."""
+    if not isinstance(gate, WriterGate):
+        with sessions.begin() as db:
+            yield db
+        return
+    pending = GateAtFirstWrite(gate)
+    try:
+        with sessions() as db:
+            db.info[PENDING_GATE_KEY] = pending
+            with db.begin():
+                yield db
+    finally:
+        pending.finish()
 
 
 @contextmanager
