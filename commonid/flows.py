@@ -220,6 +220,16 @@ class _Replayed(Exception):
     """Internal: another response took the session's challenge first."""
 
 
+def _claim(db: DbSession, session_id: str, now: datetime) -> None:
+    """Take the session's one card response in this transaction, or raise _Replayed.
+
+    A conditional UPDATE: a concurrent or later response finds the session taken. On
+    PostgreSQL it locks the session row until commit.
+    """
+    if not sessions.claim_for_card_response(db, session_id, now=now):
+        raise _Replayed
+
+
 def process_card_response(
     runtime: Runtime,
     session_id: str,
@@ -264,13 +274,9 @@ def process_card_response(
     for attempt in range(2):
         try:
             with runtime.write_transaction() as db:
-                # The first write of the transaction: on SQLite it takes the write lock, so
-                # what is read afterwards (is this card's DID known yet?) stays current until
-                # commit; on PostgreSQL it locks the session row.
-                if not sessions.claim_for_card_response(db, session_id, now=now):
-                    raise _Replayed
                 current = db.merge(session, load=False)
                 if checked is None:
+                    _claim(db, session_id, now)
                     _reject_in(runtime, db, current, kiosk.id, rejected.code, rejected.validation)
                     outcome = None
                 else:
@@ -484,6 +490,12 @@ def _apply_checked_card(
     sealed = runtime.cipher.seal(
         json.dumps(result, ensure_ascii=False).encode(), binding=_result_binding(session.id)
     )
+    # The claim comes after the reads above: for a returning card it is the transaction's
+    # first write, where SQLite's writer gate is taken, so the reads are not done while
+    # every other writer waits. A card seen for the first time writes its person and
+    # certificates earlier; two sessions racing to create the same one end in an
+    # IntegrityError, and the loser retries and finds the winner's record.
+    _claim(db, session.id, now)
     sessions.complete(
         db,
         session,

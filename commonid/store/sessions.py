@@ -224,21 +224,6 @@ def claim_for_card_response(db: DbSession, session_id: str, *, now: datetime) ->
     )
 
 
-def begin_completion(db: DbSession, session_id: str, *, now: datetime) -> None:
-    """Open the completing transaction with a write to the session row.
-
-    On SQLite the first write takes the database write lock, so everything read
-    afterwards in this transaction (is this card's DID known yet?) is current and
-    stays so until commit; on PostgreSQL it locks the row.
-    """
-    db.execute(
-        sa.update(Session)
-        .where(Session.id == session_id)
-        .values(completed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
 def complete(
     db: DbSession,
     session: Session,
