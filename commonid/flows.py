@@ -48,6 +48,7 @@ from commonid.pairwise import pairwise_subject_id
 from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import persons, sessions, status_lists, webhooks
+from commonid.store.database import take_writer_gate
 from commonid.store.encryption import Sealed, binding
 from commonid.store.models import Certificate, Kiosk, Person, Provider, Session
 from commonid.store.sessions import SessionStatus
@@ -199,7 +200,7 @@ class CardOutcome:
     provider: Provider | None = None  # the session's, as loaded while completing it
 
 
-def _refusal_before_check(session: Session | None, kiosk: Kiosk, now: datetime) -> str | None:
+def _refusal_before_check(session: Session | None, kiosk_id: str, now: datetime) -> str | None:
     """Why this kiosk's card response for the session is refused before any check, if so."""
     if session is None:
         return "session_not_found"
@@ -208,7 +209,7 @@ def _refusal_before_check(session: Session | None, kiosk: Kiosk, now: datetime) 
         return "session_expired"
     if status is SessionStatus.PENDING:
         return "consent_required"
-    if session.kiosk_id != kiosk.id:
+    if session.kiosk_id != kiosk_id:
         # The consent was taken at another kiosk: that kiosk owns the session.
         return "session_not_found"
     if session.status != SessionStatus.AWAITING_CARD.value:
@@ -220,13 +221,19 @@ class _Replayed(Exception):
     """Internal: another response took the session's challenge first."""
 
 
-def _claim(db: DbSession, session_id: str, now: datetime) -> None:
-    """Take the session's one card response in this transaction, or raise _Replayed.
+class _Refused(Exception):
+    """Internal: the response is refused before any check (the code says why)."""
 
-    A conditional UPDATE: a concurrent or later response finds the session taken. On
-    PostgreSQL it locks the session row until commit.
-    """
-    if not sessions.claim_for_card_response(db, session_id, now=now):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _complete(
+    db: DbSession, session: Session, status: SessionStatus, now: datetime, **outcome: Any
+) -> None:
+    """Take the session's one card response with its outcome, or raise _Replayed."""
+    if not sessions.complete_card_response(db, session, status=status, now=now, **outcome):
         raise _Replayed
 
 
@@ -238,53 +245,60 @@ def process_card_response(
 ) -> CardOutcome:
     """Check a card response and complete the session with it: accepted once.
 
-    The checks (signatures, certificate paths) run outside any transaction;
-    then one transaction takes the session's single card response (a
-    conditional UPDATE: a concurrent or later response finds it taken and is
-    refused as a replay) and stores the outcome, accepted or rejected, with
-    its audit entries. Nothing is committed in between, so a worker that dies
-    mid-check leaves the challenge unused rather than a session stuck half-way.
+    One transaction reads the session, checks the response (signatures,
+    certificate paths), reads what the result needs, and then takes the
+    session's single card response together with its outcome, accepted or
+    rejected (one conditional UPDATE: a concurrent or later response finds it
+    taken and is refused as a replay), with the audit entries. The reads and
+    the check come before the first write, so on SQLite no other writer waits
+    for them (the writer gate is taken at the first write). Nothing is
+    committed before the end, so a worker that dies mid-check leaves the
+    challenge unused rather than a session stuck half-way.
 
-    ``kiosk`` may be a function that authenticates the kiosk in the transaction
-    that reads the session (one transaction fewer per request).
+    ``kiosk`` may be a function that authenticates the kiosk in that transaction.
     """
     started = time.perf_counter()
     now = runtime.clock()
-    with runtime.sessions.begin() as db:
-        if callable(kiosk):
-            kiosk = kiosk(db)
-        session = sessions.get_session(db, session_id)
-        code = _refusal_before_check(session, kiosk, now)
-    if code is not None:
-        _record_rejection(runtime, session_id, kiosk.id, code)
-        raise Problem(code)
-    assert session is not None
+    # The id only: a rolled-back attempt expires the objects it loaded.
+    caller_id = None if callable(kiosk) else kiosk.id
     checked: CheckedCard | None = None
-    try:
-        checked = check_card(
-            _submitted(response),
-            to_be_signed=session_challenge(runtime, session).to_be_signed(),
-            mode=session.mode,
-            policy=runtime.trust_policy,
-            at=now,
-            cache=runtime.validation_cache,
-        )
-    except CardRejected as error:
-        rejected = error
+    rejected: CardRejected | None = None
     for attempt in range(2):
         try:
             with runtime.write_transaction() as db:
-                current = db.merge(session, load=False)
-                if checked is None:
-                    _claim(db, session_id, now)
-                    _reject_in(runtime, db, current, kiosk.id, rejected.code, rejected.validation)
+                if caller_id is None:
+                    assert callable(kiosk)
+                    caller_id = kiosk(db).id
+                session = sessions.get_session(db, session_id)
+                code = _refusal_before_check(session, caller_id, now)
+                if code is not None:
+                    raise _Refused(code)
+                assert session is not None
+                if checked is None and rejected is None:
+                    try:
+                        checked = check_card(
+                            _submitted(response),
+                            to_be_signed=session_challenge(runtime, session).to_be_signed(),
+                            mode=session.mode,
+                            policy=runtime.trust_policy,
+                            at=now,
+                            cache=runtime.validation_cache,
+                        )
+                    except CardRejected as error:
+                        rejected = error
+                if rejected is not None:
+                    _reject_in(runtime, db, session, caller_id, rejected)
                     outcome = None
                 else:
-                    outcome, events = _apply_checked_card(runtime, db, current, checked, now=now)
-                    _session_finished(runtime, db, current, events, provider=outcome.provider)
+                    assert checked is not None
+                    outcome, events = _apply_checked_card(runtime, db, session, checked, now=now)
+                    _session_finished(runtime, db, session, events, provider=outcome.provider)
             break
+        except _Refused as refusal:
+            _record_rejection(runtime, session_id, caller_id, refusal.code)
+            raise Problem(refusal.code) from None
         except _Replayed:
-            _record_rejection(runtime, session_id, kiosk.id, "challenge_replayed")
+            _record_rejection(runtime, session_id, caller_id, "challenge_replayed")
             raise Problem("challenge_replayed") from None
         except IntegrityError:
             # The same new card answered two sessions at once and the other one
@@ -292,6 +306,7 @@ def process_card_response(
             if attempt or checked is None:
                 raise
     if outcome is None:
+        assert rejected is not None
         raise Problem(rejected.code, rejected.detail)
     runtime.metrics.verification_seconds.observe(time.perf_counter() - started)
     return outcome
@@ -345,20 +360,20 @@ def _record_rejection(
 
 
 def _reject_in(
-    runtime: Runtime,
-    db: DbSession,
-    session: Session,
-    kiosk_id: str,
-    code: str,
-    validation: ValidationResult | None,
+    runtime: Runtime, db: DbSession, session: Session, kiosk_id: str, rejected: CardRejected
 ) -> None:
     """A checked-and-failed response burns the session: the challenge was used."""
-    runtime.metrics.card_responses_rejected.labels(code).inc()
     now = runtime.clock()
-    sessions.record_rejected_response(db, session.id, kiosk_id=kiosk_id, code=code, now=now)
-    sessions.complete(db, session, status=SessionStatus.REJECTED, now=now, reason_code=code)
+    _complete(db, session, SessionStatus.REJECTED, now, reason_code=rejected.code)
+    runtime.metrics.card_responses_rejected.labels(rejected.code).inc()
+    sessions.record_rejected_response(
+        db, session.id, kiosk_id=kiosk_id, code=rejected.code, now=now
+    )
     _session_finished(
-        runtime, db, session, _rejection_events(session.id, kiosk_id, code, validation)
+        runtime,
+        db,
+        session,
+        _rejection_events(session.id, kiosk_id, rejected.code, rejected.validation),
     )
 
 
@@ -394,6 +409,12 @@ def _apply_checked_card(
     provider = db.get(Provider, session.provider_id)
     assert provider is not None
     binding = persons.binding_of_did(db, checked.subject_did)  # referenced until bind_did
+    if binding is None and take_writer_gate(db):
+        # A card not seen before: its person and certificates are created below. On
+        # SQLite, queue as the writer first and look again, so two sessions answered
+        # by the same new card at once cannot both create them. (On PostgreSQL the
+        # unique certificate fingerprint fails the second; it retries and finds them.)
+        binding = persons.binding_of_did(db, checked.subject_did)
     person = binding[1] if binding is not None else None
     attributes: dict[str, Any] | None = None
     if session.mode == Mode.IDENTITY.value:
@@ -490,17 +511,16 @@ def _apply_checked_card(
     sealed = runtime.cipher.seal(
         json.dumps(result, ensure_ascii=False).encode(), binding=_result_binding(session.id)
     )
-    # The claim comes after the reads above: for a returning card it is the transaction's
-    # first write, where SQLite's writer gate is taken, so the reads are not done while
-    # every other writer waits. A card seen for the first time writes its person and
-    # certificates earlier; two sessions racing to create the same one end in an
-    # IntegrityError, and the loser retries and finds the winner's record.
-    _claim(db, session.id, now)
-    sessions.complete(
+    # The session is taken only now, after the reads above: for a returning card this
+    # is the transaction's first write, where SQLite's writer gate is taken, so the
+    # reads are not done while every other writer waits. A card seen for the first time
+    # writes its person and certificates earlier; two sessions racing to create the
+    # same one end in an IntegrityError, and the loser retries and finds the record.
+    _complete(
         db,
         session,
-        status=status,
-        now=now,
+        status,
+        now,
         person_id=person.id,
         reason_code=reason,
         result_key_id=sealed.key_id,

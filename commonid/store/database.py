@@ -134,6 +134,12 @@ class GateAtFirstWrite:
             self._gate.acquire()
             self._held = True
 
+    def take_now(self) -> None:
+        """Queue as a writer before the first write (see take_writer_gate)."""
+        if self._open and not self._held:
+            self._gate.acquire()
+            self._held = True
+
     def finish(self) -> None:
         """After the transaction ended: release the gate if taken; ignore later statements."""
         self._open = False
@@ -160,6 +166,18 @@ def gate_writes_at_first_statement(engine: sa.Engine, sessions: sessionmaker) ->
         pending = connection.info.get(PENDING_GATE_KEY)
         if pending is not None:
             pending.before_statement(statement)
+
+
+def take_writer_gate(db: Session) -> bool:
+    """In a SQLite write transaction, take the writer gate now, before any write: what
+    is read afterwards stays current until commit (no other writer can commit
+    meanwhile). For reads that decide what to create. False when there is no gate
+    (PostgreSQL: rely on unique constraints there)."""
+    pending = db.info.get(PENDING_GATE_KEY)
+    if pending is None:
+        return False
+    pending.take_now()
+    return True
 
 
 @contextmanager

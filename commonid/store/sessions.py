@@ -212,19 +212,7 @@ def mark_consent(
         set_committed_value(session, name, value)
 
 
-def claim_for_card_response(db: DbSession, session_id: str, *, now: datetime) -> bool:
-    """Take the session's one card response; False when someone else already did."""
-    return _transition(
-        db,
-        session_id,
-        from_status=SessionStatus.AWAITING_CARD,
-        now=now,
-        status=SessionStatus.PROCESSING.value,
-        consumed_at=now,
-    )
-
-
-def complete(
+def complete_card_response(
     db: DbSession,
     session: Session,
     *,
@@ -234,14 +222,24 @@ def complete(
     reason_code: str | None = None,
     result_key_id: str | None = None,
     result_encrypted: bytes | None = None,
-) -> None:
-    session.status = status.value
-    session.completed_at = now
-    session.person_id = person_id
-    session.reason_code = reason_code
-    session.result_key_id = result_key_id
-    session.result_encrypted = result_encrypted
-    db.flush()
+) -> bool:
+    """Take the session's one card response and store its outcome, in one conditional
+    UPDATE: False (nothing written) when another response took it first or it expired.
+    On PostgreSQL the row stays locked until commit."""
+    values: dict[str, object] = {
+        "status": status.value,
+        "consumed_at": now,
+        "completed_at": now,
+        "person_id": person_id,
+        "reason_code": reason_code,
+        "result_key_id": result_key_id,
+        "result_encrypted": result_encrypted,
+    }
+    if not _transition(db, session.id, from_status=SessionStatus.AWAITING_CARD, now=now, **values):
+        return False
+    for name, value in values.items():  # what was written, without reading it back
+        set_committed_value(session, name, value)
+    return True
 
 
 def record_rejected_response(

@@ -7,11 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from cryptography import x509
 from fastapi.testclient import TestClient
 
+from commonid import flows
+from commonid.api.schemas import CardResponse
 from commonid.runtime import Runtime
+from commonid.store import persons
 from commonid.store import sessions as session_store
+from commonid.store.models import Person
 from jpki.testca import Hierarchy, IssuedPerson
 from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceAccounts, ServiceClock
@@ -190,6 +195,56 @@ def test_two_concurrent_card_responses_exactly_one_wins(
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200, 409]
+
+
+def test_a_new_card_answering_two_sessions_at_once_makes_one_person(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    card: CardKeys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both responses look the card up before either writes: both see a card never seen
+    # before and create its person; the second to write hits the unique DID binding,
+    # rolls back, and its retry finds the first one's record.
+    first_two_lookups = threading.Barrier(2)
+    lookups: list[bool] = []
+    original = persons.binding_of_did
+
+    def looked_up_together(db: Any, did: str) -> Any:
+        found = original(db, did)
+        lookups.append(found is not None)
+        if len(lookups) <= 2:
+            first_two_lookups.wait(timeout=10)
+        return found
+
+    monkeypatch.setattr(persons, "binding_of_did", looked_up_together)
+    opened = [consented_session(service_client, service_accounts) for _ in range(2)]
+    outcomes: list[Any] = []
+
+    def answer(session: dict[str, Any]) -> None:
+        outcomes.append(
+            flows.process_card_response(
+                service_runtime,
+                session["id"],
+                service_accounts.kiosk,
+                CardResponse(**card.response(challenge_bytes(session), identity=False)),
+            )
+        )
+
+    threads = [threading.Thread(target=answer, args=(session,)) for session in opened]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert [outcome.status.value for outcome in outcomes] == ["verified", "verified"]
+    assert lookups[:2] == [False, False] and lookups[-1]  # the loser found the winner's
+    subjects = {
+        result(service_client, service_accounts.provider_a_key, s["id"])["sub"] for s in opened
+    }
+    assert len(subjects) == 1
+    with service_runtime.sessions() as db:
+        assert db.scalar(sa.select(sa.func.count()).select_from(Person)) == 1
 
 
 def test_unknown_or_missing_api_key_is_401(service_client: TestClient) -> None:

@@ -151,7 +151,13 @@ def test_concurrent_claims_let_exactly_one_response_in(
     def respond() -> None:
         barrier.wait()
         with make.begin() as db:
-            wins.append(sessions.claim_for_card_response(db, session_id, now=NOW))
+            session = sessions.get_session(db, session_id)
+            assert session is not None
+            wins.append(
+                sessions.complete_card_response(
+                    db, session, status=sessions.SessionStatus.VERIFIED, now=NOW
+                )
+            )
 
     threads = [threading.Thread(target=respond) for _ in range(8)]
     for thread in threads:
@@ -170,8 +176,10 @@ def test_expired_session_cannot_be_consented_or_claimed(
     session_id = _open_session(make, provider_id)
     later = NOW + timedelta(minutes=6)
     with make.begin() as db:
-        assert not sessions.claim_for_card_response(db, session_id, now=later)
         session = sessions.get_session(db, session_id)
+        assert not sessions.complete_card_response(
+            db, session, status=sessions.SessionStatus.VERIFIED, now=later
+        )
         assert sessions.effective_status(session, later) is sessions.SessionStatus.EXPIRED
 
 
