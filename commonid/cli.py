@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,11 @@ def serve(
         from commonid.metrics import prepare_multiprocess
 
         prepare_multiprocess(settings.data_dir / "metrics")
+        # One bucket per caller for all workers, not one per worker (commonid.api.limits).
+        shared_limits = settings.rate_limit_dir or settings.data_dir / "rate-limits"
+        for stale in shared_limits.glob("*.buckets"):  # a previous run's counts
+            stale.unlink()
+        os.environ["COMMONID_RATE_LIMIT_DIR"] = str(shared_limits)
     uvicorn.run(
         "commonid.api.asgi:app_factory",
         factory=True,

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     provider_rate_burst: int = 100
     kiosk_rate_per_second: float = 10.0
     kiosk_rate_burst: int = 30
+    # Where the worker processes of one host keep shared rate-limit buckets. `commonid
+    # serve --workers N` (N > 1) sets it to <data_dir>/rate-limits, emptied at start;
+    # unset, each process limits on its own.
+    rate_limit_dir: Path | None = None
     max_body_bytes: int = 64 * 1024
     session_ttl_seconds: int = 300
     max_long_poll_seconds: int = 30

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session as DbSession
 
-from commonid.api.limits import RateLimiter, retry_after_header
+from commonid.api.limits import CallerLimiter, retry_after_header
 from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import accounts
@@ -58,7 +58,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _limit(limiter: RateLimiter, caller: str) -> None:
+def _limit(limiter: CallerLimiter, caller: str) -> None:
     wait = limiter.take(caller)
     if wait is not None:
         raise Problem("rate_limited", headers=retry_after_header(wait))

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import math
+import mmap
+import os
+import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,8 +105,13 @@ class _Bucket:
     updated: float
 
 
+class CallerLimiter(Protocol):
+    def take(self, caller: str) -> float | None: ...
+
+
 class RateLimiter:
-    """Token buckets per caller id, in this process (each worker limits on its own)."""
+    """Token buckets per caller id, in this process (one worker process: see
+    SharedRateLimiter for several)."""
 
     def __init__(
         self, rate_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic
@@ -123,6 +135,102 @@ class RateLimiter:
                 bucket.tokens -= 1
                 return None
             return (1 - bucket.tokens) / self.rate if self.rate > 0 else math.inf
+
+
+def _refill(tokens: float, updated: float, now: float, rate: float, burst: int) -> float:
+    return min(float(burst), tokens + max(0.0, now - updated) * rate)
+
+
+class SharedRateLimiter:
+    """Token buckets per caller id that the worker processes of one host share.
+
+    ``commonid serve --workers N`` runs N processes; with a bucket in each, a
+    caller could make N times its allowance. Here the buckets live in one small
+    file (mmap), updated under an exclusive flock(), so every worker spends from
+    the same bucket. A bucket is 32 bytes: a 16-byte hash of the caller id, the
+    tokens, and when they were counted (CLOCK_MONOTONIC, the same in every
+    process of the host). A caller id hashes to a slot and probes a few after it;
+    when all of those belong to others, the longest-idle one is reused (it
+    starts full again, as a new caller's would).
+    """
+
+    SLOTS = 4096
+    PROBES = 8
+    _SLOT = struct.Struct("<16sdd")
+    _EMPTY = bytes(16)
+
+    def __init__(
+        self,
+        path: Path,
+        rate_per_second: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate_per_second
+        self.burst = burst
+        self._clock = clock
+        size = self.SLOTS * self._SLOT.size
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(self._fd).st_size < size:
+            os.ftruncate(self._fd, size)  # zero-filled: every slot empty
+        self._map = mmap.mmap(self._fd, size)
+        self._lock = threading.Lock()  # flock() does not exclude threads of one process
+
+    def take(self, caller: str) -> float | None:
+        """Spend one token; None if allowed, else seconds until a token is available."""
+        key = hashlib.blake2b(caller.encode(), digest_size=16).digest()
+        now = self._clock()
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                offset = self._slot_of(key)
+                stored, tokens, updated = self._SLOT.unpack_from(self._map, offset)
+                if stored != key:  # a new caller (or a reused slot): a full bucket
+                    tokens, updated = float(self.burst), now
+                tokens = _refill(tokens, updated, now, self.rate, self.burst)
+                allowed = tokens >= 1
+                if allowed:
+                    tokens -= 1
+                self._SLOT.pack_into(self._map, offset, key, tokens, now)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if allowed:
+            return None
+        return (1 - tokens) / self.rate if self.rate > 0 else math.inf
+
+    def _slot_of(self, key: bytes) -> int:
+        first = int.from_bytes(key[:8], "little") % self.SLOTS
+        empty: int | None = None
+        idlest: tuple[float, int] | None = None
+        for probe in range(self.PROBES):
+            offset = ((first + probe) % self.SLOTS) * self._SLOT.size
+            stored, _tokens, updated = self._SLOT.unpack_from(self._map, offset)
+            if stored == key:
+                return offset
+            if stored == self._EMPTY:
+                if empty is None:
+                    empty = offset
+            elif idlest is None or updated < idlest[0]:
+                idlest = (updated, offset)
+        if empty is not None:
+            return empty
+        assert idlest is not None
+        return idlest[1]
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+def caller_limiter(
+    directory: Path | None, name: str, rate_per_second: float, burst: int
+) -> CallerLimiter:
+    """A SharedRateLimiter in ``directory`` when one is set (several workers), else a
+    RateLimiter of this process."""
+    if directory is None:
+        return RateLimiter(rate_per_second, burst)
+    directory.mkdir(parents=True, exist_ok=True)
+    return SharedRateLimiter(directory / f"{name}.buckets", rate_per_second, burst)
 
 
 def retry_after_header(wait_seconds: float) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""`commonid serve --workers 2`: what a scrape of /metrics reports is every worker's work."""
+"""`commonid serve --workers 2`: what a scrape of /metrics reports is every worker's work,
+and a caller's rate limit is one budget across the workers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -48,19 +50,17 @@ def _register(data_dir: Path) -> tuple[str, str]:
     return provider.credential, kiosk.credential
 
 
-@pytest.fixture
-def two_workers(
-    tmp_path: Path, test_hierarchy: Hierarchy, test_hierarchy_dir: Path
-) -> Iterator[tuple[str, str, str, Path]]:
-    data_dir = tmp_path / "data"
-    provider_key, kiosk_credential = _register(data_dir)
+@contextmanager
+def _serve_two_workers(data_dir: Path, test_hierarchy_dir: Path, **settings: str) -> Iterator[str]:
     port = _free_port()
     env = os.environ | {
         "COMMONID_DATA_DIR": str(data_dir),
         "COMMONID_TRUST_MODE": "test",
         "COMMONID_TEST_HIERARCHY_DIR": str(test_hierarchy_dir),
     }
+    env |= {f"COMMONID_{name.upper()}": value for name, value in settings.items()}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("COMMONID_RATE_LIMIT_DIR", None)
     command = [sys.executable, "-m", "commonid.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", "2"],
@@ -82,7 +82,7 @@ def two_workers(
                 stderr = process.stderr.read().decode() if process.stderr else ""
                 pytest.fail(f"the service did not start:\n{stderr[-2000:]}")
             time.sleep(0.2)
-        yield url, provider_key, kiosk_credential, data_dir
+        yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -90,6 +90,16 @@ def two_workers(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture
+def two_workers(
+    tmp_path: Path, test_hierarchy: Hierarchy, test_hierarchy_dir: Path
+) -> Iterator[tuple[str, str, str, Path]]:
+    data_dir = tmp_path / "data"
+    provider_key, kiosk_credential = _register(data_dir)
+    with _serve_two_workers(data_dir, test_hierarchy_dir) as url:
+        yield url, provider_key, kiosk_credential, data_dir
 
 
 def _completed(text: str, outcome: str) -> float:
@@ -120,3 +130,30 @@ def test_every_scrape_counts_the_sessions_of_both_workers(
     assert [_completed(text, "rejected") for text in scrapes] == [SESSIONS] * 6
     # Both workers wrote their values where a scrape collects them.
     assert len({path.name for path in (data_dir / "metrics").glob("counter_*.db")}) >= 2
+
+
+def test_a_providers_rate_limit_is_one_budget_across_the_workers(
+    tmp_path: Path, test_hierarchy: Hierarchy, test_hierarchy_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    provider_key, _ = _register(data_dir)
+    burst = 4
+    with _serve_two_workers(
+        data_dir,
+        test_hierarchy_dir,
+        provider_rate_per_second="0.001",
+        provider_rate_burst=str(burst),
+    ) as url:
+        statuses = []
+        # A new connection per request, so the kernel spreads them over both workers;
+        # each one authenticates and spends a token, then finds no such session.
+        for _ in range(4 * burst):
+            response = httpx.get(
+                f"{url}/v1/sessions/ses_missing",
+                headers={"Authorization": f"Bearer {provider_key}"},
+                timeout=10,
+            )
+            statuses.append(response.status_code)
+    assert statuses.count(404) == burst
+    assert statuses.count(429) == 3 * burst
+    assert (data_dir / "rate-limits" / "providers.buckets").exists()
