@@ -79,6 +79,7 @@ class Figures:
     seconds: float
     latencies_ms: list[float]
     error_kinds: dict[str, int] = field(default_factory=dict)
+    connections_per_worker: list[int] = field(default_factory=list)
 
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -404,6 +405,37 @@ def _named_cpu_seconds(name: str) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _connections_per_process(group: int, port: int) -> list[int]:
+    """How the client's keep-alive connections are spread over the service's processes.
+
+    uvicorn's workers accept from one shared socket, so a burst of new connections
+    can land unevenly, and a connection stays with its worker for its lifetime."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])  # ESTABLISHED, on the service's port
+    counts = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != group:
+                continue
+            links = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        count = sum(link.startswith("socket:[") and link[8:-1] in inodes for link in links)
+        if count:
+            counts.append(count)
+    return sorted(counts, reverse=True)
+
+
 def _machine_busy_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -431,6 +463,7 @@ async def drive(
     connections = [LeanConnection(url.host, url.port or 80) for _ in range(concurrency)]
     for connection in connections:  # warm up connections and worker caches
         await lean_flow(connection, fixture, lean)
+    figures.connections_per_worker = _connections_per_process(service_group, url.port or 80)
     stop_at = time.perf_counter() + seconds
 
     async def worker(connection: LeanConnection) -> None:
@@ -520,6 +553,10 @@ def report(figures: Figures, shares: CpuShares) -> None:
         f"(all of the machine's), machine busy {shares.machine:.2f}; "
         f"client share of the busy CPU {shares.client / max(shares.machine, 1e-9):.0%}; "
         f"load average after: {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{'':10s} client connections per service worker: "
+        f"{'/'.join(str(count) for count in figures.connections_per_worker) or '?'}"
     )
 
 
