@@ -91,7 +91,9 @@ def _cipher(settings: Settings):  # type: ignore[no-untyped-def]
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes, each on its own SO_REUSEPORT socket")
+    ] = 1,
 ) -> None:
     """Run the service (uvicorn). Migrates the database once before starting workers."""
     import uvicorn
@@ -109,12 +111,15 @@ def serve(
         for stale in shared_limits.glob("*.buckets"):  # a previous run's counts
             stale.unlink()
         os.environ["COMMONID_RATE_LIMIT_DIR"] = str(shared_limits)
+        from commonid.serving import serve_workers
+
+        # Each worker on its own SO_REUSEPORT socket, so the kernel spreads connections.
+        raise typer.Exit(serve_workers(host, port, workers))
     uvicorn.run(
         "commonid.api.asgi:app_factory",
         factory=True,
         host=host,
         port=port,
-        workers=workers,
         log_level="info",
         access_log=False,
     )

@@ -157,3 +157,104 @@ def test_a_providers_rate_limit_is_one_budget_across_the_workers(
     assert statuses.count(404) == burst
     assert statuses.count(429) == 3 * burst
     assert (data_dir / "rate-limits" / "providers.buckets").exists()
+
+
+def _worker_pids(group: int) -> list[int]:
+    """The service's worker processes (multiprocessing's spawned children in its group;
+    not the supervisor, nor multiprocessing's resource tracker)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != group:
+            try:
+                in_group = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == group
+                if in_group and b"spawn_main" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _connections_of(pid: int, port: int) -> int:
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(f"socket:[{fields[9]}]")
+    try:
+        return sum(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0
+
+
+def test_keep_alive_connections_are_spread_over_the_workers_and_a_dead_worker_is_replaced(
+    two_workers: tuple[str, str, str, Path],
+) -> None:
+    url, provider_key, _, _ = two_workers
+    port = int(url.rsplit(":", 1)[1])
+    group = next(
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and f"--port\x00{port}\x00".encode() in (entry / "cmdline").read_bytes()
+    )
+    clients = [httpx.Client(base_url=url, timeout=10) for _ in range(32)]
+    try:
+        for client in clients:  # opened one after the other, as provider back ends do
+            assert client.get("/healthz").status_code == 200
+        workers = _worker_pids(group)
+        assert len(workers) == 2
+        held = sorted(_connections_of(pid, port) for pid in workers)
+        # Spread by the kernel (SO_REUSEPORT): 6 or fewer on one worker is a 1-in-10k event.
+        assert sum(held) == 32 and held[0] >= 6, held
+    finally:
+        for client in clients:
+            client.close()
+
+    os.kill(workers[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        replaced = _worker_pids(group)
+        if len(replaced) == 2 and workers[0] not in replaced:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the dead worker was not replaced")
+    for _ in range(10):  # every connection is answered, whichever worker takes it
+        response = httpx.get(
+            f"{url}/v1/sessions/ses_missing",
+            headers={"Authorization": f"Bearer {provider_key}"},
+            timeout=10,
+        )
+        assert response.status_code == 404
+
+
+def test_workers_that_cannot_start_stop_the_service(
+    tmp_path: Path, test_hierarchy: Hierarchy, test_hierarchy_dir: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    _register(data_dir)
+    env = os.environ | {
+        "COMMONID_DATA_DIR": str(data_dir),
+        "COMMONID_TRUST_MODE": "test",
+        "COMMONID_TEST_HIERARCHY_DIR": str(test_hierarchy_dir),
+        # The app refuses this at startup: a TSA without a root to trust its tokens.
+        "COMMONID_TIMESTAMP_URL": "http://127.0.0.1:9/tsa",
+    }
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "commonid.cli",
+            "serve",
+            "--port",
+            str(_free_port()),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode != 0
+    assert "failed to start" in finished.stderr
