@@ -173,7 +173,10 @@ def start_service(
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+            healthy = httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
+            # Every worker listens on its own socket: wait for all of them, or the
+            # first connections all go to the workers that were up first.
+            if healthy and _listening_sockets(port) >= workers:
                 break
         except httpx.HTTPError:
             pass
@@ -182,6 +185,16 @@ def start_service(
             raise RuntimeError(f"service did not start:\n{stderr[-2000:]}")
         time.sleep(0.2)
     return process, base_url, env
+
+
+def _listening_sockets(port: int) -> int:
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                count += 1  # LISTEN on the service's port
+    return count
 
 
 def stop_service(process: subprocess.Popen[bytes]) -> None:
