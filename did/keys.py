@@ -12,6 +12,7 @@ key signs, retired keys stay listed so credentials they signed still verify.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import tempfile
@@ -67,14 +68,22 @@ def _read_varint(data: bytes) -> tuple[int, int]:
     raise DIDKeyError("bad multicodec varint")
 
 
+_BASE58_CHUNK = 58**10
+
+
 def base58btc_encode(data: bytes) -> str:
     number = int.from_bytes(data, "big")
-    encoded = ""
+    digits: list[int] = []  # least significant first
     while number:
-        number, remainder = divmod(number, 58)
-        encoded = _BASE58_ALPHABET[remainder] + encoded
+        # Ten digits per division of the big number: an RSA key is ~370 digits.
+        number, chunk = divmod(number, _BASE58_CHUNK)
+        for _ in range(10):
+            chunk, remainder = divmod(chunk, 58)
+            digits.append(remainder)
+    while digits and digits[-1] == 0:  # the last chunk's padding, above the top digit
+        digits.pop()
     leading_zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * leading_zeros + encoded
+    return "1" * leading_zeros + "".join(_BASE58_ALPHABET[digit] for digit in reversed(digits))
 
 
 def base58btc_decode(text: str) -> bytes:
@@ -100,8 +109,10 @@ def did_key_from_public_key(public_key: rsa.RSAPublicKey) -> str:
     return "did:key:z" + base58btc_encode(_varint(RSA_PUB_MULTICODEC) + pkcs1)
 
 
+@functools.lru_cache(maxsize=4096)
 def did_key_from_certificate(certificate_der: bytes) -> str:
-    """did:key of the public key in a (JPKI authentication) certificate."""
+    """did:key of the public key in a (JPKI authentication) certificate (remembered for
+    the cards seen lately: every returning card's response derives it again)."""
     certificate = x509.load_der_x509_certificate(certificate_der)
     public_key = certificate.public_key()
     if not isinstance(public_key, rsa.RSAPublicKey):
