@@ -171,13 +171,17 @@ def start_service(
     )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
+    healthy_since: float | None = None
     while True:
         try:
             healthy = httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
             # Every worker listens on its own socket: wait for all of them, or the
-            # first connections all go to the workers that were up first.
-            if healthy and _listening_sockets(port) >= workers:
-                break
+            # first connections all go to the workers that were up first. (A server
+            # whose workers share one socket never shows more: give it 10 s.)
+            if healthy:
+                healthy_since = healthy_since or time.monotonic()
+                if _listening_sockets(port) >= workers or time.monotonic() - healthy_since > 10:
+                    break
         except httpx.HTTPError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
