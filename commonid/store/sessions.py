@@ -1,9 +1,11 @@
 """Verification sessions and their single-use state machine.
 
-pending --consent--> awaiting_card --one card response--> processing -->
-verified | reuse_granted | reverification_required | rejected.
-(The service takes and completes the card response in one transaction, so
-``processing`` is never seen committed; older rows may still carry it.)
+pending --consent--> awaiting_card --one card response--> verified |
+reuse_granted | reverification_required | rejected.
+(The card response takes the session and writes its outcome in one
+conditional UPDATE, complete_card_response. ``processing`` is no longer
+written; rows of earlier versions may still carry it, and read as
+awaiting_card until they expire.)
 Every transition is a conditional UPDATE on the current status, so concurrent
 requests (two kiosks, two workers) cannot both move a session forward.
 """
