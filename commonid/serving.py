@@ -74,13 +74,15 @@ def serve_workers(host: str, port: int, workers: int) -> int:
 
     running = [start() for _ in range(workers)]
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
-        for process in running:  # the same signal: uvicorn stops gracefully on both
+        # SIGTERM whatever came in: at Ctrl-C the workers got SIGINT from the terminal
+        # already, and uvicorn takes a second SIGINT as "exit now", cutting shutdown short.
+        for process in running:
             if process.is_alive() and process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signum)
+                    os.kill(process.pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     status = 0

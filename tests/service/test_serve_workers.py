@@ -73,11 +73,9 @@ def _serve_two_workers(data_dir: Path, test_hierarchy_dir: Path, **settings: str
     try:
         deadline = time.monotonic() + 60
         while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            # Both workers listening (each on its own socket), and answering.
+            if _listening(port) >= 2 and _answers(url):
+                break
             if process.poll() is not None or time.monotonic() > deadline:
                 stderr = process.stderr.read().decode() if process.stderr else ""
                 pytest.fail(f"the service did not start:\n{stderr[-2000:]}")
@@ -258,3 +256,67 @@ def test_workers_that_cannot_start_stop_the_service(
     )
     assert finished.returncode != 0
     assert "failed to start" in finished.stderr
+
+
+@pytest.mark.parametrize(
+    ("signum", "whole_group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "kill-group", "kill-supervisor"],
+)
+def test_the_workers_shut_down_gracefully(
+    tmp_path: Path,
+    test_hierarchy: Hierarchy,
+    test_hierarchy_dir: Path,
+    signum: signal.Signals,
+    whole_group: bool,
+) -> None:
+    data_dir = tmp_path / "data"
+    _register(data_dir)
+    port = _free_port()
+    env = os.environ | {
+        "COMMONID_DATA_DIR": str(data_dir),
+        "COMMONID_TRUST_MODE": "test",
+        "COMMONID_TEST_HIERARCHY_DIR": str(test_hierarchy_dir),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "commonid.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _listening(port) < 2 or not _answers(f"http://127.0.0.1:{port}"):
+            assert process.poll() is None and time.monotonic() < deadline, "did not start"
+            time.sleep(0.2)
+        workers = _worker_pids(process.pid)
+        if whole_group:  # what a terminal's Ctrl-C or `kill -- -PGID` does
+            os.killpg(process.pid, signum)
+        else:  # a process manager that signals the main process only
+            os.kill(process.pid, signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr.decode()
+    assert stderr.decode().count("Finished server process") == 2, stderr.decode()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def _listening(port: int) -> int:
+    """Sockets listening on the port: one per worker that has started."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        line.split()[3] == "0A" and int(line.split()[1].rsplit(":", 1)[1], 16) == port
+        for line in lines
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
