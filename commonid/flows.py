@@ -513,9 +513,8 @@ def _apply_checked_card(
     )
     # The session is taken only now, after the reads above: for a returning card this
     # is the transaction's first write, where SQLite's writer gate is taken, so the
-    # reads are not done while every other writer waits. A card seen for the first time
-    # writes its person and certificates earlier; two sessions racing to create the
-    # same one end in an IntegrityError, and the loser retries and finds the record.
+    # reads are not done while every other writer waits. (A card seen for the first
+    # time took the gate at its second lookup, and wrote its person and certificates.)
     _complete(
         db,
         session,
