@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -98,25 +97,16 @@ def serve(
     """Run the service (uvicorn). Migrates the database once before starting workers."""
     import uvicorn
 
+    from commonid.serving import APP, serve_workers
     from commonid.store.database import upgrade
 
     settings = _settings()
     upgrade(settings.effective_database_url)
     if workers > 1:
-        from commonid.metrics import prepare_multiprocess
-
-        prepare_multiprocess(settings.data_dir / "metrics")
-        # One bucket per caller for all workers, not one per worker (commonid.api.limits).
-        shared_limits = settings.rate_limit_dir or settings.data_dir / "rate-limits"
-        for stale in shared_limits.glob("*.buckets"):  # a previous run's counts
-            stale.unlink()
-        os.environ["COMMONID_RATE_LIMIT_DIR"] = str(shared_limits)
-        from commonid.serving import serve_workers
-
         # Each worker on its own SO_REUSEPORT socket, so the kernel spreads connections.
-        raise typer.Exit(serve_workers(host, port, workers))
+        raise typer.Exit(serve_workers(settings, host, port, workers))
     uvicorn.run(
-        "commonid.api.asgi:app_factory",
+        APP,
         factory=True,
         host=host,
         port=port,

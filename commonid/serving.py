@@ -25,6 +25,9 @@ import traceback
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from commonid.metrics import prepare_multiprocess
+from commonid.settings import Settings
+
 APP = "commonid.api.asgi:app_factory"
 # uvicorn exits with 3 when the application cannot start (as run_worker does when the
 # app cannot be built): restarting will not help.
@@ -59,11 +62,24 @@ def run_worker(host: str, port: int) -> None:
     uvicorn.Server(config).run(sockets=[listening_socket(host, port)])
 
 
-def serve_workers(host: str, port: int, workers: int) -> int:
+def prepare_shared_state(settings: Settings) -> None:
+    """Before the workers start: what they share on this host, emptied of a previous
+    run's values and named in the environment they inherit. /metrics adds up every
+    worker's values; a caller has one rate-limit bucket, not one per worker
+    (commonid.api.limits)."""
+    prepare_multiprocess(settings.data_dir / "metrics")
+    shared_limits = settings.rate_limit_dir or settings.data_dir / "rate-limits"
+    for stale in shared_limits.glob("*.buckets"):
+        stale.unlink()
+    os.environ["COMMONID_RATE_LIMIT_DIR"] = str(shared_limits)
+
+
+def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int:
     """Run ``workers`` worker processes until SIGTERM/SIGINT; returns the exit status."""
     # Fail in the foreground on a port that is taken (bound only: a socket that does not
     # listen takes no connections from the workers' group).
     listening_socket(host, port, listen=False).close()
+    prepare_shared_state(settings)
     context = multiprocessing.get_context("spawn")  # fresh interpreters, as uvicorn's
     stopping = False
 
