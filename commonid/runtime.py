@@ -56,7 +56,7 @@ class Runtime:
     # Path checks of card certificates already seen (revocation is checked every time).
     validation_cache: ValidationCache = field(default_factory=ValidationCache)
     # Where write transactions queue on SQLite (commonid.store.database.WriterGate).
-    writer_gate: Callable[[], AbstractContextManager[None]] | None = None
+    writer_gate: WriterGate | None = None
 
     def write_transaction(self) -> AbstractContextManager[DbSession]:
         """A transaction that is going to write; on SQLite through the writer gate, taken
@@ -103,8 +103,9 @@ def build_runtime(
         # B-T is required then, and no timestamp could ever be trusted.
         raise ValueError("timestamp_url is set: name the TSA's root in timestamp_roots")
     sessions = session_factory(engine)
-    gate = writer_gate(url)
-    if isinstance(gate, WriterGate):
+    found = writer_gate(url)
+    gate = found if isinstance(found, WriterGate) else None  # none on PostgreSQL
+    if gate is not None:
         gate_writes_at_first_statement(engine, sessions)
     runtime = Runtime(
         settings=settings,

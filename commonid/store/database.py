@@ -130,12 +130,11 @@ class GateAtFirstWrite:
         self._open = True
 
     def before_statement(self, statement: str) -> None:
-        if self._open and not self._held and not _reads_only(statement):
-            self._gate.acquire()
-            self._held = True
+        if not _reads_only(statement):
+            self.take_now()
 
     def take_now(self) -> None:
-        """Queue as a writer before the first write (see take_writer_gate)."""
+        """Queue as the writer now (at the first write, or see take_writer_gate)."""
         if self._open and not self._held:
             self._gate.acquire()
             self._held = True
@@ -181,13 +180,11 @@ def take_writer_gate(db: Session) -> bool:
 
 
 @contextmanager
-def write_transaction(
-    sessions: sessionmaker, gate: Callable[[], AbstractContextManager[None]] | None
-) -> Iterator[Session]:
+def write_transaction(sessions: sessionmaker, gate: WriterGate | None) -> Iterator[Session]:
     """A transaction that is going to write. With a WriterGate (SQLite), the gate is
     taken at its first writing statement and given back once it committed or rolled
     back; ``gate_writes_at_first_statement`` must have wired the engine and sessions."""
-    if not isinstance(gate, WriterGate):
+    if gate is None:
         with sessions.begin() as db:
             yield db
         return
