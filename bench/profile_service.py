@@ -21,23 +21,13 @@ import time
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from service import (
-    PERSON,
-    Fixture,
-    drop_schema,
-    one_flow,
-    postgres_schema_url,
-    register_accounts,
-)
+from in_process import in_process_service
+from service import PERSON, Fixture, one_flow
 
-from commonid.api.app import create_app
-from commonid.runtime import build_runtime
-from commonid.settings import Settings
 from jpki.testca import Hierarchy
 
 
@@ -59,41 +49,13 @@ def main() -> None:
         workdir = Path(tmp)
         hierarchy = Hierarchy.init(workdir / "hierarchy")
         person = hierarchy.issue_person(PERSON)
-        schema = None
-        if args.postgres:
-            url, schema = postgres_schema_url(args.postgres)
-        else:
-            url = f"sqlite:///{workdir / 'commonid.sqlite3'}"
-        try:
-            provider_key, kiosk_credential = register_accounts(url, workdir / "data")
-            settings = Settings(
-                data_dir=workdir / "data",
-                database_url=url,
-                trust_mode="test",
-                test_hierarchy_dir=workdir / "hierarchy",
-                provider_rate_per_second=1e6,
-                provider_rate_burst=1_000_000,
-                kiosk_rate_per_second=1e6,
-                kiosk_rate_burst=1_000_000,
-                crl_refresh_interval_seconds=0,
-                webhook_dispatch_interval_seconds=0,
-            )
-            runtime = build_runtime(settings)
-            app = create_app(runtime=runtime)
-            counts: dict[str, float] = {"statements": 0, "commits": 0, "cpu": 0.0}
-
-            @sa.event.listens_for(runtime.engine, "before_cursor_execute")
-            def _count(*_args: object) -> None:
-                counts["statements"] += 1
-
-            @sa.event.listens_for(runtime.engine, "commit")
-            def _commit(*_args: object) -> None:
-                counts["commits"] += 1
-
+        with in_process_service(workdir, workdir / "hierarchy", args.postgres) as service:
+            runtime, app, counts = service.runtime, service.app, service.counts
+            cpu = 0.0
             fixture = Fixture(
                 base_url="http://service",
-                provider_key=provider_key,
-                kiosk_credential=kiosk_credential,
+                provider_key=service.provider_key,
+                kiosk_credential=service.kiosk_credential,
                 auth_key=person.auth_private_key,
                 auth_certificate_b64=base64.b64encode(
                     person.auth_certificate.public_bytes(serialization.Encoding.DER)
@@ -101,6 +63,7 @@ def main() -> None:
             )
 
             async def run() -> float:
+                nonlocal cpu
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://service") as c:
                     for _ in range(20):
@@ -119,7 +82,7 @@ def main() -> None:
                         await one_flow(c, fixture)
                     profiler.disable()
                     elapsed = time.perf_counter() - started
-                    counts["cpu"] = time.process_time() - cpu_started
+                    cpu = time.process_time() - cpu_started
                 if not args.no_cprofile:
                     pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
                 return elapsed
@@ -127,14 +90,10 @@ def main() -> None:
             elapsed = asyncio.run(run())
             print(
                 f"{args.flows} flows: {elapsed / args.flows * 1000:.2f} ms per flow, "
-                f"{counts['cpu'] / args.flows * 1000:.2f} ms CPU per flow (client included), "
+                f"{cpu / args.flows * 1000:.2f} ms CPU per flow (client included), "
                 f"{counts['statements'] / args.flows:.1f} SQL statements and "
                 f"{counts['commits'] / args.flows:.1f} commits per flow"
             )
-            runtime.close()
-        finally:
-            if schema:
-                drop_schema(args.postgres, schema)
 
 
 if __name__ == "__main__":

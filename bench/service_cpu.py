@@ -29,17 +29,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from service import PERSON, drop_schema, postgres_schema_url, register_accounts
+from in_process import in_process_service
+from service import PERSON
 
-from commonid.api.app import create_app
-from commonid.runtime import build_runtime
-from commonid.settings import Settings
 from jpki.testca import Hierarchy, IssuedPerson
 
 WARM_UP = 30
@@ -116,40 +113,10 @@ def main() -> None:
             ]
         else:
             cards = [hierarchy.issue_person(PERSON)] * count
-        schema = None
-        if args.postgres:
-            url, schema = postgres_schema_url(args.postgres)
-        else:
-            url = f"sqlite:///{workdir / 'commonid.sqlite3'}"
-        try:
-            provider_key, kiosk_credential = register_accounts(url, workdir / "data")
-            runtime = build_runtime(
-                Settings(
-                    data_dir=workdir / "data",
-                    database_url=url,
-                    trust_mode="test",
-                    test_hierarchy_dir=workdir / "hierarchy",
-                    provider_rate_per_second=1e6,
-                    provider_rate_burst=1_000_000,
-                    kiosk_rate_per_second=1e6,
-                    kiosk_rate_burst=1_000_000,
-                    crl_refresh_interval_seconds=0,
-                    webhook_dispatch_interval_seconds=0,
-                )
-            )
-            app = create_app(runtime=runtime)
-            counts = {"statements": 0, "commits": 0}
-
-            @sa.event.listens_for(runtime.engine, "before_cursor_execute")
-            def _statement(*_args: object) -> None:
-                counts["statements"] += 1
-
-            @sa.event.listens_for(runtime.engine, "commit")
-            def _commit(*_args: object) -> None:
-                counts["commits"] += 1
-
-            provider = [(b"authorization", f"Bearer {provider_key}".encode())]
-            kiosk = [(b"authorization", f"Bearer {kiosk_credential}".encode())]
+        with in_process_service(workdir, workdir / "hierarchy", args.postgres) as service:
+            app, counts = service.app, service.counts
+            provider = [(b"authorization", f"Bearer {service.provider_key}".encode())]
+            kiosk = [(b"authorization", f"Bearer {service.kiosk_credential}".encode())]
             create_body = json.dumps({"mode": "auth", "claims": ["did"], "purpose": "bench"})
             cpu = dict.fromkeys(STEPS, 0.0)
 
@@ -198,10 +165,6 @@ def main() -> None:
                 return time.perf_counter() - started
 
             wall = asyncio.run(flows())
-            runtime.close()
-        finally:
-            if schema and args.postgres:
-                drop_schema(args.postgres, schema)
 
     flows_measured = args.flows
     per_step = ", ".join(f"{step} {cpu[step] / flows_measured * 1000:.2f}" for step in STEPS)
