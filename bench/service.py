@@ -192,13 +192,7 @@ def start_service(
 
 
 def _listening_sockets(port: int) -> int:
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                count += 1  # LISTEN on the service's port
-    return count
+    return len(_sockets_on_port(port, "0A"))
 
 
 def stop_service(process: subprocess.Popen[bytes]) -> None:
@@ -422,11 +416,8 @@ def _named_cpu_seconds(name: str) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _connections_per_process(group: int, port: int) -> list[int]:
-    """How the client's keep-alive connections are spread over the service's processes.
-
-    uvicorn's workers accept from one shared socket, so a burst of new connections
-    can land unevenly, and a connection stays with its worker for its lifetime."""
+def _sockets_on_port(port: int, state: str) -> set[str]:
+    """Inodes of the TCP sockets on a local port in a state (01 ESTABLISHED, 0A LISTEN)."""
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -435,8 +426,17 @@ def _connections_per_process(group: int, port: int) -> list[int]:
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])  # ESTABLISHED, on the service's port
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _connections_per_process(group: int, port: int) -> list[int]:
+    """How the client's keep-alive connections are spread over the service's processes.
+
+    A connection stays with the worker that accepted it for its lifetime, and which
+    worker that is the kernel decides by hash (commonid.serving): random, not even."""
+    inodes = _sockets_on_port(port, "01")
     counts = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -172,14 +172,21 @@ def _worker_pids(group: int) -> list[int]:
     return pids
 
 
-def _connections_of(pid: int, port: int) -> int:
-    inodes = set()
+def _sockets_on_port(port: int, state: str) -> set[str]:
+    """The TCP sockets on a local port in a state (01 ESTABLISHED, 0A LISTEN), as the
+    links a process's file descriptors show."""
+    sockets = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-            inodes.add(f"socket:[{fields[9]}]")
+        if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            sockets.add(f"socket:[{fields[9]}]")
+    return sockets
+
+
+def _connections_of(pid: int, port: int) -> int:
+    connections = _sockets_on_port(port, "01")
     try:
-        return sum(os.readlink(fd) in inodes for fd in Path(f"/proc/{pid}/fd").iterdir())
+        return sum(os.readlink(fd) in connections for fd in Path(f"/proc/{pid}/fd").iterdir())
     except OSError:
         return 0
 
@@ -308,11 +315,7 @@ def test_the_workers_shut_down_gracefully(
 
 def _listening(port: int) -> int:
     """Sockets listening on the port: one per worker that has started."""
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(
-        line.split()[3] == "0A" and int(line.split()[1].rsplit(":", 1)[1], 16) == port
-        for line in lines
-    )
+    return len(_sockets_on_port(port, "0A"))
 
 
 def _answers(url: str) -> bool:
