@@ -253,16 +253,15 @@ def _accept(runtime: Runtime, session_id: str, kiosk: Kiosk, signed_pdf: bytes) 
             stored = False
         else:
             stored = True
-            provider = db.get(Provider, session.provider_id)
-            webhooks.notify(
+            _announce(
+                runtime,
                 db,
-                provider,
-                event_type=DOCUMENT_SIGNED_WEBHOOK,
-                payload={"session_id": session.id, "document_id": row.id},
+                session,
+                row.id,
+                DOCUMENT_SIGNED_WEBHOOK,
+                (DOCUMENT_SIGNED_EVENT, accepted.audit_event),
                 now=now,
             )
-            # Last: the audit append locks the log until this transaction commits.
-            auditing.record(runtime, db, [(DOCUMENT_SIGNED_EVENT, accepted.audit_event)])
     if not stored:  # a concurrent post (or a decline) of the same session won
         with runtime.sessions.begin() as db:
             latest = documents.document_of_session(db, session.id)
@@ -297,27 +296,42 @@ def decline_document(runtime: Runtime, session_id: str, kiosk: Kiosk) -> SignedD
             raise Problem(
                 "document_already_signed" if row.signed_at is not None else "document_declined"
             )
-        provider = db.get(Provider, session.provider_id)
-        webhooks.notify(
-            db,
-            provider,
-            event_type=DOCUMENT_DECLINED_WEBHOOK,
-            payload={"session_id": session.id, "document_id": row.id},
-            now=now,
-        )
-        # Last: the audit append locks the log until this transaction commits.
-        auditing.record(
+        _announce(
             runtime,
             db,
-            [
-                (
-                    DOCUMENT_DECLINED_EVENT,
-                    {"session_id": session.id, "document_id": row.id, "kiosk_id": kiosk.id},
-                )
-            ],
+            session,
+            row.id,
+            DOCUMENT_DECLINED_WEBHOOK,
+            (
+                DOCUMENT_DECLINED_EVENT,
+                {"session_id": session.id, "document_id": row.id, "kiosk_id": kiosk.id},
+            ),
+            now=now,
         )
         db.refresh(row)
         return row
+
+
+def _announce(
+    runtime: Runtime,
+    db: DbSession,
+    session: Session,
+    document_id: str,
+    webhook_event: str,
+    audit_event: tuple[str, dict[str, Any]],
+    *,
+    now: datetime,
+) -> None:
+    """The document was signed or declined: the provider's webhook, then the audit entry
+    (last: the append locks the log until this transaction commits)."""
+    webhooks.notify(
+        db,
+        db.get(Provider, session.provider_id),
+        event_type=webhook_event,
+        payload={"session_id": session.id, "document_id": document_id},
+        now=now,
+    )
+    auditing.record(runtime, db, [audit_event])
 
 
 def _verified_sign_certificate(db: DbSession, session: Session) -> str | None:
