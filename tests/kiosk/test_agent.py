@@ -128,6 +128,21 @@ def _to_pin_step(agent: Agent, service_url: str, accounts: ServiceAccounts, **bo
     return session
 
 
+def _to_document_step(
+    agent: Agent, service_url: str, accounts: ServiceAccounts, claims: list[str], series: str
+) -> tuple[dict, dict]:
+    """An identity session with the consent document, PIN and password entered (entries
+    ``entry-<series>01`` and ``-02``): the session, and the agent's state, at the document."""
+    session = _to_pin_step(
+        agent, service_url, accounts, mode="identity", claims=claims, document="consent"
+    )
+    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": f"entry-{series}01"})
+    shown = _post(
+        agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": f"entry-{series}02"}
+    ).json()
+    return session, shown
+
+
 @pytest.mark.pcsc
 def test_one_pin_entry_reaches_the_card_once(
     agent: Agent,
@@ -352,18 +367,9 @@ def test_document_step_signs_with_the_password_asked_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    session = _to_pin_step(
-        agent,
-        service_url,
-        service_accounts,
-        mode="identity",
-        claims=["name", "address"],
-        document="consent",
+    session, shown = _to_document_step(
+        agent, service_url, service_accounts, ["name", "address"], "01"
     )
-    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0101"})
-    shown = _post(
-        agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": "entry-0102"}
-    ).json()
     # Verified; now the document, its text on screen, the password asked for again.
     assert shown["step"] == "document"
     assert shown["document"]["provider_name"] == "Provider A"
@@ -406,11 +412,7 @@ def test_document_at_the_last_try_needs_confirmation_and_cancel_leaves_it_unsign
     card_in_reader: VpcdBridge,
     card_state: CardState,
 ) -> None:
-    session = _to_pin_step(
-        agent, service_url, service_accounts, mode="identity", claims=["name"], document="consent"
-    )
-    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0201"})
-    _post(agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": "entry-0202"})
+    session, _ = _to_document_step(agent, service_url, service_accounts, ["name"], "02")
     card_state.sign_password.tries_left = 1  # as if two wrong passwords had been typed
     unconfirmed = _post(
         agent, "/api/session/document", {"password": SIGN_PASSWORD, "entry_id": "entry-0203"}
@@ -435,13 +437,7 @@ def test_declining_to_sign_tells_the_service_and_touches_no_card(
     card_in_reader: VpcdBridge,
     card_state: CardState,
 ) -> None:
-    session = _to_pin_step(
-        agent, service_url, service_accounts, mode="identity", claims=["name"], document="consent"
-    )
-    _post(agent, "/api/session/pin", {"pin": AUTH_PIN, "entry_id": "entry-0301"})
-    shown = _post(
-        agent, "/api/session/password", {"password": SIGN_PASSWORD, "entry_id": "entry-0302"}
-    ).json()
+    session, shown = _to_document_step(agent, service_url, service_accounts, ["name"], "03")
     assert shown["step"] == "document"
     tries_before = card_state.sign_password.tries_left
 

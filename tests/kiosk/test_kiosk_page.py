@@ -54,6 +54,19 @@ def _identity_steps(page: Any, session: dict[str, Any]) -> None:
     page.get_by_test_id("password-submit").click()
 
 
+def _at_document_step(
+    agent: Agent, open_kiosk: OpenKiosk, service_url: str, accounts: ServiceAccounts
+) -> tuple[Any, dict[str, Any]]:
+    """A kiosk page at the document step of an identity session asking for the name."""
+    session = create_session(
+        service_url, accounts.provider_a_key, mode="identity", claims=["name"], document="consent"
+    )
+    page = open_kiosk(agent)
+    _identity_steps(page, session)
+    expect_screen(page, "document")
+    return page, session
+
+
 def _identity_at_kiosk(
     page: Any, service_url: str, accounts: ServiceAccounts, shots: Screenshots | None = None
 ) -> dict[str, Any]:
@@ -577,16 +590,7 @@ def test_cancel_at_the_document_step(
     service_accounts: ServiceAccounts,
     card_in_reader: VpcdBridge,
 ) -> None:
-    session = create_session(
-        service_url,
-        service_accounts.provider_a_key,
-        mode="identity",
-        claims=["name"],
-        document="consent",
-    )
-    page = open_kiosk(agent)
-    _identity_steps(page, session)
-    expect_screen(page, "document")
+    page, session = _at_document_step(agent, open_kiosk, service_url, service_accounts)
     for character in "ABC":
         page.get_by_test_id(f"document-key-{character}").click()
     page.get_by_test_id("cancel").click()
@@ -606,16 +610,7 @@ def test_declining_to_sign_the_document(
     card_in_reader: VpcdBridge,
     screenshots: Screenshots,
 ) -> None:
-    session = create_session(
-        service_url,
-        service_accounts.provider_a_key,
-        mode="identity",
-        claims=["name"],
-        document="consent",
-    )
-    page = open_kiosk(agent)
-    _identity_steps(page, session)
-    expect_screen(page, "document")
+    page, session = _at_document_step(agent, open_kiosk, service_url, service_accounts)
     assert page.get_by_test_id("document-decline").inner_text() == "署名しない"
     page.get_by_test_id("document-decline").click()
     expect_screen(page, "result")
