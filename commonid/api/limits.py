@@ -129,7 +129,7 @@ class RateLimiter:
             bucket = self._buckets.get(caller)
             if bucket is None:
                 bucket = self._buckets[caller] = _Bucket(float(self.burst), now)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.tokens = _refill(bucket.tokens, bucket.updated, now, self.rate, self.burst)
             bucket.updated = now
             if bucket.tokens >= 1:
                 bucket.tokens -= 1
@@ -216,10 +216,6 @@ class SharedRateLimiter:
             return empty
         assert idlest is not None
         return idlest[1]
-
-    def close(self) -> None:
-        self._map.close()
-        os.close(self._fd)
 
 
 def caller_limiter(
