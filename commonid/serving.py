@@ -78,7 +78,11 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
     """Run ``workers`` worker processes until SIGTERM/SIGINT; returns the exit status."""
     # Fail in the foreground on a port that is taken (bound only: a socket that does not
     # listen takes no connections from the workers' group).
-    listening_socket(host, port, listen=False).close()
+    try:
+        listening_socket(host, port, listen=False).close()
+    except OSError as error:
+        print(f"commonid serve: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return 1
     prepare_shared_state(settings)
     context = multiprocessing.get_context("spawn")  # fresh interpreters, as uvicorn's
     stopping = False
