@@ -47,10 +47,12 @@ from commonid.documents import session_documents
 from commonid.pairwise import pairwise_subject_id
 from commonid.problems import Problem
 from commonid.runtime import Runtime
-from commonid.store import persons, sessions, status_lists, webhooks
+from commonid.store import accounts, persons, sessions, status_lists, webhooks
 from commonid.store.database import take_writer_gate
 from commonid.store.encryption import Sealed, binding
-from commonid.store.models import Certificate, Kiosk, Person, Provider, Session
+from commonid.store.models import Certificate, Person
+from commonid.store.persons import PersonRow
+from commonid.store.rows import KioskRow, ProviderRow, SessionRow
 from commonid.store.sessions import SessionStatus
 from commonid.trust import StoredCertificateStatus, stored_certificate_status
 from did.credentials import certificate_serial_sha256
@@ -59,7 +61,7 @@ from jpki.validation import ValidationResult
 SESSION_COMPLETED_EVENT = "session.completed"
 
 
-def session_challenge(runtime: Runtime, session: Session) -> Challenge:
+def session_challenge(runtime: Runtime, session: SessionRow) -> Challenge:
     return challenge_for(
         audience=runtime.service_did,
         session_id=session.id,
@@ -79,8 +81,8 @@ def challenge_view(challenge: Challenge) -> dict[str, Any]:
 
 
 def create_session(
-    runtime: Runtime, db: DbSession, provider: Provider, request: CreateSessionRequest
-) -> Session:
+    runtime: Runtime, db: DbSession, provider: ProviderRow, request: CreateSessionRequest
+) -> SessionRow:
     requested = list(dict.fromkeys(request.claims))  # keep order, drop repeats
     refused = [claim.value for claim in requested if claim.value not in provider.allowed_claims]
     if refused:
@@ -142,8 +144,8 @@ def request_fingerprint(request: CreateSessionRequest) -> str:
 # --- kiosk: consent ----------------------------------------------------------
 
 
-def open_session_for_kiosk(runtime: Runtime, db: DbSession, session_id: str) -> Session:
-    session = sessions.get_session(db, session_id)
+def open_session_for_kiosk(runtime: Runtime, session: SessionRow | None) -> SessionRow:
+    """The session a kiosk looked up, unless it is missing or expired."""
     if session is None:
         raise Problem("session_not_found")
     if sessions.effective_status(session, runtime.clock()) is SessionStatus.EXPIRED:
@@ -155,12 +157,12 @@ def record_consent(
     runtime: Runtime,
     db: DbSession,
     session_id: str,
-    kiosk: Kiosk,
+    kiosk: KioskRow,
     *,
     approved: bool,
     claims: list[ClaimName] | None,
-) -> Session:
-    session = open_session_for_kiosk(runtime, db, session_id)
+) -> SessionRow:
+    session = open_session_for_kiosk(runtime, sessions.get_session(db, session_id))
     consented = session.claims if claims is None else [claim.value for claim in claims]
     beyond = sorted(set(consented) - set(session.claims))
     if beyond:
@@ -197,10 +199,10 @@ class CardOutcome:
     session_id: str
     status: SessionStatus
     reason_code: str | None = None
-    provider: Provider | None = None  # the session's, as loaded while completing it
+    provider: ProviderRow | None = None  # the session's, as loaded while completing it
 
 
-def _refusal_before_check(session: Session | None, kiosk_id: str, now: datetime) -> str | None:
+def _refusal_before_check(session: SessionRow | None, kiosk_id: str, now: datetime) -> str | None:
     """Why this kiosk's card response for the session is refused before any check, if so."""
     if session is None:
         return "session_not_found"
@@ -230,7 +232,7 @@ class _Refused(Exception):
 
 
 def _complete(
-    db: DbSession, session: Session, status: SessionStatus, now: datetime, **outcome: Any
+    db: DbSession, session: SessionRow, status: SessionStatus, now: datetime, **outcome: Any
 ) -> None:
     """Take the session's one card response with its outcome, or raise _Replayed."""
     if not sessions.complete_card_response(db, session, status=status, now=now, **outcome):
@@ -240,7 +242,7 @@ def _complete(
 def process_card_response(
     runtime: Runtime,
     session_id: str,
-    kiosk: Kiosk | Callable[[DbSession], Kiosk],
+    kiosk: KioskRow | Callable[[DbSession], KioskRow],
     response: CardResponse,
 ) -> CardOutcome:
     """Check a card response and complete the session with it: accepted once.
@@ -360,7 +362,7 @@ def _record_rejection(
 
 
 def _reject_in(
-    runtime: Runtime, db: DbSession, session: Session, kiosk_id: str, rejected: CardRejected
+    runtime: Runtime, db: DbSession, session: SessionRow, kiosk_id: str, rejected: CardRejected
 ) -> None:
     """A checked-and-failed response burns the session: the challenge was used."""
     now = runtime.clock()
@@ -399,23 +401,29 @@ def _basic_info_hash(runtime: Runtime, attributes: dict[str, Any]) -> str:
     ).hexdigest()
 
 
-def _apply_checked_card(
-    runtime: Runtime, db: DbSession, session: Session, checked: CheckedCard, *, now: datetime
-) -> tuple[CardOutcome, list[tuple[str, dict[str, Any]]]]:
-    """Store what the card proved and the provider's result; returns the audit events too."""
-    events = [auditing.validation_outcome(session.id, checked.auth.validation)]
-    if checked.sign is not None:
-        events.append(auditing.validation_outcome(session.id, checked.sign.validation))
-    provider = db.get(Provider, session.provider_id)
-    assert provider is not None
-    binding = persons.binding_of_did(db, checked.subject_did)  # referenced until bind_did
+def _record_card(
+    runtime: Runtime, db: DbSession, session: SessionRow, checked: CheckedCard, *, now: datetime
+) -> tuple[Person | PersonRow, dict[str, Any] | None]:
+    """The card's person, with what the card proved recorded: its certificates and DID
+    (created on first sight) and, in identity mode, the verified attributes (returned
+    too, in their stored form)."""
+    fingerprint = checked.auth.fingerprint_sha256
+    binding = persons.binding_of_did(db, checked.subject_did, fingerprint=fingerprint)
     if binding is None and take_writer_gate(db):
         # A card not seen before: its person and certificates are created below. On
         # SQLite, queue as the writer first and look again, so two sessions answered
         # by the same new card at once cannot both create them. (On PostgreSQL the
         # unique certificate fingerprint fails the second; it retries and finds them.)
-        binding = persons.binding_of_did(db, checked.subject_did)
-    person = binding[1] if binding is not None else None
+        binding = persons.binding_of_did(db, checked.subject_did, fingerprint=fingerprint)
+    if (
+        session.mode != Mode.IDENTITY.value
+        and binding is not None
+        and binding.certificate_person_id == binding.person.id
+    ):
+        # A card coming back in auth mode, its certificate already recorded for its
+        # person: nothing about the person changes, and nothing is written.
+        return binding.person, None
+    person = db.get(Person, binding.person.id) if binding is not None else None
     attributes: dict[str, Any] | None = None
     if session.mode == Mode.IDENTITY.value:
         attributes = stored_attributes(checked.attributes)
@@ -441,7 +449,19 @@ def _apply_checked_card(
         db, person, _certificate_facts(runtime, checked.auth, "auth"), now=now
     )
     persons.bind_did(db, person, checked.subject_did, auth_row, now=now)
-    del binding
+    return person, attributes
+
+
+def _apply_checked_card(
+    runtime: Runtime, db: DbSession, session: SessionRow, checked: CheckedCard, *, now: datetime
+) -> tuple[CardOutcome, list[tuple[str, dict[str, Any]]]]:
+    """Store what the card proved and the provider's result; returns the audit events too."""
+    events = [auditing.validation_outcome(session.id, checked.auth.validation)]
+    if checked.sign is not None:
+        events.append(auditing.validation_outcome(session.id, checked.sign.validation))
+    provider = accounts.provider_by_id(db, session.provider_id)
+    assert provider is not None
+    person, attributes = _record_card(runtime, db, session, checked, now=now)
 
     consented = set(session.consent_claims or [])
     status = SessionStatus.VERIFIED
@@ -493,7 +513,6 @@ def _apply_checked_card(
             session_id=session.id,
             claims=sorted(consented),
             now=now,
-            flush=False,  # written with the session's completion below, in one flush
         )
         events.append(
             (
@@ -531,8 +550,8 @@ def _apply_checked_card(
 def _issue_credential(
     runtime: Runtime,
     db: DbSession,
-    person: Person,
-    provider: Provider,
+    person: Person | PersonRow,
+    provider: ProviderRow,
     checked: CheckedCard,
     attributes: dict[str, Any],
     consented: set[str],
@@ -574,7 +593,12 @@ def _issue_credential(
 
 
 def _reuse_refusal(
-    runtime: Runtime, db: DbSession, person: Person, provider: Provider, *, now: datetime
+    runtime: Runtime,
+    db: DbSession,
+    person: Person | PersonRow,
+    provider: ProviderRow,
+    *,
+    now: datetime,
 ) -> str | None:
     """Why earlier verified claims cannot be reused now, or None when they can."""
     if person.identity_verified_at is None or person.sign_certificate_id is None:
@@ -603,10 +627,10 @@ def _result_binding(session_id: str) -> bytes:
 def _session_finished(
     runtime: Runtime,
     db: DbSession,
-    session: Session,
+    session: SessionRow,
     events: list[tuple[str, dict[str, Any]]] | None = None,
     *,
-    provider: Provider | None = None,
+    provider: ProviderRow | None = None,
 ) -> None:
     """Metrics, the completion webhook, and the audit entries (last: they lock the log)."""
     runtime.metrics.sessions_completed.labels(session.status).inc()
@@ -621,7 +645,7 @@ def _session_finished(
         "latency_ms": max(0.0, (completed_at - session.created_at).total_seconds() * 1000),
     }
     if provider is None:
-        provider = db.get(Provider, session.provider_id)
+        provider = accounts.provider_by_id(db, session.provider_id)
     webhooks.notify(
         db,
         provider,
@@ -635,7 +659,7 @@ def _session_finished(
 # --- results for the provider --------------------------------------------------
 
 
-def session_for_provider(db: DbSession, provider_id: str, session_id: str) -> Session:
+def session_for_provider(db: DbSession, provider_id: str, session_id: str) -> SessionRow:
     session = sessions.get_session(db, session_id)
     # Another provider's session is indistinguishable from a missing one.
     if session is None or session.provider_id != provider_id:
@@ -643,7 +667,7 @@ def session_for_provider(db: DbSession, provider_id: str, session_id: str) -> Se
     return session
 
 
-def session_result(runtime: Runtime, session: Session) -> dict[str, Any]:
+def session_result(runtime: Runtime, session: SessionRow) -> dict[str, Any]:
     now = runtime.clock()
     status = sessions.effective_status(session, now)
     body: dict[str, Any] = {
@@ -666,7 +690,7 @@ def session_result(runtime: Runtime, session: Session) -> dict[str, Any]:
     return body
 
 
-def is_final(session: Session, now: datetime) -> bool:
+def is_final(session: SessionRow, now: datetime) -> bool:
     return sessions.effective_status(session, now) not in (
         SessionStatus.PENDING,
         SessionStatus.AWAITING_CARD,
@@ -676,7 +700,9 @@ def is_final(session: Session, now: datetime) -> bool:
 # --- identities ---------------------------------------------------------------
 
 
-def identity_view(runtime: Runtime, db: DbSession, provider: Provider, sub: str) -> dict[str, Any]:
+def identity_view(
+    runtime: Runtime, db: DbSession, provider: ProviderRow, sub: str
+) -> dict[str, Any]:
     consents = persons.active_consents(db, provider_id=provider.id, subject_id=sub)
     if not consents:
         raise Problem("identity_not_found")
@@ -711,7 +737,7 @@ def identity_view(runtime: Runtime, db: DbSession, provider: Provider, sub: str)
     return body
 
 
-def withdraw_identity(runtime: Runtime, db: DbSession, provider: Provider, sub: str) -> None:
+def withdraw_identity(runtime: Runtime, db: DbSession, provider: ProviderRow, sub: str) -> None:
     """Consent withdrawal: the provider's link goes, and so do its stored session results."""
     consents = persons.active_consents(db, provider_id=provider.id, subject_id=sub)
     if not consents:

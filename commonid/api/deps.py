@@ -15,7 +15,7 @@ from commonid.api.limits import CallerLimiter, retry_after_header
 from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import accounts
-from commonid.store.models import Kiosk, Provider
+from commonid.store.rows import KioskRow, ProviderRow
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -64,11 +64,11 @@ def _limit(limiter: CallerLimiter, caller: str) -> None:
         raise Problem("rate_limited", headers=retry_after_header(wait))
 
 
-def current_provider(request: Request, runtime: RuntimeDep, db: Db) -> Provider:
+def current_provider(request: Request, runtime: RuntimeDep, db: Db) -> ProviderRow:
     return authenticate_provider(request, db)
 
 
-def authenticate_provider(request: Request, db: DbSession) -> Provider:
+def authenticate_provider(request: Request, db: DbSession) -> ProviderRow:
     """The calling provider (rate-limited), for handlers that do all their database
     work in one thread-pool call and one transaction."""
     provider = accounts.provider_by_api_key(db, _bearer(request))
@@ -80,11 +80,11 @@ def authenticate_provider(request: Request, db: DbSession) -> Provider:
     return provider
 
 
-def current_kiosk(request: Request, runtime: RuntimeDep, db: Db) -> Kiosk:
+def current_kiosk(request: Request, runtime: RuntimeDep, db: Db) -> KioskRow:
     return authenticate_kiosk(request, db)
 
 
-def authenticate_kiosk(request: Request, db: DbSession) -> Kiosk:
+def authenticate_kiosk(request: Request, db: DbSession) -> KioskRow:
     """The calling kiosk (rate-limited); see authenticate_provider."""
     kiosk = accounts.kiosk_by_credential(db, _bearer(request))
     if kiosk is None:
@@ -107,5 +107,5 @@ def require_admin(request: Request, runtime: RuntimeDep) -> None:
         raise Problem("unauthenticated", "wrong admin credential")
 
 
-CurrentProvider = Annotated[Provider, Depends(current_provider)]
-CurrentKiosk = Annotated[Kiosk, Depends(current_kiosk)]
+CurrentProvider = Annotated[ProviderRow, Depends(current_provider)]
+CurrentKiosk = Annotated[KioskRow, Depends(current_kiosk)]

@@ -33,8 +33,9 @@ from commonid.documents.service import (
 )
 from commonid.problems import Problem
 from commonid.runtime import Runtime
-from commonid.store import documents, sessions, webhooks
-from commonid.store.models import Certificate, Kiosk, Person, Provider, Session, SignedDocument
+from commonid.store import accounts, documents, sessions, webhooks
+from commonid.store.models import Certificate, Person, SignedDocument
+from commonid.store.rows import KioskRow, SessionRow
 from commonid.store.sessions import SessionStatus
 
 DOCUMENT_REJECTED_EVENT = "document.rejected"
@@ -83,7 +84,7 @@ class IssuedDocument:
     purpose: str
 
 
-def _kiosk_session(db: DbSession, session_id: str, kiosk: Kiosk) -> Session:
+def _kiosk_session(db: DbSession, session_id: str, kiosk: KioskRow) -> SessionRow:
     session = sessions.get_session(db, session_id)
     # Only the kiosk that took the consent works on the session.
     if session is None or session.kiosk_id != kiosk.id:
@@ -93,14 +94,14 @@ def _kiosk_session(db: DbSession, session_id: str, kiosk: Kiosk) -> Session:
     return session
 
 
-def sign_by(runtime: Runtime, session: Session) -> datetime | None:
+def sign_by(runtime: Runtime, session: SessionRow) -> datetime | None:
     """Until when the person can sign: session_ttl after the identity verification."""
     if session.status != SessionStatus.VERIFIED.value or session.completed_at is None:
         return None
     return session.completed_at + runtime.session_ttl
 
 
-def _check_signable(runtime: Runtime, session: Session, now: datetime, *, issuing: bool) -> None:
+def _check_signable(runtime: Runtime, session: SessionRow, now: datetime, *, issuing: bool) -> None:
     status = sessions.effective_status(session, now)
     if status is SessionStatus.EXPIRED:
         raise _Refused("session_expired")
@@ -113,14 +114,14 @@ def _check_signable(runtime: Runtime, session: Session, now: datetime, *, issuin
         raise _Refused("document_signing_closed")
 
 
-def _content(db: DbSession, session: Session) -> tuple[str, list[str]]:
-    provider = db.get(Provider, session.provider_id)
+def _content(db: DbSession, session: SessionRow) -> tuple[str, list[str]]:
+    provider = accounts.provider_by_id(db, session.provider_id)
     assert provider is not None
     return provider.name, list(session.consent_claims or [])
 
 
 def issue_document(
-    runtime: Runtime, db: DbSession, session_id: str, kiosk: Kiosk
+    runtime: Runtime, db: DbSession, session_id: str, kiosk: KioskRow
 ) -> IssuedDocument:
     """The session's document for the kiosk, generated on the first request and kept."""
     now = runtime.clock()
@@ -183,7 +184,7 @@ def kiosk_view(runtime: Runtime, issued: IssuedDocument) -> dict[str, Any]:
 
 
 def accept_document(
-    runtime: Runtime, session_id: str, kiosk: Kiosk, signed_pdf: bytes
+    runtime: Runtime, session_id: str, kiosk: KioskRow, signed_pdf: bytes
 ) -> SignedDocument:
     """Verify and store the signed document; every refusal is recorded, then raised."""
     with runtime.sessions.begin() as db:
@@ -201,7 +202,9 @@ def accept_document(
         raise Problem(refused.code, refused.detail, extra=extra) from None
 
 
-def _accept(runtime: Runtime, session_id: str, kiosk: Kiosk, signed_pdf: bytes) -> SignedDocument:
+def _accept(
+    runtime: Runtime, session_id: str, kiosk: KioskRow, signed_pdf: bytes
+) -> SignedDocument:
     now = runtime.clock()
     with runtime.sessions.begin() as db:
         session = _kiosk_session(db, session_id, kiosk)
@@ -274,7 +277,7 @@ def _accept(runtime: Runtime, session_id: str, kiosk: Kiosk, signed_pdf: bytes) 
     return signed
 
 
-def decline_document(runtime: Runtime, session_id: str, kiosk: Kiosk) -> SignedDocument:
+def decline_document(runtime: Runtime, session_id: str, kiosk: KioskRow) -> SignedDocument:
     """The person chose not to sign: the provider learns it now, not when the window closes.
 
     Only at the kiosk that took the consent, for a document it was shown, while it
@@ -315,7 +318,7 @@ def decline_document(runtime: Runtime, session_id: str, kiosk: Kiosk) -> SignedD
 def _announce(
     runtime: Runtime,
     db: DbSession,
-    session: Session,
+    session: SessionRow,
     document_id: str,
     webhook_event: str,
     audit_event: tuple[str, dict[str, Any]],
@@ -326,7 +329,7 @@ def _announce(
     (last: the append locks the log until this transaction commits)."""
     webhooks.notify(
         db,
-        db.get(Provider, session.provider_id),
+        accounts.provider_by_id(db, session.provider_id),
         event_type=webhook_event,
         payload={"session_id": session.id, "document_id": document_id},
         now=now,
@@ -334,7 +337,7 @@ def _announce(
     auditing.record(runtime, db, [audit_event])
 
 
-def _verified_sign_certificate(db: DbSession, session: Session) -> str | None:
+def _verified_sign_certificate(db: DbSession, session: SessionRow) -> str | None:
     """SHA-256 of the sign certificate this session's identity was verified with."""
     person = db.get(Person, session.person_id) if session.person_id else None
     if person is None or person.sign_certificate_id is None:
@@ -370,7 +373,7 @@ def _record_rejection(runtime: Runtime, session_id: str, kiosk_id: str, refused:
 # --- the provider ---------------------------------------------------------------------
 
 
-def result_fields(runtime: Runtime, db: DbSession, session: Session) -> dict[str, Any]:
+def result_fields(runtime: Runtime, db: DbSession, session: SessionRow) -> dict[str, Any]:
     """The session result's ``document`` (what was asked, where it stands) and ``documents``."""
     if session.document is None:
         return {"document": None, "documents": []}

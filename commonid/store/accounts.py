@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from commonid.store.encryption import AttributeCipher, Sealed, binding
 from commonid.store.ids import hash_credential, new_id, new_secret
 from commonid.store.models import Kiosk, Provider
+from commonid.store.rows import KIOSKS, PROVIDERS, KioskRow, ProviderRow, one_row, select_all
 
 PROVIDER_KEY_PREFIX = "cid_pk"
 KIOSK_CREDENTIAL_PREFIX = "cid_kiosk"
@@ -73,20 +74,26 @@ def set_webhook(
         provider.webhook_secret_key_id = None
 
 
-def webhook_secret(provider: Provider, cipher: AttributeCipher) -> str | None:
+def webhook_secret(provider: Provider | ProviderRow, cipher: AttributeCipher) -> str | None:
     if provider.webhook_secret_encrypted is None or provider.webhook_secret_key_id is None:
         return None
     sealed = Sealed(provider.webhook_secret_key_id, provider.webhook_secret_encrypted)
     return cipher.open(sealed, binding=_webhook_binding(provider.id)).decode()
 
 
-# Built once: every request authenticates with one of these.
-_PROVIDER_BY_KEY_HASH = sa.select(Provider).where(Provider.api_key_hash == sa.bindparam("hash"))
-_KIOSK_BY_CREDENTIAL_HASH = sa.select(Kiosk).where(Kiosk.credential_hash == sa.bindparam("hash"))
+# Built once: every request authenticates with one of these. Rows, not ORM objects:
+# the caller is only read (commonid.store.rows says why).
+_PROVIDER_BY_KEY_HASH = select_all(PROVIDERS).where(PROVIDERS.c.api_key_hash == sa.bindparam("h"))
+_PROVIDER_BY_ID = select_all(PROVIDERS).where(PROVIDERS.c.id == sa.bindparam("id"))
+_KIOSK_BY_CREDENTIAL_HASH = select_all(KIOSKS).where(KIOSKS.c.credential_hash == sa.bindparam("h"))
 
 
-def provider_by_api_key(db: DbSession, api_key: str) -> Provider | None:
-    return db.scalar(_PROVIDER_BY_KEY_HASH, {"hash": hash_credential(api_key)})
+def provider_by_api_key(db: DbSession, api_key: str) -> ProviderRow | None:
+    return one_row(db, _PROVIDER_BY_KEY_HASH, {"h": hash_credential(api_key)}, ProviderRow)
+
+
+def provider_by_id(db: DbSession, provider_id: str) -> ProviderRow | None:
+    return one_row(db, _PROVIDER_BY_ID, {"id": provider_id}, ProviderRow)
 
 
 def provider_by_name_or_id(db: DbSession, name_or_id: str) -> Provider | None:
@@ -121,8 +128,8 @@ def add_kiosk(db: DbSession, *, name: str, now: datetime) -> NewCredential[Kiosk
     return NewCredential(kiosk, credential)
 
 
-def kiosk_by_credential(db: DbSession, credential: str) -> Kiosk | None:
-    return db.scalar(_KIOSK_BY_CREDENTIAL_HASH, {"hash": hash_credential(credential)})
+def kiosk_by_credential(db: DbSession, credential: str) -> KioskRow | None:
+    return one_row(db, _KIOSK_BY_CREDENTIAL_HASH, {"h": hash_credential(credential)}, KioskRow)
 
 
 def kiosk_by_name_or_id(db: DbSession, name_or_id: str) -> Kiosk | None:

@@ -34,21 +34,51 @@ def new_person(db: DbSession, *, now: datetime) -> Person:
     return person
 
 
-def person_by_did(db: DbSession, did: str) -> Person | None:
-    binding = binding_of_did(db, did)
-    return binding[1] if binding is not None else None
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """What the flows read of a person (commonid.store.rows says why a row)."""
+
+    id: str
+    identity_verified_at: datetime | None
+    identity_method: str | None
+    sign_certificate_id: str | None
 
 
-def binding_of_did(db: DbSession, did: str) -> tuple[BoundDid, Person] | None:
-    """The DID's binding and its person, in one query. Keep a reference to the
-    binding while using the session: the identity map holds objects weakly, and
-    bind_did finds it there without another query."""
-    row = db.execute(
-        sa.select(BoundDid, Person)
-        .join(Person, Person.id == BoundDid.person_id)
-        .where(BoundDid.did == did)
-    ).first()
-    return (row[0], row[1]) if row is not None else None
+@dataclass(frozen=True, slots=True)
+class DidBinding:
+    """A bound DID, its person, and whether a given certificate is already theirs."""
+
+    person: PersonRow
+    # The person the looked-up certificate (by fingerprint) is recorded for, if recorded.
+    certificate_person_id: str | None
+
+
+_PERSONS = Person.__table__
+_DIDS = BoundDid.__table__
+_CERTIFICATES = Certificate.__table__
+# The certificate is joined on its fingerprint alone (unique): at most one row matches.
+_BINDING_OF_DID = (
+    sa.select(
+        _PERSONS.c.id,
+        _PERSONS.c.identity_verified_at,
+        _PERSONS.c.identity_method,
+        _PERSONS.c.sign_certificate_id,
+        _CERTIFICATES.c.person_id,
+    )
+    .select_from(_DIDS)
+    .join(_PERSONS, _PERSONS.c.id == _DIDS.c.person_id)
+    .outerjoin(_CERTIFICATES, _CERTIFICATES.c.fingerprint_sha256 == sa.bindparam("fingerprint"))
+    .where(_DIDS.c.did == sa.bindparam("did"))
+)
+
+
+def binding_of_did(db: DbSession, did: str, *, fingerprint: str = "") -> DidBinding | None:
+    """The DID's person, and who the certificate with this SHA-256 fingerprint is
+    recorded for: one Core query (a card coming back is looked up by every response)."""
+    row = db.connection().execute(_BINDING_OF_DID, {"did": did, "fingerprint": fingerprint}).first()
+    if row is None:
+        return None
+    return DidBinding(PersonRow(*row[:4]), certificate_person_id=row[4])
 
 
 def person_by_basic_info_hash(db: DbSession, basic_info_hash: str) -> Person | None:
@@ -163,6 +193,9 @@ def load_attributes(db: DbSession, person_id: str, cipher: AttributeCipher) -> d
     }
 
 
+_INSERT_CONSENT = sa.insert(Consent.__table__)
+
+
 def grant_consent(
     db: DbSession,
     *,
@@ -172,22 +205,20 @@ def grant_consent(
     session_id: str,
     claims: list[str],
     now: datetime,
-    flush: bool = True,
-) -> Consent:
-    """The provider's link to the person. ``flush=False`` leaves the INSERT to the
-    session's next flush (one unit of work for several changes)."""
-    consent = Consent(
-        person_id=person_id,
-        provider_id=provider_id,
-        subject_id=subject_id,
-        session_id=session_id,
-        claims=claims,
-        granted_at=now,
+) -> None:
+    """The provider's link to the person (one Core INSERT: every flow writes one)."""
+    db.connection().execute(
+        _INSERT_CONSENT,
+        {
+            "person_id": person_id,
+            "provider_id": provider_id,
+            "subject_id": subject_id,
+            "session_id": session_id,
+            "claims": claims,
+            "granted_at": now,
+            "withdrawn_at": None,
+        },
     )
-    db.add(consent)
-    if flush:
-        db.flush()
-    return consent
 
 
 def active_consents(db: DbSession, *, provider_id: str, subject_id: str) -> list[Consent]:

@@ -20,14 +20,12 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 
 from commonid.store import documents
 from commonid.store.ids import new_id, new_user_code
 from commonid.store.models import RejectedResponse, Session
+from commonid.store.rows import SESSIONS, SessionRow, one_row, select_all
 
 NONCE_BYTES = 32
 
@@ -67,11 +65,11 @@ def create_session(
     now: datetime,
     ttl: timedelta,
     document: str | None = None,
-) -> Session:
+) -> SessionRow:
     # Whole seconds: the expiry is part of the signed challenge and must
     # round-trip through every database exactly.
     now = now.replace(microsecond=0)
-    dialect = db.get_bind().dialect.name
+    insert = _INSERT_UNLESS_CODE_TAKEN[db.get_bind().dialect.name]
     for _attempt in range(5):
         values: dict[str, object] = dict.fromkeys(_SESSION_COLUMNS)
         values.update(
@@ -88,44 +86,34 @@ def create_session(
             expires_at=now + ttl,
             status=SessionStatus.PENDING.value,
         )
-        if dialect in _INSERT_UNLESS_CODE_TAKEN:
-            # One statement instead of SAVEPOINT, INSERT, RELEASE; a user code collision
-            # inserts nothing and the loop draws again.
-            if db.execute(_INSERT_UNLESS_CODE_TAKEN[dialect], values).first() is None:
-                continue
-            session = Session(**values)
-            make_transient_to_detached(session)  # the row exists: no INSERT at flush
-            db.add(session)
-            return session
-        session = Session(**values)
-        try:
-            with db.begin_nested():
-                db.add(session)
-            return session
-        except IntegrityError:  # a user code collision: draw again
-            continue
+        # One statement instead of SAVEPOINT, INSERT, RELEASE; a user code collision
+        # inserts nothing and the loop draws again.
+        if db.connection().execute(insert, values).first() is not None:
+            return SessionRow(**values)  # type: ignore[arg-type]
     raise RuntimeError("could not draw a free user code")
 
 
-_SESSION_COLUMNS = tuple(column.key for column in Session.__table__.columns)
+_SESSION_COLUMNS = tuple(column.key for column in SESSIONS.columns)
 # RETURNING tells whether the row went in (rowcount is not reliable for this on psycopg).
 _INSERT_UNLESS_CODE_TAKEN = {
-    name: dialect.insert(Session.__table__)
+    name: dialect.insert(SESSIONS)
     .on_conflict_do_nothing(index_elements=["user_code"])
-    .returning(Session.__table__.c.id)
+    .returning(SESSIONS.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+_SESSION_BY_ID = select_all(SESSIONS).where(SESSIONS.c.id == sa.bindparam("id"))
+_SESSION_BY_USER_CODE = select_all(SESSIONS).where(SESSIONS.c.user_code == sa.bindparam("code"))
 
 
-def get_session(db: DbSession, session_id: str) -> Session | None:
-    return db.get(Session, session_id)
+def get_session(db: DbSession, session_id: str) -> SessionRow | None:
+    return one_row(db, _SESSION_BY_ID, {"id": session_id}, SessionRow)
 
 
-def session_by_user_code(db: DbSession, user_code: str) -> Session | None:
-    return db.scalar(sa.select(Session).where(Session.user_code == user_code.upper()))
+def session_by_user_code(db: DbSession, user_code: str) -> SessionRow | None:
+    return one_row(db, _SESSION_BY_USER_CODE, {"code": user_code.upper()}, SessionRow)
 
 
-def effective_status(session: Session, now: datetime) -> SessionStatus:
+def effective_status(session: SessionRow, now: datetime) -> SessionStatus:
     """The status as callers see it: an open session past its expiry is expired."""
     status = SessionStatus(session.status)
     # A session stuck in processing (a worker died mid-check) expires like an open one.
@@ -136,21 +124,18 @@ def effective_status(session: Session, now: datetime) -> SessionStatus:
     return status
 
 
-_SESSIONS = Session.__table__
-
-
 @functools.cache
 def _transition_statement(columns: tuple[str, ...]) -> sa.Update:
     """The conditional UPDATE of a transition, built once per set of columns (Core:
     building and caching a statement per call cost more than running it)."""
     return (
-        sa.update(_SESSIONS)
+        sa.update(SESSIONS)
         .where(
-            _SESSIONS.c.id == sa.bindparam("w_id"),
-            _SESSIONS.c.status == sa.bindparam("w_status"),
-            _SESSIONS.c.expires_at > sa.bindparam("w_now", type_=_SESSIONS.c.expires_at.type),
+            SESSIONS.c.id == sa.bindparam("w_id"),
+            SESSIONS.c.status == sa.bindparam("w_status"),
+            SESSIONS.c.expires_at > sa.bindparam("w_now", type_=SESSIONS.c.expires_at.type),
         )
-        .values({name: sa.bindparam(f"v_{name}", type_=_SESSIONS.c[name].type) for name in columns})
+        .values({name: sa.bindparam(f"v_{name}", type_=SESSIONS.c[name].type) for name in columns})
     )
 
 
@@ -192,10 +177,9 @@ def decline_consent(db: DbSession, session_id: str, *, kiosk_id: str, now: datet
 
 
 def mark_consent(
-    session: Session, *, approved: bool, kiosk_id: str, claims: list[str], now: datetime
+    session: SessionRow, *, approved: bool, kiosk_id: str, claims: list[str], now: datetime
 ) -> None:
-    """Bring a loaded session up to date with what record_consent / decline_consent wrote
-    (as committed state: nothing is written again)."""
+    """Bring a loaded session up to date with what record_consent / decline_consent wrote."""
     if approved:
         values: dict[str, object] = {
             "status": SessionStatus.AWAITING_CARD.value,
@@ -211,12 +195,12 @@ def mark_consent(
             "completed_at": now,
         }
     for name, value in values.items():
-        set_committed_value(session, name, value)
+        setattr(session, name, value)
 
 
 def complete_card_response(
     db: DbSession,
-    session: Session,
+    session: SessionRow,
     *,
     status: SessionStatus,
     now: datetime,
@@ -240,7 +224,7 @@ def complete_card_response(
     if not _transition(db, session.id, from_status=SessionStatus.AWAITING_CARD, now=now, **values):
         return False
     for name, value in values.items():  # what was written, without reading it back
-        set_committed_value(session, name, value)
+        setattr(session, name, value)
     return True
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from commonid.store.ids import new_id
 from commonid.store.models import Provider, WebhookDelivery
+from commonid.store.rows import ProviderRow
 
 
 def enqueue(
@@ -31,7 +32,7 @@ def enqueue(
 
 def notify(
     db: DbSession,
-    provider: Provider | None,
+    provider: Provider | ProviderRow | None,
     *,
     event_type: str,
     payload: dict[str, Any],

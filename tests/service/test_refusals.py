@@ -211,8 +211,8 @@ def test_a_new_card_answering_two_sessions_at_once_makes_one_person(
     lookups: list[bool] = []
     original = persons.binding_of_did
 
-    def looked_up_together(db: Any, did: str) -> Any:
-        found = original(db, did)
+    def looked_up_together(db: Any, did: str, **options: Any) -> Any:
+        found = original(db, did, **options)
         lookups.append(found is not None)
         if len(lookups) <= 2:
             first_two_lookups.wait(timeout=10)

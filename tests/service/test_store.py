@@ -263,7 +263,7 @@ def test_a_user_code_collision_draws_again_in_one_statement_each(
             for _ in range(2)
         )
         assert (first.user_code, second.user_code) == ("AAAA1111", "BBBB2222")
-        assert sessions.get_session(db, second.id) is second  # known to the ORM session
+        assert sessions.get_session(db, second.id) == second  # as inserted
     with make() as db:
         stored = sessions.get_session(db, second.id)
         assert stored is not None and stored.status == "pending" and stored.kiosk_id is None

@@ -20,9 +20,7 @@ from commonid.api.schemas import (
     KioskSessionView,
     ProviderView,
 )
-from commonid.problems import Problem
-from commonid.store import sessions
-from commonid.store.models import Provider
+from commonid.store import accounts, sessions
 
 router = APIRouter(prefix="/v1/kiosk/sessions", tags=["kiosk"])
 
@@ -32,11 +30,8 @@ def session_by_user_code(
     user_code: str, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
 ) -> KioskSessionView:
     """What the person will be asked: who asks, for which claims, why, and the challenge."""
-    session = sessions.session_by_user_code(db, user_code)
-    if session is None:
-        raise Problem("session_not_found")
-    session = flows.open_session_for_kiosk(runtime, db, session.id)
-    provider = db.get(Provider, session.provider_id)
+    session = flows.open_session_for_kiosk(runtime, sessions.session_by_user_code(db, user_code))
+    provider = accounts.provider_by_id(db, session.provider_id)
     assert provider is not None
     return KioskSessionView(
         id=session.id,

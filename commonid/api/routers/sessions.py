@@ -17,7 +17,7 @@ from commonid.documents import session_documents
 from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import idempotency
-from commonid.store.models import Provider
+from commonid.store.rows import ProviderRow
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 POLL_INTERVAL_SECONDS = 0.1
@@ -42,7 +42,7 @@ async def create_session(
 def _create_session(
     runtime: Runtime,
     db: DbSession,
-    provider: Provider,
+    provider: ProviderRow,
     body: CreateSessionRequest,
     idempotency_key: str | None,
 ) -> JSONResponse:
