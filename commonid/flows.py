@@ -162,22 +162,22 @@ def record_consent(
     approved: bool,
     claims: list[ClaimName] | None,
 ) -> SessionRow:
-    session = open_session_for_kiosk(runtime, sessions.get_session(db, session_id))
-    consented = session.claims if claims is None else [claim.value for claim in claims]
-    beyond = sorted(set(consented) - set(session.claims))
-    if beyond:
-        raise Problem("consent_exceeds_request", f"not requested: {', '.join(beyond)}")
     now = runtime.clock()
+    requested = None if claims is None else [claim.value for claim in claims]
     if approved:
-        moved = sessions.record_consent(
-            db, session.id, kiosk_id=kiosk.id, claims=consented, now=now
+        session = sessions.record_consent(
+            db, session_id, kiosk_id=kiosk.id, claims=requested, now=now
         )
     else:
-        moved = sessions.decline_consent(db, session.id, kiosk_id=kiosk.id, now=now)
-    if not moved:
+        session = sessions.decline_consent(db, session_id, kiosk_id=kiosk.id, now=now)
+    if session is None:  # nothing moved: say why
+        open_session_for_kiosk(runtime, sessions.get_session(db, session_id))
         raise Problem("consent_already_recorded")
-    # What the conditional UPDATE wrote, without reading the row back.
-    sessions.mark_consent(session, approved=approved, kiosk_id=kiosk.id, claims=consented, now=now)
+    # Checked after the UPDATE, which saved reading the session first; raising rolls it back.
+    beyond = sorted(set(requested or ()) - set(session.claims))
+    if beyond:
+        raise Problem("consent_exceeds_request", f"not requested: {', '.join(beyond)}")
+    consented = session.consent_claims or []
     if approved:
         event = (
             "session.consent_given",
@@ -199,7 +199,6 @@ class CardOutcome:
     session_id: str
     status: SessionStatus
     reason_code: str | None = None
-    provider: ProviderRow | None = None  # the session's, as loaded while completing it
 
 
 def _refusal_before_check(session: SessionRow | None, kiosk_id: str, now: datetime) -> str | None:
@@ -271,11 +270,12 @@ def process_card_response(
                 if caller_id is None:
                     assert callable(kiosk)
                     caller_id = kiosk(db).id
-                session = sessions.get_session(db, session_id)
+                found = sessions.session_and_provider(db, session_id)
+                session, provider = found if found is not None else (None, None)
                 code = _refusal_before_check(session, caller_id, now)
                 if code is not None:
                     raise _Refused(code)
-                assert session is not None
+                assert session is not None and provider is not None
                 if checked is None and rejected is None:
                     try:
                         checked = check_card(
@@ -289,12 +289,14 @@ def process_card_response(
                     except CardRejected as error:
                         rejected = error
                 if rejected is not None:
-                    _reject_in(runtime, db, session, caller_id, rejected)
+                    _reject_in(runtime, db, session, provider, caller_id, rejected)
                     outcome = None
                 else:
                     assert checked is not None
-                    outcome, events = _apply_checked_card(runtime, db, session, checked, now=now)
-                    _session_finished(runtime, db, session, events, provider=outcome.provider)
+                    outcome, events = _apply_checked_card(
+                        runtime, db, session, provider, checked, now=now
+                    )
+                    _session_finished(runtime, db, session, events, provider=provider)
             break
         except _Refused as refusal:
             _record_rejection(runtime, session_id, caller_id, refusal.code)
@@ -362,7 +364,12 @@ def _record_rejection(
 
 
 def _reject_in(
-    runtime: Runtime, db: DbSession, session: SessionRow, kiosk_id: str, rejected: CardRejected
+    runtime: Runtime,
+    db: DbSession,
+    session: SessionRow,
+    provider: ProviderRow,
+    kiosk_id: str,
+    rejected: CardRejected,
 ) -> None:
     """A checked-and-failed response burns the session: the challenge was used."""
     now = runtime.clock()
@@ -376,6 +383,7 @@ def _reject_in(
         db,
         session,
         _rejection_events(session.id, kiosk_id, rejected.code, rejected.validation),
+        provider=provider,
     )
 
 
@@ -453,14 +461,18 @@ def _record_card(
 
 
 def _apply_checked_card(
-    runtime: Runtime, db: DbSession, session: SessionRow, checked: CheckedCard, *, now: datetime
+    runtime: Runtime,
+    db: DbSession,
+    session: SessionRow,
+    provider: ProviderRow,
+    checked: CheckedCard,
+    *,
+    now: datetime,
 ) -> tuple[CardOutcome, list[tuple[str, dict[str, Any]]]]:
     """Store what the card proved and the provider's result; returns the audit events too."""
     events = [auditing.validation_outcome(session.id, checked.auth.validation)]
     if checked.sign is not None:
         events.append(auditing.validation_outcome(session.id, checked.sign.validation))
-    provider = accounts.provider_by_id(db, session.provider_id)
-    assert provider is not None
     person, attributes = _record_card(runtime, db, session, checked, now=now)
 
     consented = set(session.consent_claims or [])
@@ -544,7 +556,7 @@ def _apply_checked_card(
         result_key_id=sealed.key_id,
         result_encrypted=sealed.blob,
     )
-    return CardOutcome(session.id, status, reason, provider), events
+    return CardOutcome(session.id, status, reason), events
 
 
 def _issue_credential(

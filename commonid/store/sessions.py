@@ -17,6 +17,7 @@ import functools
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,7 +26,14 @@ from sqlalchemy.orm import Session as DbSession
 from commonid.store import documents
 from commonid.store.ids import new_id, new_user_code
 from commonid.store.models import RejectedResponse, Session
-from commonid.store.rows import SESSIONS, SessionRow, one_row, select_all
+from commonid.store.rows import (
+    PROVIDERS,
+    SESSIONS,
+    ProviderRow,
+    SessionRow,
+    one_row,
+    select_all,
+)
 
 NONCE_BYTES = 32
 
@@ -109,6 +117,22 @@ def get_session(db: DbSession, session_id: str) -> SessionRow | None:
     return one_row(db, _SESSION_BY_ID, {"id": session_id}, SessionRow)
 
 
+_SESSION_AND_PROVIDER = (
+    sa.select(*SESSIONS.columns, *PROVIDERS.columns)
+    .join_from(SESSIONS, PROVIDERS, PROVIDERS.c.id == SESSIONS.c.provider_id)
+    .where(SESSIONS.c.id == sa.bindparam("id"))
+)
+
+
+def session_and_provider(db: DbSession, session_id: str) -> tuple[SessionRow, ProviderRow] | None:
+    """The session and the provider that asked for it, in one query."""
+    row = db.connection().execute(_SESSION_AND_PROVIDER, {"id": session_id}).first()
+    if row is None:
+        return None
+    split = len(SESSIONS.columns)
+    return SessionRow(*row[:split]), ProviderRow(*row[split:])
+
+
 def session_by_user_code(db: DbSession, user_code: str) -> SessionRow | None:
     return one_row(db, _SESSION_BY_USER_CODE, {"code": user_code.upper()}, SessionRow)
 
@@ -125,9 +149,15 @@ def effective_status(session: SessionRow, now: datetime) -> SessionStatus:
 
 
 @functools.cache
-def _transition_statement(columns: tuple[str, ...]) -> sa.Update:
+def _transition_statement(columns: tuple[str, ...], *, consent_to_all: bool = False) -> sa.Update:
     """The conditional UPDATE of a transition, built once per set of columns (Core:
-    building and caching a statement per call cost more than running it)."""
+    building and caching a statement per call cost more than running it).
+    ``consent_to_all`` copies the requested claims into ``consent_claims``."""
+    values: dict[str, Any] = {
+        name: sa.bindparam(f"v_{name}", type_=SESSIONS.c[name].type) for name in columns
+    }
+    if consent_to_all:
+        values["consent_claims"] = SESSIONS.c.claims
     return (
         sa.update(SESSIONS)
         .where(
@@ -135,36 +165,77 @@ def _transition_statement(columns: tuple[str, ...]) -> sa.Update:
             SESSIONS.c.status == sa.bindparam("w_status"),
             SESSIONS.c.expires_at > sa.bindparam("w_now", type_=SESSIONS.c.expires_at.type),
         )
-        .values({name: sa.bindparam(f"v_{name}", type_=SESSIONS.c[name].type) for name in columns})
+        .values(values)
     )
+
+
+@functools.cache
+def _transition_returning(columns: tuple[str, ...], *, consent_to_all: bool) -> sa.Update:
+    return _transition_statement(columns, consent_to_all=consent_to_all).returning(
+        *SESSIONS.columns
+    )
+
+
+def _parameters(
+    session_id: str, from_status: SessionStatus, now: datetime, values: dict[str, object]
+) -> dict[str, object]:
+    parameters = {f"v_{name}": value for name, value in values.items()}
+    parameters.update(w_id=session_id, w_status=from_status.value, w_now=now)
+    return parameters
 
 
 def _transition(
     db: DbSession, session_id: str, *, from_status: SessionStatus, now: datetime, **values: object
 ) -> bool:
     statement = _transition_statement(tuple(sorted(values)))
-    parameters = {f"v_{name}": value for name, value in values.items()}
-    parameters.update(w_id=session_id, w_status=from_status.value, w_now=now)
+    parameters = _parameters(session_id, from_status, now, values)
     return db.connection().execute(statement, parameters).rowcount == 1
 
 
+def _transition_to_row(
+    db: DbSession,
+    session_id: str,
+    *,
+    from_status: SessionStatus,
+    now: datetime,
+    consent_to_all: bool = False,
+    **values: object,
+) -> SessionRow | None:
+    """A transition that returns the session as it now is (UPDATE ... RETURNING: one
+    statement, where reading it first would be two), or None when it did not apply."""
+    statement = _transition_returning(tuple(sorted(values)), consent_to_all=consent_to_all)
+    parameters = _parameters(session_id, from_status, now, values)
+    row = db.connection().execute(statement, parameters).first()
+    return SessionRow(*row) if row is not None else None
+
+
 def record_consent(
-    db: DbSession, session_id: str, *, kiosk_id: str, claims: list[str], now: datetime
-) -> bool:
-    return _transition(
+    db: DbSession, session_id: str, *, kiosk_id: str, claims: list[str] | None, now: datetime
+) -> SessionRow | None:
+    """pending -> awaiting_card, consenting to ``claims`` (None: all the session asks
+    for). The session as updated, or None when it is missing, expired or not pending."""
+    values: dict[str, object] = {
+        "status": SessionStatus.AWAITING_CARD.value,
+        "kiosk_id": kiosk_id,
+        "consented_at": now,
+    }
+    if claims is not None:
+        values["consent_claims"] = claims
+    return _transition_to_row(
         db,
         session_id,
         from_status=SessionStatus.PENDING,
         now=now,
-        status=SessionStatus.AWAITING_CARD.value,
-        kiosk_id=kiosk_id,
-        consent_claims=claims,
-        consented_at=now,
+        consent_to_all=claims is None,
+        **values,
     )
 
 
-def decline_consent(db: DbSession, session_id: str, *, kiosk_id: str, now: datetime) -> bool:
-    return _transition(
+def decline_consent(
+    db: DbSession, session_id: str, *, kiosk_id: str, now: datetime
+) -> SessionRow | None:
+    """pending -> rejected (consent_declined); as record_consent."""
+    return _transition_to_row(
         db,
         session_id,
         from_status=SessionStatus.PENDING,
@@ -174,28 +245,6 @@ def decline_consent(db: DbSession, session_id: str, *, kiosk_id: str, now: datet
         reason_code="consent_declined",
         completed_at=now,
     )
-
-
-def mark_consent(
-    session: SessionRow, *, approved: bool, kiosk_id: str, claims: list[str], now: datetime
-) -> None:
-    """Bring a loaded session up to date with what record_consent / decline_consent wrote."""
-    if approved:
-        values: dict[str, object] = {
-            "status": SessionStatus.AWAITING_CARD.value,
-            "kiosk_id": kiosk_id,
-            "consent_claims": claims,
-            "consented_at": now,
-        }
-    else:
-        values = {
-            "status": SessionStatus.REJECTED.value,
-            "kiosk_id": kiosk_id,
-            "reason_code": "consent_declined",
-            "completed_at": now,
-        }
-    for name, value in values.items():
-        setattr(session, name, value)
 
 
 def complete_card_response(

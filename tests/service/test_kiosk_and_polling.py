@@ -68,6 +68,39 @@ def test_consent_cannot_cover_more_than_was_asked(
         headers=bearer(service_accounts.kiosk_credential),
     )
     assert response.status_code == 422 and response.json()["code"] == "consent_exceeds_request"
+    # The refused consent left nothing behind: the session is still pending, and a
+    # consent within the request goes through.
+    assert result(service_client, service_accounts.provider_a_key, session["id"])["status"] == (
+        "pending"
+    )
+    within = service_client.post(
+        f"/v1/kiosk/sessions/{session['id']}/consent",
+        json={"claims": ["name"]},
+        headers=bearer(service_accounts.kiosk_credential),
+    )
+    assert within.status_code == 200 and within.json()["claims"] == ["name"]
+
+
+def test_consent_without_claims_covers_what_was_asked_in_its_order(
+    service_client: TestClient, service_accounts: ServiceAccounts
+) -> None:
+    session = create_session(
+        service_client,
+        service_accounts.provider_a_key,
+        mode="identity",
+        claims=["address", "name", "birthdate"],
+    )
+    given = service_client.post(
+        f"/v1/kiosk/sessions/{session['id']}/consent",
+        json={},
+        headers=bearer(service_accounts.kiosk_credential),
+    )
+    assert given.status_code == 200
+    assert given.json() == {
+        "session_id": session["id"],
+        "status": "awaiting_card",
+        "claims": ["address", "name", "birthdate"],
+    }
 
 
 def test_unknown_user_code_is_404(
