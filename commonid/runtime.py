@@ -21,6 +21,7 @@ from commonid.store.database import (
     WriterGate,
     create_engine,
     gate_writes_at_first_statement,
+    read_session_factory,
     session_factory,
     upgrade,
     write_transaction,
@@ -57,11 +58,18 @@ class Runtime:
     validation_cache: ValidationCache = field(default_factory=ValidationCache)
     # Where write transactions queue on SQLite (commonid.store.database.WriterGate).
     writer_gate: WriterGate | None = None
+    # Sessions for reads alone (commonid.store.database.read_session_factory).
+    read_sessions: sessionmaker | None = None
 
     def write_transaction(self) -> AbstractContextManager[DbSession]:
         """A transaction that is going to write; on SQLite through the writer gate, taken
         at its first writing statement (commonid.store.database.write_transaction)."""
         return write_transaction(self.sessions, self.writer_gate)
+
+    def read_only(self) -> AbstractContextManager[DbSession]:
+        """A session for a request that only reads: nothing it does is committed (on
+        PostgreSQL it runs in autocommit, without BEGIN and COMMIT round trips)."""
+        return (self.read_sessions or self.sessions)()
 
     @property
     def service_did(self) -> str:
@@ -118,6 +126,7 @@ def build_runtime(
         trust_policy=trust_policy or trust_policy_from_settings(settings),
         timestamp_roots=timestamp_roots,
         writer_gate=gate,
+        read_sessions=read_session_factory(engine),
     )
     from commonid.audit.service import audit_log_for_runtime  # it imports this module
 

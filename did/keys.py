@@ -227,8 +227,9 @@ class IssuerKey:
     created_at: datetime
     retired_at: datetime | None = None
 
-    @property
+    @functools.cached_property
     def did(self) -> str:
+        # Every challenge names the service by this DID: derive it once per key.
         return _didkit.key_to_did_key(self.private_jwk)
 
     @property

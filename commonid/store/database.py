@@ -219,6 +219,16 @@ def session_factory(engine: sa.Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def read_session_factory(engine: sa.Engine) -> sessionmaker:
+    """Sessions for requests that only read. On PostgreSQL they run in autocommit: under
+    its READ COMMITTED every statement takes its own snapshot anyway, so a transaction
+    around them adds nothing but the BEGIN and COMMIT round trips. (pysqlite begins
+    nothing before a SELECT: SQLite's sessions are the usual ones.)"""
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return session_factory(engine)
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

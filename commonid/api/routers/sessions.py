@@ -46,7 +46,7 @@ def _create_session(
     body: CreateSessionRequest,
     idempotency_key: str | None,
 ) -> JSONResponse:
-    fingerprint = flows.request_fingerprint(body)
+    fingerprint = flows.request_fingerprint(body) if idempotency_key else ""
     if idempotency_key:
         stored = idempotency.find(db, provider_id=provider.id, key=idempotency_key)
         if stored is not None:
@@ -98,7 +98,7 @@ async def get_session(
 
     def read() -> tuple[SessionResult, bool]:
         nonlocal provider_id
-        with runtime.sessions.begin() as db:
+        with runtime.read_only() as db:
             if provider_id is None:  # authenticate (and rate-limit) once per request
                 provider_id = authenticate_provider(request, db).id
             session = flows.session_for_provider(db, provider_id, session_id)
