@@ -2,17 +2,20 @@
 
     .venv/bin/python bench/service.py [--seconds 20] [--concurrency 32] [--workers 2]
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--skip-postgres]
+        [--separate-consent]
 
 For each database it starts `commonid serve --workers N` (a fresh data
 directory, a test hierarchy, one person, one provider, one kiosk), then runs
 concurrent flows for a fixed time. A flow is what a provider and a kiosk do:
-create the session, record consent, post the card response, fetch the result.
-The card response is signed with the person's (emulator) auth key as soon as
-the challenge is known; signing time is the client's and is not counted as
-service latency separately. Printed: flows/s, p50/p99 flow latency, errors,
-the same machine's RSA-2048 verifications/s (the crypto floor) and signatures/s
-(what the client's emulated card costs) measured in this run, and the CPU the
-client, the service workers, PostgreSQL and the whole machine used meanwhile
+create the session, post the card response with the person's consent, fetch
+the result (``--separate-consent``: post the consent on its own first, four
+requests instead of three). The card response is signed with the person's
+(emulator) auth key as soon as the challenge is known; signing time is the
+client's and is not counted as service latency separately. Printed: flows/s,
+p50/p99 flow latency, errors, the same machine's RSA-2048 verifications/s (the
+crypto floor) and signatures/s (what the client's emulated card costs)
+measured in this run, and the CPU the client, the service workers, PostgreSQL
+and the whole machine used meanwhile
 (the client shares the cores with the service).
 
 The client is lean on purpose (LeanConnection: one keep-alive HTTP/1.1
@@ -292,37 +295,40 @@ class LeanRequests:
     provider_headers: bytes
     kiosk_headers: bytes
     create_body: bytes
-    consent_body: bytes
+    separate_consent: bool  # consent posted on its own first, not with the card response
     card_body_prefix: bytes  # the certificate; the signature is appended per challenge
+    card_body_suffix: bytes  # after the signature: the consent, when it comes with it
 
     @classmethod
-    def of(cls, fixture: Fixture) -> LeanRequests:
+    def of(cls, fixture: Fixture, *, separate_consent: bool = False) -> LeanRequests:
         return cls(
             provider_headers=f"authorization: Bearer {fixture.provider_key}\r\n".encode(),
             kiosk_headers=f"authorization: Bearer {fixture.kiosk_credential}\r\n".encode(),
             create_body=json.dumps(
                 {"mode": "auth", "claims": ["did"], "purpose": "bench"}
             ).encode(),
-            consent_body=b"{}",
+            separate_consent=separate_consent,
             card_body_prefix=(
                 '{"auth_certificate": "' + fixture.auth_certificate_b64 + '", "auth_signature": "'
             ).encode(),
+            card_body_suffix=b'"}' if separate_consent else b'", "consent": {}}',
         )
 
 
 async def lean_flow(connection: LeanConnection, fixture: Fixture, lean: LeanRequests) -> None:
-    """The same four requests as one_flow, on one keep-alive connection."""
+    """The same requests as one_flow, on one keep-alive connection."""
     status, session = await connection.request(
         b"POST", "/v1/sessions", lean.provider_headers, lean.create_body
     )
     if status != 201:
         raise FlowFailed("sessions", status, session)
     session_id = session["id"]
-    status, body = await connection.request(
-        b"POST", f"/v1/kiosk/sessions/{session_id}/consent", lean.kiosk_headers, lean.consent_body
-    )
-    if status != 200:
-        raise FlowFailed("consent", status, body)
+    if lean.separate_consent:
+        status, body = await connection.request(
+            b"POST", f"/v1/kiosk/sessions/{session_id}/consent", lean.kiosk_headers, b"{}"
+        )
+        if status != 200:
+            raise FlowFailed("consent", status, body)
     encoded = session["challenge"]["to_be_signed"]
     to_be_signed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
     signature = fixture.auth_key.sign(to_be_signed, padding.PKCS1v15(), hashes.SHA256())
@@ -330,7 +336,7 @@ async def lean_flow(connection: LeanConnection, fixture: Fixture, lean: LeanRequ
         b"POST",
         f"/v1/kiosk/sessions/{session_id}/card-response",
         lean.kiosk_headers,
-        lean.card_body_prefix + base64.b64encode(signature) + b'"}',
+        lean.card_body_prefix + base64.b64encode(signature) + lean.card_body_suffix,
     )
     if status != 200:
         raise FlowFailed("card-response", status, body)
@@ -343,7 +349,11 @@ async def lean_flow(connection: LeanConnection, fixture: Fixture, lean: LeanRequ
         raise RuntimeError(f"flow ended {body['status']}")
 
 
-async def one_flow(client: httpx.AsyncClient, fixture: Fixture) -> None:
+async def one_flow(
+    client: httpx.AsyncClient, fixture: Fixture, *, separate_consent: bool = False
+) -> None:
+    """Create the session; the card response, with the person's consent (or the consent
+    first, on its own, with ``separate_consent``); the result."""
     provider = {"Authorization": f"Bearer {fixture.provider_key}"}
     kiosk = {"Authorization": f"Bearer {fixture.kiosk_credential}"}
     created = await client.post(
@@ -353,20 +363,22 @@ async def one_flow(client: httpx.AsyncClient, fixture: Fixture) -> None:
     )
     created.raise_for_status()
     session = created.json()
-    consent = await client.post(
-        f"/v1/kiosk/sessions/{session['id']}/consent", json={}, headers=kiosk
-    )
-    consent.raise_for_status()
+    if separate_consent:
+        consent = await client.post(
+            f"/v1/kiosk/sessions/{session['id']}/consent", json={}, headers=kiosk
+        )
+        consent.raise_for_status()
     encoded = session["challenge"]["to_be_signed"]
     to_be_signed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
     signature = fixture.auth_key.sign(to_be_signed, padding.PKCS1v15(), hashes.SHA256())
+    card_response: dict[str, Any] = {
+        "auth_certificate": fixture.auth_certificate_b64,
+        "auth_signature": base64.b64encode(signature).decode(),
+    }
+    if not separate_consent:
+        card_response["consent"] = {}
     answered = await client.post(
-        f"/v1/kiosk/sessions/{session['id']}/card-response",
-        json={
-            "auth_certificate": fixture.auth_certificate_b64,
-            "auth_signature": base64.b64encode(signature).decode(),
-        },
-        headers=kiosk,
+        f"/v1/kiosk/sessions/{session['id']}/card-response", json=card_response, headers=kiosk
     )
     answered.raise_for_status()
     result = await client.get(f"/v1/sessions/{session['id']}", headers=provider)
@@ -473,10 +485,16 @@ class CpuShares:
 
 
 async def drive(
-    fixture: Fixture, *, seconds: float, concurrency: int, label: str, service_group: int
+    fixture: Fixture,
+    *,
+    seconds: float,
+    concurrency: int,
+    label: str,
+    service_group: int,
+    separate_consent: bool = False,
 ) -> tuple[Figures, CpuShares]:
     figures = Figures(label, 0, 0, seconds, [])
-    lean = LeanRequests.of(fixture)
+    lean = LeanRequests.of(fixture, separate_consent=separate_consent)
     url = httpx.URL(fixture.base_url)
     connections = [LeanConnection(url.host, url.port or 80) for _ in range(concurrency)]
     for connection in connections:  # warm up connections and worker caches
@@ -546,6 +564,7 @@ def run_database(
                         concurrency=args.concurrency,
                         label=label,
                         service_group=process.pid,  # started in its own session: pgid = pid
+                        separate_consent=args.separate_consent,
                     )
                 )
         finally:
@@ -593,6 +612,11 @@ def main() -> None:
         ),
     )
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--separate-consent",
+        action="store_true",
+        help="post the consent on its own before the card response (four requests a flow)",
+    )
     args = parser.parse_args()
 
     print(

@@ -18,7 +18,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -500,14 +500,20 @@ class KioskClient:
         auth_signature: bytes,
         sign_certificate: bytes | None = None,
         sign_signature: bytes | None = None,
+        consent: Literal[True] | list[str] | None = None,
     ) -> dict[str, Any]:
-        body = {
+        """``consent``: the person's consent, sent with the response in one request
+        (``True``: to everything asked; a list: to those claims) instead of through
+        ``consent()`` first; None when it was recorded already."""
+        body: dict[str, Any] = {
             "auth_certificate": base64.b64encode(auth_certificate).decode(),
             "auth_signature": base64.b64encode(auth_signature).decode(),
         }
         if sign_certificate is not None and sign_signature is not None:
             body["sign_certificate"] = base64.b64encode(sign_certificate).decode()
             body["sign_signature"] = base64.b64encode(sign_signature).decode()
+        if consent is not None:
+            body["consent"] = {} if consent is True else {"claims": consent}
         return _check(
             self._http.post(
                 f"/v1/kiosk/sessions/{session_id}/card-response",
@@ -516,7 +522,13 @@ class KioskClient:
             )
         )
 
-    def submit_card_answer(self, session_id: str, answer: CardAnswerLike) -> dict[str, Any]:
+    def submit_card_answer(
+        self,
+        session_id: str,
+        answer: CardAnswerLike,
+        *,
+        consent: Literal[True] | list[str] | None = None,
+    ) -> dict[str, Any]:
         """``card_response`` with the certificates and signatures of one card answer."""
         return self.card_response(
             session_id,
@@ -524,6 +536,7 @@ class KioskClient:
             auth_signature=answer.auth_signature,
             sign_certificate=answer.sign_certificate,
             sign_signature=answer.sign_signature,
+            consent=consent,
         )
 
     def document(self, session_id: str) -> KioskDocument:

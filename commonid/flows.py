@@ -201,13 +201,18 @@ class CardOutcome:
     reason_code: str | None = None
 
 
-def _refusal_before_check(session: SessionRow | None, kiosk_id: str, now: datetime) -> str | None:
+def _refusal_before_check(
+    session: SessionRow | None, kiosk_id: str, now: datetime, *, consent_given: bool
+) -> str | None:
     """Why this kiosk's card response for the session is refused before any check, if so."""
     if session is None:
         return "session_not_found"
     status = sessions.effective_status(session, now)
     if status is SessionStatus.EXPIRED:
         return "session_expired"
+    if consent_given:
+        # The consent comes with this response: the session must still be waiting for one.
+        return None if status is SessionStatus.PENDING else "consent_already_recorded"
     if status is SessionStatus.PENDING:
         return "consent_required"
     if session.kiosk_id != kiosk_id:
@@ -233,7 +238,8 @@ class _Refused(Exception):
 def _complete(
     db: DbSession, session: SessionRow, status: SessionStatus, now: datetime, **outcome: Any
 ) -> None:
-    """Take the session's one card response with its outcome, or raise _Replayed."""
+    """Take the session's one card response with its outcome (and a consent that came
+    with it), or raise _Replayed."""
     if not sessions.complete_card_response(db, session, status=status, now=now, **outcome):
         raise _Replayed
 
@@ -272,10 +278,13 @@ def process_card_response(
                     caller_id = kiosk(db).id
                 found = sessions.session_and_provider(db, session_id)
                 session, provider = found if found is not None else (None, None)
-                code = _refusal_before_check(session, caller_id, now)
+                code = _refusal_before_check(
+                    session, caller_id, now, consent_given=response.consent is not None
+                )
                 if code is not None:
                     raise _Refused(code)
                 assert session is not None and provider is not None
+                consent = _consent_with_card(session, caller_id, response, now)
                 if checked is None and rejected is None:
                     try:
                         checked = check_card(
@@ -289,12 +298,12 @@ def process_card_response(
                     except CardRejected as error:
                         rejected = error
                 if rejected is not None:
-                    _reject_in(runtime, db, session, provider, caller_id, rejected)
+                    _reject_in(runtime, db, session, provider, caller_id, rejected, consent)
                     outcome = None
                 else:
                     assert checked is not None
                     outcome, events = _apply_checked_card(
-                        runtime, db, session, provider, checked, now=now
+                        runtime, db, session, provider, checked, consent, now=now
                     )
                     _session_finished(runtime, db, session, events, provider=provider)
             break
@@ -314,6 +323,32 @@ def process_card_response(
         raise Problem(rejected.code, rejected.detail)
     runtime.metrics.verification_seconds.observe(time.perf_counter() - started)
     return outcome
+
+
+def _consent_with_card(
+    session: SessionRow, kiosk_id: str, response: CardResponse, now: datetime
+) -> sessions.ConsentWithCard | None:
+    """The consent sent with the card response, checked and shown on the loaded session
+    (the response's UPDATE writes it), or None when the consent was recorded before."""
+    if response.consent is None:
+        return None
+    requested = response.consent.claims
+    consented = session.claims if requested is None else [claim.value for claim in requested]
+    if set(consented) - set(session.claims):
+        raise _Refused("consent_exceeds_request")
+    consent = sessions.ConsentWithCard(kiosk_id=kiosk_id, claims=consented, at=now)
+    consent.apply(session)
+    return consent
+
+
+def _consent_event(
+    session: SessionRow, consent: sessions.ConsentWithCard | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The audit entry of a consent given with the card response (before its outcome)."""
+    if consent is None:
+        return []
+    fields = {"session_id": session.id, "kiosk_id": consent.kiosk_id, "claims": consent.claims}
+    return [("session.consent_given", fields)]
 
 
 def _submitted(response: CardResponse) -> SubmittedCard:
@@ -370,10 +405,11 @@ def _reject_in(
     provider: ProviderRow,
     kiosk_id: str,
     rejected: CardRejected,
+    consent: sessions.ConsentWithCard | None,
 ) -> None:
     """A checked-and-failed response burns the session: the challenge was used."""
     now = runtime.clock()
-    _complete(db, session, SessionStatus.REJECTED, now, reason_code=rejected.code)
+    _complete(db, session, SessionStatus.REJECTED, now, reason_code=rejected.code, consent=consent)
     runtime.metrics.card_responses_rejected.labels(rejected.code).inc()
     sessions.record_rejected_response(
         db, session.id, kiosk_id=kiosk_id, code=rejected.code, now=now
@@ -382,7 +418,10 @@ def _reject_in(
         runtime,
         db,
         session,
-        _rejection_events(session.id, kiosk_id, rejected.code, rejected.validation),
+        [
+            *_consent_event(session, consent),
+            *_rejection_events(session.id, kiosk_id, rejected.code, rejected.validation),
+        ],
         provider=provider,
     )
 
@@ -466,11 +505,13 @@ def _apply_checked_card(
     session: SessionRow,
     provider: ProviderRow,
     checked: CheckedCard,
+    consent: sessions.ConsentWithCard | None,
     *,
     now: datetime,
 ) -> tuple[CardOutcome, list[tuple[str, dict[str, Any]]]]:
     """Store what the card proved and the provider's result; returns the audit events too."""
-    events = [auditing.validation_outcome(session.id, checked.auth.validation)]
+    events = _consent_event(session, consent)
+    events.append(auditing.validation_outcome(session.id, checked.auth.validation))
     if checked.sign is not None:
         events.append(auditing.validation_outcome(session.id, checked.sign.validation))
     person, attributes = _record_card(runtime, db, session, checked, now=now)
@@ -555,6 +596,7 @@ def _apply_checked_card(
         reason_code=reason,
         result_key_id=sealed.key_id,
         result_encrypted=sealed.blob,
+        consent=consent,
     )
     return CardOutcome(session.id, status, reason), events
 

@@ -139,13 +139,25 @@ class ConsentRecorded(BaseModel):
     claims: list[ClaimName]
 
 
+class CardConsent(Strict):
+    """The person's consent, sent with the card response instead of on its own."""
+
+    # None: everything the provider asked for.
+    claims: list[ClaimName] | None = Field(None, max_length=6)
+
+
 class CardResponse(Strict):
-    """What the kiosk agent sends: certificates and signatures, base64. Never a PIN."""
+    """What the kiosk agent sends: certificates and signatures, base64. Never a PIN.
+
+    ``consent``: the kiosk may send the consent the person gave on its screen with
+    the card response, in one request, instead of posting it to ``/consent`` first
+    (the session must then still be pending). A decline still goes to ``/consent``."""
 
     auth_certificate: str = Field(max_length=MAX_BASE64_FIELD)
     auth_signature: str = Field(max_length=MAX_BASE64_FIELD)
     sign_certificate: str | None = Field(None, max_length=MAX_BASE64_FIELD)
     sign_signature: str | None = Field(None, max_length=MAX_BASE64_FIELD)
+    consent: CardConsent | None = None
 
 
 class CardResponseOutcome(BaseModel):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -247,6 +248,22 @@ def decline_consent(
     )
 
 
+@dataclass(frozen=True)
+class ConsentWithCard:
+    """A consent that comes with the card response itself (one kiosk request, not two):
+    written by the response's own UPDATE, from pending."""
+
+    kiosk_id: str
+    claims: list[str]
+    at: datetime
+
+    def apply(self, session: SessionRow) -> None:
+        """Show it on the loaded session (its status stays pending until the UPDATE)."""
+        session.kiosk_id = self.kiosk_id
+        session.consent_claims = self.claims
+        session.consented_at = self.at
+
+
 def complete_card_response(
     db: DbSession,
     session: SessionRow,
@@ -257,9 +274,11 @@ def complete_card_response(
     reason_code: str | None = None,
     result_key_id: str | None = None,
     result_encrypted: bytes | None = None,
+    consent: ConsentWithCard | None = None,
 ) -> bool:
     """Take the session's one card response and store its outcome, in one conditional
     UPDATE: False (nothing written) when another response took it first or it expired.
+    With ``consent``, the session goes from pending and the consent is written too.
     On PostgreSQL the row stays locked until commit."""
     values: dict[str, object] = {
         "status": status.value,
@@ -270,7 +289,13 @@ def complete_card_response(
         "result_key_id": result_key_id,
         "result_encrypted": result_encrypted,
     }
-    if not _transition(db, session.id, from_status=SessionStatus.AWAITING_CARD, now=now, **values):
+    from_status = SessionStatus.AWAITING_CARD
+    if consent is not None:
+        from_status = SessionStatus.PENDING
+        values.update(
+            kiosk_id=consent.kiosk_id, consent_claims=consent.claims, consented_at=consent.at
+        )
+    if not _transition(db, session.id, from_status=from_status, now=now, **values):
         return False
     for name, value in values.items():  # what was written, without reading it back
         setattr(session, name, value)

@@ -63,13 +63,15 @@ def test_identity_then_reuse_with_pin_only_over_pcsc(
         reuse = provider_b.create_session(
             mode="auth", reuse=True, claims=["name", "birthdate", "did"], purpose="送金"
         )
-        kiosk.consent(kiosk.session(reuse.user_code).id)
-        pin_only = answer_challenge(card, reuse.challenge.to_be_signed, auth_pin=AUTH_PIN)
+        reuse_shown = kiosk.session(reuse.user_code)
+        pin_only = answer_challenge(card, reuse_shown.challenge.to_be_signed, auth_pin=AUTH_PIN)
         assert pin_only.sign_signature is None
+        # The quick path: the consent travels with the card response, one request.
         kiosk.card_response(
-            reuse.id,
+            reuse_shown.id,
             auth_certificate=pin_only.auth_certificate,
             auth_signature=pin_only.auth_signature,
+            consent=["name", "birthdate", "did"],
         )
         reused = provider_b.wait_for_result(reuse.id, timeout=5)
         assert reused.status == "reuse_granted"
