@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
@@ -24,6 +23,7 @@ from .flow_helpers import (
     respond,
     result,
 )
+from .test_audit_entries import entries
 
 
 def _with_consent(
@@ -32,13 +32,6 @@ def _with_consent(
     body: dict[str, Any] = card.response(challenge_bytes(session), **options)
     body["consent"] = {} if claims is None else {"claims": claims}
     return body
-
-
-def _audited(runtime: Runtime) -> list[tuple[str, dict[str, Any]]]:
-    assert runtime.audit is not None
-    return [
-        (entry.event_type, json.loads(entry.entry)["data"]) for entry in runtime.audit.entries()
-    ]
 
 
 def test_consent_and_card_response_in_one_request(
@@ -67,7 +60,7 @@ def test_consent_and_card_response_in_one_request(
     )
     assert identity.status_code == 200
     assert [c["claims"] for c in identity.json()["consents"]] == [["did"]]
-    logged = _audited(service_runtime)
+    logged = entries(service_runtime)
     assert [event for event, _ in logged] == [
         "session.created",
         "session.consent_given",
@@ -171,7 +164,7 @@ def test_a_bad_signature_with_consent_burns_the_session_and_keeps_the_consent(
     assert rejected.status_code == 422 and rejected.json()["code"] == "signature_invalid"
     outcome = result(service_client, service_accounts.provider_a_key, session["id"])
     assert outcome["status"] == "rejected" and outcome["reason_code"] == "signature_invalid"
-    events = [event for event, _ in _audited(service_runtime)]
+    events = [event for event, _ in entries(service_runtime)]
     assert events[1:3] == ["session.consent_given", "card_response.rejected"]
     # The challenge was used: the right signature cannot come afterwards.
     again = respond(
