@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/service.py [--seconds 20] [--concurrency 32] [--workers 2]
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--skip-postgres]
-        [--separate-consent]
+        [--skip-sqlite] [--separate-consent]
 
 For each database it starts `commonid serve --workers N` (a fresh data
 directory, a test hierarchy, one person, one provider, one kiosk), then runs
@@ -612,6 +612,7 @@ def main() -> None:
         ),
     )
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
         "--separate-consent",
         action="store_true",
@@ -633,10 +634,11 @@ def main() -> None:
         hierarchy = Hierarchy.init(hierarchy_dir)
         person = hierarchy.issue_person(PERSON)
         results = []
-        with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as sqlite_tmp:
-            sqlite_url = f"sqlite:///{Path(sqlite_tmp) / 'commonid.sqlite3'}"
-            results.append(run_database("sqlite", sqlite_url, hierarchy_dir, person, args))
-        report(*results[-1])
+        if not args.skip_sqlite:
+            with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as sqlite_tmp:
+                sqlite_url = f"sqlite:///{Path(sqlite_tmp) / 'commonid.sqlite3'}"
+                results.append(run_database("sqlite", sqlite_url, hierarchy_dir, person, args))
+            report(*results[-1])
         if not args.skip_postgres:
             url, schema = postgres_schema_url(args.postgres)
             try:
