@@ -1,6 +1,6 @@
 """Complete auth-mode flows against the running service, on SQLite and on PostgreSQL.
 
-    .venv/bin/python bench/service.py [--seconds 20] [--concurrency 32] [--workers 2]
+    .venv/bin/python bench/service.py [--seconds 20] [--concurrency 16] [--workers 2]
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--skip-postgres]
         [--skip-sqlite] [--separate-consent]
 
@@ -603,7 +603,7 @@ def report(figures: Figures, shares: CpuShares) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--postgres",
