@@ -1,7 +1,8 @@
 """Verification sessions and their single-use state machine.
 
 pending --consent--> awaiting_card --one card response--> verified |
-reuse_granted | reverification_required | rejected.
+reuse_granted | reverification_required | rejected; or, when the consent comes
+with the card response, pending --both at once--> one of those.
 (The card response takes the session and writes its outcome in one
 conditional UPDATE, complete_card_response. ``processing`` is no longer
 written; rows of earlier versions may still carry it, and read as
