@@ -212,7 +212,11 @@ def _refusal_before_check(
         return "session_expired"
     if consent_given:
         # The consent comes with this response: the session must still be waiting for one.
-        return None if status is SessionStatus.PENDING else "consent_already_recorded"
+        if status is SessionStatus.PENDING:
+            return None
+        if status is SessionStatus.AWAITING_CARD:
+            return "consent_already_recorded"
+        return "challenge_replayed"  # answered already
     if status is SessionStatus.PENDING:
         return "consent_required"
     if session.kiosk_id != kiosk_id:

@@ -173,7 +173,19 @@ def test_a_bad_signature_with_consent_burns_the_session_and_keeps_the_consent(
         session["id"],
         _with_consent(card, session, identity=False),
     )
-    assert again.status_code == 409 and again.json()["code"] == "consent_already_recorded"
+    assert again.status_code == 409 and again.json()["code"] == "challenge_replayed"
+
+
+def test_a_replayed_response_with_consent_is_a_replay(
+    service_client: TestClient, service_accounts: ServiceAccounts, demo_person: IssuedPerson
+) -> None:
+    card = CardKeys(demo_person)
+    session = create_session(service_client, service_accounts.provider_a_key, mode="auth")
+    body = _with_consent(card, session, identity=False)
+    first = respond(service_client, service_accounts.kiosk_credential, session["id"], body)
+    assert first.status_code == 200
+    replayed = respond(service_client, service_accounts.kiosk_credential, session["id"], body)
+    assert replayed.status_code == 409 and replayed.json()["code"] == "challenge_replayed"
 
 
 def test_two_kiosks_answering_with_consent_at_once_one_wins(
