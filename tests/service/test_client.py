@@ -8,11 +8,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from commonid.card_answer import CardAnswer
 from commonid.client import AsyncProviderClient, CommonIdError, KioskClient, ProviderClient
 from jpki.testca import IssuedPerson
 from tests.fixtures.service import ServiceAccounts
 
-from .flow_helpers import CardKeys
+from .flow_helpers import CardKeys, der
 
 
 def test_sync_client_runs_a_flow_and_raises_problem_codes(
@@ -38,8 +39,6 @@ def test_sync_client_runs_a_flow_and_raises_problem_codes(
         assert provider.get_session(session.id).status == "pending"
         kiosk.consent(kiosk.session(session.user_code).id)
         signature = card.sign_auth(session.challenge.to_be_signed)
-        from .flow_helpers import der
-
         kiosk.card_response(
             session.id, auth_certificate=der(demo_person.auth_certificate), auth_signature=signature
         )
@@ -68,3 +67,27 @@ def test_async_client_long_polls_until_timeout(
             return waited.status, error.value.code
 
     assert anyio.run(scenario) == ("pending", "session_not_found")
+
+
+def test_kiosk_client_sends_the_consent_with_the_card_response(
+    service_client: TestClient, service_accounts: ServiceAccounts, demo_person: IssuedPerson
+) -> None:
+    transport = service_client._transport
+    base = str(service_client.base_url)
+    card = CardKeys(demo_person)
+    with (
+        ProviderClient(base, service_accounts.provider_a_key, transport=transport) as provider,
+        KioskClient(base, service_accounts.kiosk_credential, transport=transport) as kiosk,
+    ):
+        session = provider.create_session(mode="auth", claims=["did"], purpose="ログイン")
+        shown = kiosk.session(session.user_code)
+        answer = CardAnswer(
+            auth_certificate=der(demo_person.auth_certificate),
+            auth_signature=card.sign_auth(shown.challenge.to_be_signed),
+        )
+        outcome = kiosk.submit_card_answer(shown.id, answer, consent=True)
+        assert outcome["status"] == "verified"
+        result = provider.get_session(session.id)
+        assert result.status == "verified" and result.did
+        identity = provider.get_identity(result.sub)
+        assert [consent["claims"] for consent in identity["consents"]] == [["did"]]
