@@ -111,8 +111,7 @@ def build_runtime(
         # B-T is required then, and no timestamp could ever be trusted.
         raise ValueError("timestamp_url is set: name the TSA's root in timestamp_roots")
     sessions = session_factory(engine)
-    found = writer_gate(url)
-    gate = found if isinstance(found, WriterGate) else None  # none on PostgreSQL
+    gate = writer_gate(url)
     if gate is not None:
         gate_writes_at_first_statement(engine, sessions)
     runtime = Runtime(

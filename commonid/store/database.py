@@ -5,8 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -198,17 +198,12 @@ def write_transaction(sessions: sessionmaker, gate: WriterGate | None) -> Iterat
         pending.finish()
 
 
-@contextmanager
-def _no_gate() -> Iterator[None]:
-    yield
-
-
-def writer_gate(url: str) -> Callable[[], AbstractContextManager[None]]:
-    """The WriterGate for a SQLite file, or nothing to wait for (PostgreSQL queues
-    writers on the rows they lock, without sleeping)."""
+def writer_gate(url: str) -> WriterGate | None:
+    """The WriterGate for a SQLite file, or None: PostgreSQL queues writers on the rows
+    they lock, without sleeping."""
     parsed = sa.make_url(normalize_url(url))
     if parsed.get_backend_name() != "sqlite":
-        return _no_gate
+        return None
     path = parsed.database
     if not path or path == ":memory:":
         return WriterGate(None)
