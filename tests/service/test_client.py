@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import anyio
 import httpx
 import pytest
@@ -16,17 +19,26 @@ from tests.fixtures.service import ServiceAccounts
 from .flow_helpers import CardKeys, der
 
 
-def test_sync_client_runs_a_flow_and_raises_problem_codes(
-    service_client: TestClient, service_accounts: ServiceAccounts, demo_person: IssuedPerson
-) -> None:
+@contextmanager
+def _sdk_clients(
+    service_client: TestClient, service_accounts: ServiceAccounts
+) -> Iterator[tuple[ProviderClient, KioskClient]]:
+    """Provider A's and the kiosk's SDK clients on the app in process."""
     # TestClient is an httpx.Client over the app: reuse its transport for the SDK.
     transport = service_client._transport
     base = str(service_client.base_url)
-    card = CardKeys(demo_person)
     with (
         ProviderClient(base, service_accounts.provider_a_key, transport=transport) as provider,
         KioskClient(base, service_accounts.kiosk_credential, transport=transport) as kiosk,
     ):
+        yield provider, kiosk
+
+
+def test_sync_client_runs_a_flow_and_raises_problem_codes(
+    service_client: TestClient, service_accounts: ServiceAccounts, demo_person: IssuedPerson
+) -> None:
+    card = CardKeys(demo_person)
+    with _sdk_clients(service_client, service_accounts) as (provider, kiosk):
         session = provider.create_session(
             mode="auth", claims=["did"], purpose="ログイン", idempotency_key="k-1"
         )
@@ -72,13 +84,8 @@ def test_async_client_long_polls_until_timeout(
 def test_kiosk_client_sends_the_consent_with_the_card_response(
     service_client: TestClient, service_accounts: ServiceAccounts, demo_person: IssuedPerson
 ) -> None:
-    transport = service_client._transport
-    base = str(service_client.base_url)
     card = CardKeys(demo_person)
-    with (
-        ProviderClient(base, service_accounts.provider_a_key, transport=transport) as provider,
-        KioskClient(base, service_accounts.kiosk_credential, transport=transport) as kiosk,
-    ):
+    with _sdk_clients(service_client, service_accounts) as (provider, kiosk):
         session = provider.create_session(mode="auth", claims=["did"], purpose="ログイン")
         shown = kiosk.session(session.user_code)
         answer = CardAnswer(
