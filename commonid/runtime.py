@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ from cryptography import x509
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from commonid.audit.log import AuditLog
+from commonid.audit.log import AuditLog, system_clock
 from commonid.metrics import ServiceMetrics
 from commonid.settings import Settings
 from commonid.store import status_lists
@@ -34,9 +34,8 @@ from jpki.validation import TrustPolicy, ValidationCache
 
 Clock = Callable[[], datetime]
 
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+# system_clock is the audit log's own: with it, audit entries on PostgreSQL take the
+# database's clock under the append lock (commonid.audit.pg_append).
 
 
 @dataclass
