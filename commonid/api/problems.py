@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -77,8 +78,25 @@ async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     return problem_response(Problem("internal_error", "The service could not complete the request"))
 
 
+async def _on_database_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, sa.exc.DBAPIError)
+    if not error.connection_invalidated:
+        return await _on_unexpected(request, error)
+    # The connection broke under the request (a database restart, say): nothing was
+    # committed, and the pool has been renewed, so the caller may simply retry.
+    log.warning("database connection lost on %s %s", request.method, request.url.path)
+    return problem_response(
+        Problem(
+            "service_unavailable",
+            "the database connection was lost; retry the request",
+            headers={"Retry-After": "1"},
+        )
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(sa.exc.DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
