@@ -248,10 +248,19 @@ def _complete(
         raise _Replayed
 
 
+@dataclass(frozen=True)
+class KioskCredential:
+    """A caller not yet authenticated: its credential's hash, looked up in the session's
+    query, and what admits the kiosk found (or refuses it, or no kiosk)."""
+
+    credential_hash: str
+    admit: Callable[[KioskRow | None], KioskRow]
+
+
 def process_card_response(
     runtime: Runtime,
     session_id: str,
-    kiosk: KioskRow | Callable[[DbSession], KioskRow],
+    kiosk: KioskRow | KioskCredential,
     response: CardResponse,
 ) -> CardOutcome:
     """Check a card response and complete the session with it: accepted once.
@@ -266,21 +275,26 @@ def process_card_response(
     committed before the end, so a worker that dies mid-check leaves the
     challenge unused rather than a session stuck half-way.
 
-    ``kiosk`` may be a function that authenticates the kiosk in that transaction.
+    ``kiosk`` may be a credential: the kiosk is then looked up and admitted in the
+    session's own query (one round trip for both).
     """
     started = time.perf_counter()
     now = runtime.clock()
     # The id only: a rolled-back attempt expires the objects it loaded.
-    caller_id = None if callable(kiosk) else kiosk.id
+    caller_id = None if isinstance(kiosk, KioskCredential) else kiosk.id
     checked: CheckedCard | None = None
     rejected: CardRejected | None = None
     for attempt in range(2):
         try:
             with runtime.write_transaction() as db:
                 if caller_id is None:
-                    assert callable(kiosk)
-                    caller_id = kiosk(db).id
-                found = sessions.session_and_provider(db, session_id)
+                    assert isinstance(kiosk, KioskCredential)
+                    caller, found = sessions.kiosk_and_session(
+                        db, kiosk.credential_hash, session_id
+                    ) or (None, None)
+                    caller_id = kiosk.admit(caller).id
+                else:
+                    found = sessions.session_and_provider(db, session_id)
                 session, provider = found if found is not None else (None, None)
                 code = _refusal_before_check(
                     session, caller_id, now, consent_given=response.consent is not None
@@ -717,8 +731,10 @@ def _session_finished(
 # --- results for the provider --------------------------------------------------
 
 
-def session_for_provider(db: DbSession, provider_id: str, session_id: str) -> SessionRow:
-    session = sessions.get_session(db, session_id)
+def session_for_provider(
+    provider_id: str, session_id: str, session: SessionRow | None
+) -> SessionRow:
+    """``session`` as loaded for ``session_id``, if it is ``provider_id``'s."""
     # Another provider's session is indistinguishable from a missing one.
     if session is None or session.provider_id != provider_id:
         raise Problem("session_not_found")

@@ -15,6 +15,7 @@ from commonid.api.limits import CallerLimiter, retry_after_header
 from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import accounts
+from commonid.store.ids import hash_credential
 from commonid.store.rows import KioskRow, ProviderRow
 
 
@@ -71,7 +72,17 @@ def current_provider(request: Request, runtime: RuntimeDep, db: Db) -> ProviderR
 def authenticate_provider(request: Request, db: DbSession) -> ProviderRow:
     """The calling provider (rate-limited), for handlers that do all their database
     work in one thread-pool call and one transaction."""
-    provider = accounts.provider_by_api_key(db, _bearer(request))
+    return admit_provider(request, accounts.provider_by_api_key(db, _bearer(request)))
+
+
+def bearer_hash(request: Request) -> str:
+    """The hash of the request's bearer credential, as the accounts table stores it
+    (for a handler that looks the caller up in a query of its own)."""
+    return hash_credential(_bearer(request))
+
+
+def admit_provider(request: Request, provider: ProviderRow | None) -> ProviderRow:
+    """The provider found for the request's API key, if enabled and within its rate."""
     if provider is None:
         raise Problem("unauthenticated", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     if provider.disabled:
@@ -86,7 +97,11 @@ def current_kiosk(request: Request, runtime: RuntimeDep, db: Db) -> KioskRow:
 
 def authenticate_kiosk(request: Request, db: DbSession) -> KioskRow:
     """The calling kiosk (rate-limited); see authenticate_provider."""
-    kiosk = accounts.kiosk_by_credential(db, _bearer(request))
+    return admit_kiosk(request, accounts.kiosk_by_credential(db, _bearer(request)))
+
+
+def admit_kiosk(request: Request, kiosk: KioskRow | None) -> KioskRow:
+    """The kiosk found for the request's credential, if enabled and within its rate."""
     if kiosk is None:
         raise Problem(
             "unauthenticated", "unknown kiosk credential", headers={"WWW-Authenticate": "Bearer"}

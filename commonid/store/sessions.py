@@ -29,8 +29,10 @@ from commonid.store import documents
 from commonid.store.ids import new_id, new_user_code
 from commonid.store.models import RejectedResponse, Session
 from commonid.store.rows import (
+    KIOSKS,
     PROVIDERS,
     SESSIONS,
+    KioskRow,
     ProviderRow,
     SessionRow,
     one_row,
@@ -133,6 +135,68 @@ def session_and_provider(db: DbSession, session_id: str) -> tuple[SessionRow, Pr
         return None
     split = len(SESSIONS.columns)
     return SessionRow(*row[:split]), ProviderRow(*row[split:])
+
+
+_PROVIDER_AND_SESSION = (
+    sa.select(*PROVIDERS.columns, *SESSIONS.columns)
+    .select_from(
+        PROVIDERS.outerjoin(
+            SESSIONS,
+            sa.and_(
+                SESSIONS.c.id == sa.bindparam("session_id"),
+                SESSIONS.c.provider_id == PROVIDERS.c.id,
+            ),
+        )
+    )
+    .where(PROVIDERS.c.api_key_hash == sa.bindparam("key_hash"))
+)
+
+
+def provider_and_session(
+    db: DbSession, key_hash: str, session_id: str
+) -> tuple[ProviderRow, SessionRow | None] | None:
+    """The provider holding an API key and, in the same query, its session ``session_id``
+    (None when missing or another provider's); None when no provider holds the key."""
+    row = (
+        db.connection()
+        .execute(_PROVIDER_AND_SESSION, {"key_hash": key_hash, "session_id": session_id})
+        .first()
+    )
+    if row is None:
+        return None
+    split = len(PROVIDERS.columns)
+    session = SessionRow(*row[split:]) if row[split] is not None else None
+    return ProviderRow(*row[:split]), session
+
+
+_KIOSK_AND_SESSION = (
+    sa.select(*KIOSKS.columns, *SESSIONS.columns, *PROVIDERS.columns)
+    .select_from(
+        KIOSKS.outerjoin(
+            SESSIONS.join(PROVIDERS, PROVIDERS.c.id == SESSIONS.c.provider_id),
+            SESSIONS.c.id == sa.bindparam("session_id"),
+        )
+    )
+    .where(KIOSKS.c.credential_hash == sa.bindparam("credential_hash"))
+)
+
+
+def kiosk_and_session(
+    db: DbSession, credential_hash: str, session_id: str
+) -> tuple[KioskRow, tuple[SessionRow, ProviderRow] | None] | None:
+    """The kiosk holding a credential and, in the same query, the session ``session_id``
+    with its provider (None when there is no such session); None for an unknown kiosk."""
+    parameters = {"credential_hash": credential_hash, "session_id": session_id}
+    row = db.connection().execute(_KIOSK_AND_SESSION, parameters).first()
+    if row is None:
+        return None
+    sessions_from = len(KIOSKS.columns)
+    providers_from = sessions_from + len(SESSIONS.columns)
+    kiosk = KioskRow(*row[:sessions_from])
+    if row[sessions_from] is None:
+        return kiosk, None
+    session = SessionRow(*row[sessions_from:providers_from])
+    return kiosk, (session, ProviderRow(*row[providers_from:]))
 
 
 def session_by_user_code(db: DbSession, user_code: str) -> SessionRow | None:

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from commonid.store import accounts, persons, purge, sessions
 from commonid.store.database import session_factory
 from commonid.store.encryption import AttributeCipher, DecryptionError
+from commonid.store.ids import hash_credential
 from commonid.store.models import Attribute, Base, Provider
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -268,3 +269,56 @@ def test_a_user_code_collision_draws_again_in_one_statement_each(
         stored = sessions.get_session(db, second.id)
         assert stored is not None and stored.status == "pending" and stored.kiosk_id is None
         assert stored.expires_at == NOW + timedelta(minutes=10)
+
+
+def test_the_result_read_finds_the_caller_and_only_its_own_session(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        a = _provider(db, attribute_cipher)
+        b = accounts.add_provider(
+            db,
+            name="Provider B",
+            allowed_claims=["did"],
+            reuse_max_age_seconds=60,
+            now=NOW,
+            cipher=attribute_cipher,
+        )
+        a_id, a_key, b_key = a.account.id, a.credential, b.credential
+    session_id = _open_session(make, a_id)
+
+    with make() as db:
+        mine = sessions.provider_and_session(db, hash_credential(a_key), session_id)
+        theirs = sessions.provider_and_session(db, hash_credential(b_key), session_id)
+        missing = sessions.provider_and_session(db, hash_credential(a_key), "ses_missing")
+        unknown = sessions.provider_and_session(db, hash_credential("cid_pk_nobody"), session_id)
+        loaded = sessions.get_session(db, session_id)
+
+    assert mine is not None and mine[0].id == a_id and mine[1] is not None
+    assert mine[1] == loaded
+    assert theirs is not None and theirs[0].name == "Provider B" and theirs[1] is None
+    assert missing is not None and missing[0].id == a_id and missing[1] is None
+    assert unknown is None
+
+
+def test_the_card_response_read_finds_the_kiosk_and_the_session_with_its_provider(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        provider_id = _provider(db, attribute_cipher).account.id
+        kiosk = accounts.add_kiosk(db, name="front desk", now=NOW)
+        kiosk_id, credential = kiosk.account.id, kiosk.credential
+    session_id = _open_session(make, provider_id)
+
+    with make() as db:
+        found = sessions.kiosk_and_session(db, hash_credential(credential), session_id)
+        missing = sessions.kiosk_and_session(db, hash_credential(credential), "ses_missing")
+        unknown = sessions.kiosk_and_session(db, hash_credential("cid_kiosk_x"), session_id)
+        expected = sessions.session_and_provider(db, session_id)
+
+    assert found is not None and found[0].id == kiosk_id and found[0].name == "front desk"
+    assert found[1] == expected and found[1] is not None and found[1][1].id == provider_id
+    assert missing is not None and missing[0].id == kiosk_id and missing[1] is None
+    assert unknown is None

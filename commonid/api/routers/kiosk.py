@@ -9,7 +9,9 @@ from commonid.api.deps import (
     CurrentKiosk,
     Db,
     RuntimeDep,
+    admit_kiosk,
     authenticate_kiosk,
+    bearer_hash,
     run_handler_work,
 )
 from commonid.api.schemas import (
@@ -74,9 +76,10 @@ async def card_response(
     """Certificates and signatures over the session's challenge. Accepted once."""
 
     def work() -> flows.CardOutcome:
-        return flows.process_card_response(
-            runtime, session_id, lambda db: authenticate_kiosk(request, db), body
+        caller = flows.KioskCredential(
+            bearer_hash(request), lambda kiosk: admit_kiosk(request, kiosk)
         )
+        return flows.process_card_response(runtime, session_id, caller, body)
 
     outcome = await run_handler_work(runtime, work)
     return Response(

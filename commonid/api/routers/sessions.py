@@ -11,12 +11,18 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session as DbSession
 
 from commonid import flows
-from commonid.api.deps import RuntimeDep, authenticate_provider, run_handler_work
+from commonid.api.deps import (
+    RuntimeDep,
+    admit_provider,
+    authenticate_provider,
+    bearer_hash,
+    run_handler_work,
+)
 from commonid.api.schemas import CreateSessionRequest, SessionCreated, SessionResult
 from commonid.documents import session_documents
 from commonid.problems import Problem
 from commonid.runtime import Runtime
-from commonid.store import idempotency
+from commonid.store import idempotency, sessions
 from commonid.store.rows import ProviderRow
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -99,9 +105,14 @@ async def get_session(
     def read() -> tuple[SessionResult, bool]:
         nonlocal provider_id
         with runtime.read_only() as db:
-            if provider_id is None:  # authenticate (and rate-limit) once per request
-                provider_id = authenticate_provider(request, db).id
-            session = flows.session_for_provider(db, provider_id, session_id)
+            if provider_id is None:
+                # Authenticate (and rate-limit) once per request, in the session's query.
+                found = sessions.provider_and_session(db, bearer_hash(request), session_id)
+                provider, loaded = found if found is not None else (None, None)
+                provider_id = admit_provider(request, provider).id
+            else:
+                loaded = sessions.get_session(db, session_id)
+            session = flows.session_for_provider(provider_id, session_id, loaded)
             body = flows.session_result(runtime, session)
             document_fields = session_documents.result_fields(runtime, db, session)
             body.update(document_fields)
