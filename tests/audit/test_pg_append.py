@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,19 +13,12 @@ from commonid.audit.log import AuditLog, entry_bytes
 from commonid.audit.merkle import leaf_hash
 from commonid.audit.pg_append import entry_prefix
 from commonid.audit.verify import verify_log
-from commonid.store.database import create_engine, session_factory, upgrade
+from commonid.store.database import session_factory
 
 from .conftest import SteppingClock, session_event
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_engine(postgres_schema_url: str) -> Iterator[sa.Engine]:
-    upgrade(postgres_schema_url)
-    engine = create_engine(postgres_schema_url)
-    yield engine
-    engine.dispose()
+# The audit_engine fixture on PostgreSQL only: the one-statement append is its own.
+on_postgres = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 
 def statements_while(engine: sa.Engine, work) -> list[str]:  # type: ignore[no-untyped-def]
@@ -55,17 +47,19 @@ def stored(engine: sa.Engine) -> list[sa.Row]:
         )
 
 
-def test_entries_are_byte_for_byte_the_portable_ones(pg_engine: sa.Engine) -> None:
-    log = AuditLog(session_factory(pg_engine), checkpoint_interval=None)
+@pytest.mark.postgres
+@on_postgres
+def test_entries_are_byte_for_byte_the_portable_ones(audit_engine: sa.Engine) -> None:
+    log = AuditLog(session_factory(audit_engine), checkpoint_interval=None)
     events = [session_event(number) for number in range(7)]
 
-    with session_factory(pg_engine).begin() as db:
-        sent = statements_while(pg_engine, lambda: log.append_many_in(db, events))
+    with session_factory(audit_engine).begin() as db:
+        sent = statements_while(audit_engine, lambda: log.append_many_in(db, events))
     first_batch = log.append_many(events[:2])
 
     assert len(sent) == 1, "one round trip for the indexes and the entries"
     assert first_batch == [len(events), len(events) + 1]
-    rows = stored(pg_engine)
+    rows = stored(audit_engine)
     assert [row.idx for row in rows] == list(range(len(events) + 2))
     for row, (event_type, data) in zip(rows, events + events[:2], strict=True):
         expected = entry_bytes(row.idx, row.logged_at, event_type, audit_fields(event_type, data))
@@ -79,23 +73,27 @@ def test_entries_are_byte_for_byte_the_portable_ones(pg_engine: sa.Engine) -> No
     assert verify_log(database_records(log), [], []).ok
 
 
-def test_a_test_clock_is_used_when_set(pg_engine: sa.Engine) -> None:
+@pytest.mark.postgres
+@on_postgres
+def test_a_test_clock_is_used_when_set(audit_engine: sa.Engine) -> None:
     clock = SteppingClock()
-    log = AuditLog(session_factory(pg_engine), clock=clock, checkpoint_interval=None)
+    log = AuditLog(session_factory(audit_engine), clock=clock, checkpoint_interval=None)
     log.append_many([session_event(1)])
     clock.advance(2.5)
     log.append_many([session_event(2)])
 
-    rows = stored(pg_engine)
+    rows = stored(audit_engine)
     assert [row.logged_at for row in rows] == [clock.now - timedelta(seconds=2.5), clock.now]
     event_type, data = session_event(2)
     expected = entry_bytes(1, clock.now, event_type, audit_fields(event_type, data))
     assert rows[1].entry.encode() == expected
 
 
-def test_a_rolled_back_append_leaves_no_gap(pg_engine: sa.Engine) -> None:
-    log = AuditLog(session_factory(pg_engine), checkpoint_interval=None)
-    with pytest.raises(RuntimeError), session_factory(pg_engine).begin() as db:
+@pytest.mark.postgres
+@on_postgres
+def test_a_rolled_back_append_leaves_no_gap(audit_engine: sa.Engine) -> None:
+    log = AuditLog(session_factory(audit_engine), checkpoint_interval=None)
+    with pytest.raises(RuntimeError), session_factory(audit_engine).begin() as db:
         log.append_many_in(db, [session_event(1), session_event(2)])
         raise RuntimeError("the change it records failed")
     assert log.append_many([session_event(3)]) == [0]

@@ -26,10 +26,12 @@ def test_migrations_build_exactly_the_models(migrated_engine: sa.Engine) -> None
     assert differences == []
 
 
-def _provider(db, cipher: AttributeCipher) -> accounts.NewCredential[Provider]:
+def _provider(
+    db, cipher: AttributeCipher, name: str = "Provider A"
+) -> accounts.NewCredential[Provider]:
     return accounts.add_provider(
         db,
-        name="Provider A",
+        name=name,
         allowed_claims=["name", "birthdate"],
         reuse_max_age_seconds=3600,
         now=NOW,
@@ -277,14 +279,7 @@ def test_the_result_read_finds_the_caller_and_only_its_own_session(
     make = session_factory(migrated_engine)
     with make.begin() as db:
         a = _provider(db, attribute_cipher)
-        b = accounts.add_provider(
-            db,
-            name="Provider B",
-            allowed_claims=["did"],
-            reuse_max_age_seconds=60,
-            now=NOW,
-            cipher=attribute_cipher,
-        )
+        b = _provider(db, attribute_cipher, name="Provider B")
         a_id, a_key, b_key = a.account.id, a.credential, b.credential
     session_id = _open_session(make, a_id)
 
