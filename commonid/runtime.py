@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ from cryptography import x509
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from commonid.audit.log import AuditLog, system_clock
+from commonid.audit.log import AuditLog, Clock, system_clock
 from commonid.metrics import ServiceMetrics
 from commonid.settings import Settings
 from commonid.store import status_lists
@@ -32,10 +31,8 @@ from commonid.trust import refresh_revocation, revocation_data_ages, trust_polic
 from did.keys import IssuerKeyring
 from jpki.validation import TrustPolicy, ValidationCache
 
-Clock = Callable[[], datetime]
-
-# system_clock is the audit log's own: with it, audit entries on PostgreSQL take the
-# database's clock under the append lock (commonid.audit.pg_append).
+# Clock and system_clock are the audit log's own: with system_clock, audit entries on
+# PostgreSQL take the database's clock under the append lock (commonid.audit.pg_append).
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -121,20 +122,24 @@ def get_session(db: DbSession, session_id: str) -> SessionRow | None:
     return one_row(db, _SESSION_BY_ID, {"id": session_id}, SessionRow)
 
 
+_SESSIONS_WITH_PROVIDERS = SESSIONS.join(PROVIDERS, PROVIDERS.c.id == SESSIONS.c.provider_id)
 _SESSION_AND_PROVIDER = (
     sa.select(*SESSIONS.columns, *PROVIDERS.columns)
-    .join_from(SESSIONS, PROVIDERS, PROVIDERS.c.id == SESSIONS.c.provider_id)
+    .select_from(_SESSIONS_WITH_PROVIDERS)
     .where(SESSIONS.c.id == sa.bindparam("id"))
 )
+
+
+def _session_with_provider(values: Sequence[Any]) -> tuple[SessionRow, ProviderRow]:
+    """A session's columns followed by its provider's, as rows."""
+    split = len(SESSIONS.columns)
+    return SessionRow(*values[:split]), ProviderRow(*values[split:])
 
 
 def session_and_provider(db: DbSession, session_id: str) -> tuple[SessionRow, ProviderRow] | None:
     """The session and the provider that asked for it, in one query."""
     row = db.connection().execute(_SESSION_AND_PROVIDER, {"id": session_id}).first()
-    if row is None:
-        return None
-    split = len(SESSIONS.columns)
-    return SessionRow(*row[:split]), ProviderRow(*row[split:])
+    return _session_with_provider(row) if row is not None else None
 
 
 _PROVIDER_AND_SESSION = (
@@ -172,10 +177,7 @@ def provider_and_session(
 _KIOSK_AND_SESSION = (
     sa.select(*KIOSKS.columns, *SESSIONS.columns, *PROVIDERS.columns)
     .select_from(
-        KIOSKS.outerjoin(
-            SESSIONS.join(PROVIDERS, PROVIDERS.c.id == SESSIONS.c.provider_id),
-            SESSIONS.c.id == sa.bindparam("session_id"),
-        )
+        KIOSKS.outerjoin(_SESSIONS_WITH_PROVIDERS, SESSIONS.c.id == sa.bindparam("session_id"))
     )
     .where(KIOSKS.c.credential_hash == sa.bindparam("credential_hash"))
 )
@@ -190,13 +192,9 @@ def kiosk_and_session(
     row = db.connection().execute(_KIOSK_AND_SESSION, parameters).first()
     if row is None:
         return None
-    sessions_from = len(KIOSKS.columns)
-    providers_from = sessions_from + len(SESSIONS.columns)
-    kiosk = KioskRow(*row[:sessions_from])
-    if row[sessions_from] is None:
-        return kiosk, None
-    session = SessionRow(*row[sessions_from:providers_from])
-    return kiosk, (session, ProviderRow(*row[providers_from:]))
+    split = len(KIOSKS.columns)
+    kiosk = KioskRow(*row[:split])
+    return kiosk, _session_with_provider(row[split:]) if row[split] is not None else None
 
 
 def session_by_user_code(db: DbSession, user_code: str) -> SessionRow | None:
