@@ -12,11 +12,12 @@ from cryptography import x509
 from fastapi.testclient import TestClient
 
 from commonid import flows
+from commonid.api.app import create_app
 from commonid.api.schemas import CardResponse
 from commonid.runtime import Runtime
 from commonid.store import persons
 from commonid.store import sessions as session_store
-from commonid.store.models import Person
+from commonid.store.models import Kiosk, Person, Provider
 from jpki.testca import Hierarchy, IssuedPerson
 from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceAccounts, ServiceClock
@@ -471,3 +472,60 @@ def test_same_new_card_answering_two_sessions_at_once_gets_one_record(
         result(service_client, service_accounts.provider_a_key, s["id"])["sub"] for s in sessions
     }
     assert len(subs) == 1  # one Common-ID record, so one pairwise id for provider A
+
+
+def test_the_result_read_refuses_unknown_disabled_and_over_rate_providers(
+    service_runtime: Runtime, service_accounts: ServiceAccounts
+) -> None:
+    # The result read looks the key up in the session's own query (provider_and_session).
+    service_runtime.settings = service_runtime.settings.model_copy(
+        update={"provider_rate_burst": 3, "provider_rate_per_second": 0.01}
+    )
+    with TestClient(create_app(runtime=service_runtime)) as client:
+        session = create_session(client, service_accounts.provider_a_key, mode="auth")
+        url = f"/v1/sessions/{session['id']}"
+        unknown = client.get(url, headers=bearer("cid_pk_nope"))
+        assert_problem(unknown, 401, "unauthenticated")
+        assert unknown.headers["www-authenticate"] == "Bearer"
+        assert_problem(client.get(url), 401, "unauthenticated")
+        kiosk = client.get(url, headers=bearer(service_accounts.kiosk_credential))
+        assert_problem(kiosk, 401, "unauthenticated")
+        # Another provider's key finds its own account and no such session.
+        other = client.get(url, headers=bearer(service_accounts.provider_b_key))
+        assert_problem(other, 404, "session_not_found")
+        own = bearer(service_accounts.provider_a_key)
+        assert [client.get(url, headers=own).status_code for _ in range(2)] == [200, 200]
+        assert_problem(client.get(url, headers=own), 429, "rate_limited")
+        _disable(service_runtime, Provider, service_accounts.provider_b.id)
+        disabled = client.get(url, headers=bearer(service_accounts.provider_b_key))
+        assert_problem(disabled, 403, "account_disabled")
+
+
+def test_the_card_response_refuses_unknown_disabled_and_over_rate_kiosks(
+    service_runtime: Runtime, service_accounts: ServiceAccounts, card: CardKeys
+) -> None:
+    # The card response looks the kiosk up in the session's own query (kiosk_and_session).
+    service_runtime.settings = service_runtime.settings.model_copy(
+        update={"kiosk_rate_burst": 1, "kiosk_rate_per_second": 0.01}
+    )
+    with TestClient(create_app(runtime=service_runtime)) as client:
+        session = create_session(client, service_accounts.provider_a_key, mode="auth")
+        body = card.response(challenge_bytes(session), identity=False)
+        for credential in ("cid_kiosk_nope", service_accounts.provider_a_key):
+            assert_problem(respond(client, credential, session["id"], body), 401, "unauthenticated")
+        missing = client.post(f"/v1/kiosk/sessions/{session['id']}/card-response", json=body)
+        assert_problem(missing, 401, "unauthenticated")
+        unknown_session = respond(client, service_accounts.kiosk_credential, "ses_nope", body)
+        assert_problem(unknown_session, 404, "session_not_found")
+        # That was the kiosk's one request in its burst.
+        over = respond(client, service_accounts.kiosk_credential, session["id"], body)
+        assert_problem(over, 429, "rate_limited")
+        _disable(service_runtime, Kiosk, service_accounts.kiosk.id)
+        disabled = respond(client, service_accounts.kiosk_credential, session["id"], body)
+        assert_problem(disabled, 403, "account_disabled")
+        assert result(client, service_accounts.provider_a_key, session["id"])["status"] == "pending"
+
+
+def _disable(runtime: Runtime, model: type[Provider] | type[Kiosk], account_id: str) -> None:
+    with runtime.sessions.begin() as db:
+        db.execute(sa.update(model).where(model.id == account_id).values(disabled=True))
