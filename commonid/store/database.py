@@ -27,13 +27,20 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
-    """An engine tuned for the service: WAL + busy timeout on SQLite."""
+    """An engine tuned for the service: WAL + busy timeout on SQLite.
+
+    ``hide_parameters``: a database error logged as an unexpected fault (or SQL
+    echoed) shows the statement but not its values, which may be credential
+    hashes, ids or ciphertexts.
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = sa.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +55,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
             cursor.close()
 
         return engine
-    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    engine = sa.create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+    )
     ping_idle_connections(engine, IDLE_PING_SECONDS)
     return engine
 

@@ -317,3 +317,18 @@ def test_the_card_response_read_finds_the_kiosk_and_the_session_with_its_provide
     assert found[1] == expected and found[1] is not None and found[1][1].id == provider_id
     assert missing is not None and missing[0].id == kiosk_id and missing[1] is None
     assert unknown is None
+
+
+def test_a_database_error_does_not_carry_the_statements_values(
+    migrated_engine: sa.Engine, attribute_cipher: AttributeCipher
+) -> None:
+    # What the API's fault handler logs: the statement, never its values.
+    make = session_factory(migrated_engine)
+    with make.begin() as db:
+        _provider(db, attribute_cipher, name="Twice")
+    with pytest.raises(sa.exc.IntegrityError) as raised, make.begin() as db:
+        _provider(db, attribute_cipher, name="Twice")
+    message = str(raised.value)
+    assert "INSERT INTO providers" in message and "parameters hidden" in message
+    # (PostgreSQL's own detail names the duplicate key; the other values stay out.)
+    assert "https://a.example/hooks" not in message
