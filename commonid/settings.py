@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,7 @@ from pydantic_settings import (
 CONFIG_FILE_VARIABLE = "COMMONID_CONFIG_FILE"
 SECRETS_FILE_NAME = "secrets.json"
 AES_KEY_BYTES = 32
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Settings(BaseSettings):
@@ -76,6 +77,15 @@ class Settings(BaseSettings):
     # serve --workers N` (N > 1) sets it to <data_dir>/rate-limits, emptied at start;
     # unset, each process limits on its own.
     rate_limit_dir: Path | None = None
+    # Where the buckets live (docs/service.md, Rate limits). "file": on this host, as
+    # above; several hosts behind a load balancer then each allow the full rate.
+    # "database": in the service's PostgreSQL; "redis://..." (or rediss://, unix://):
+    # in Redis (the `redis` extra). Either gives a caller one budget across all hosts.
+    rate_limit_store: str = "file"
+    # How long a request waits on a shared store before it is refused with 503.
+    rate_limit_store_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Prefix of the bucket keys in Redis (several deployments may share one server).
+    rate_limit_key_prefix: str = "commonid:ratelimit:"
     max_body_bytes: int = 64 * 1024
     session_ttl_seconds: int = 300
     max_long_poll_seconds: int = 30
@@ -100,6 +110,13 @@ class Settings(BaseSettings):
     webhook_dispatch_interval_seconds: float = 1.0
     webhook_max_attempts: int = 8
     webhook_initial_backoff_seconds: float = 1.0
+
+    @field_validator("rate_limit_store")
+    @classmethod
+    def _known_rate_limit_store(cls, value: str) -> str:
+        if value in ("file", "database") or value.startswith(REDIS_URL_SCHEMES):
+            return value
+        raise ValueError("rate_limit_store is 'file', 'database' or a redis:// URL")
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,8 @@ import httpx
 from fastapi import FastAPI
 
 from commonid import __version__
-from commonid.api.limits import BodySizeLimit, caller_limiter
+from commonid.api.limit_stores import caller_limiters
+from commonid.api.limits import BodySizeLimit
 from commonid.api.problems import install_problem_handlers
 from commonid.api.routers import admin, credentials, identities, kiosk, service, sessions
 from commonid.api.schemas import problem_responses
@@ -82,16 +83,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         responses=problem_responses(),
     )
     app.state.runtime = runtime
-    shared = runtime.settings.rate_limit_dir  # set by `commonid serve --workers N`
-    app.state.provider_limiter = caller_limiter(
-        shared,
-        "providers",
-        runtime.settings.provider_rate_per_second,
-        runtime.settings.provider_rate_burst,
-    )
-    app.state.kiosk_limiter = caller_limiter(
-        shared, "kiosks", runtime.settings.kiosk_rate_per_second, runtime.settings.kiosk_rate_burst
-    )
+    # A file shared by this host's workers, or a store shared by every host.
+    limiters = caller_limiters(runtime.settings)
+    app.state.provider_limiter = limiters["providers"]
+    app.state.kiosk_limiter = limiters["kiosks"]
     install_problem_handlers(app)
     for router in (
         sessions.router,

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session as DbSession
 
-from commonid.api.limits import CallerLimiter, retry_after_header
+from commonid.api.limits import CallerLimiter, RateLimitStoreUnavailable, retry_after_header
 from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import accounts
@@ -60,7 +60,15 @@ def _bearer(request: Request) -> str:
 
 
 def _limit(limiter: CallerLimiter, caller: str) -> None:
-    wait = limiter.take(caller)
+    try:
+        wait = limiter.take(caller)
+    except RateLimitStoreUnavailable as error:
+        # Fail closed: without its limits the service would let a caller run unbounded.
+        raise Problem(
+            "service_unavailable",
+            "the rate-limit store is not reachable; retry the request",
+            headers=retry_after_header(1),
+        ) from error
     if wait is not None:
         raise Problem("rate_limited", headers=retry_after_header(wait))
 

@@ -106,7 +106,15 @@ class _Bucket:
 
 
 class CallerLimiter(Protocol):
-    def take(self, caller: str) -> float | None: ...
+    def take(self, caller: str) -> float | None:
+        """Spend one of ``caller``'s tokens: None if allowed, else seconds until one is
+        available. A shared store that cannot be reached raises RateLimitStoreUnavailable."""
+        ...
+
+
+class RateLimitStoreUnavailable(Exception):
+    """The shared store of the buckets did not answer: the request is refused (503),
+    never let through unlimited."""
 
 
 class RateLimiter:
@@ -134,11 +142,21 @@ class RateLimiter:
             if bucket.tokens >= 1:
                 bucket.tokens -= 1
                 return None
-            return (1 - bucket.tokens) / self.rate if self.rate > 0 else math.inf
+            return wait_for_token(bucket.tokens, self.rate)
 
 
+# The token bucket, as every store keeps it (these two here; the Redis script and the
+# PostgreSQL statement of commonid.api.limit_stores spell the same in their languages):
+# a new bucket is full; tokens come back at ``rate`` a second since the bucket was last
+# counted, up to ``burst``; a request takes one token if there is a whole one, and
+# otherwise waits until there is.
 def _refill(tokens: float, updated: float, now: float, rate: float, burst: int) -> float:
     return min(float(burst), tokens + max(0.0, now - updated) * rate)
+
+
+def wait_for_token(tokens: float, rate: float) -> float:
+    """Seconds until a bucket holding ``tokens`` (< 1) has a whole token again."""
+    return (1 - tokens) / rate if rate > 0 else math.inf
 
 
 class SharedRateLimiter:
@@ -196,7 +214,7 @@ class SharedRateLimiter:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         if allowed:
             return None
-        return (1 - tokens) / self.rate if self.rate > 0 else math.inf
+        return wait_for_token(tokens, self.rate)
 
     def _slot_of(self, key: bytes) -> int:
         first = int.from_bytes(key[:8], "little") % self.SLOTS

@@ -278,3 +278,22 @@ class IdempotencyKey(Base):
     status_code: Mapped[int]
     response: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class RateLimitBucket(Base):
+    """A caller's token bucket when the hosts keep them in this database
+    (``rate_limit_store = "database"``, PostgreSQL; commonid.api.limit_stores).
+
+    UNLOGGED on PostgreSQL (see the migration): a bucket is worth no WAL write or
+    fsync, and a crash that empties the table only refills every bucket.
+    """
+
+    __tablename__ = "rate_limit_buckets"
+
+    # "<kind>:<caller id>", e.g. "providers:prv_..."
+    bucket: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    tokens: Mapped[float] = mapped_column(sa.Double())
+    # The database's clock when the tokens were counted: every host agrees on it.
+    updated: Mapped[datetime]
+    # Whether the take that last wrote the row let its request through (read back by it).
+    allowed: Mapped[bool]
