@@ -205,11 +205,9 @@ class CardOutcome:
 
 
 def _refusal_before_check(
-    session: SessionRow | None, kiosk_id: str, now: datetime, *, consent_given: bool
+    session: SessionRow, kiosk_id: str, now: datetime, *, consent_given: bool
 ) -> str | None:
     """Why this kiosk's card response for the session is refused before any check, if so."""
-    if session is None:
-        return "session_not_found"
     status = sessions.effective_status(session, now)
     if status is SessionStatus.EXPIRED:
         return "session_expired"
