@@ -36,10 +36,11 @@ ProviderId = Annotated[str, _id("prv", "Provider")]
 KioskId = Annotated[str, _id("ksk", "Kiosk")]
 DocumentId = Annotated[str, _id("doc", "Signed document")]
 # Read aloud and typed at the kiosk: the user code's alphabet, in either case.
+_USER_CODE_CHARACTERS = "".join(sorted(set(USER_CODE_ALPHABET + USER_CODE_ALPHABET.lower())))
 UserCode = Annotated[
     str,
     Path(
-        pattern=f"^[{USER_CODE_ALPHABET}{USER_CODE_ALPHABET.lower()}]{{{USER_CODE_LENGTH}}}$",
+        pattern=f"^[{_USER_CODE_CHARACTERS}]{{{USER_CODE_LENGTH}}}$",
         max_length=USER_CODE_LENGTH,
         description="The session's user code",
     ),
