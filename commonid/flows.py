@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ from commonid.store.sessions import SessionStatus
 from commonid.trust import StoredCertificateStatus, stored_certificate_status
 from did.credentials import certificate_serial_sha256
 from jpki.validation import ValidationResult
+
+log = logging.getLogger(__name__)
 
 SESSION_COMPLETED_EVENT = "session.completed"
 
@@ -202,11 +205,9 @@ class CardOutcome:
 
 
 def _refusal_before_check(
-    session: SessionRow | None, kiosk_id: str, now: datetime, *, consent_given: bool
+    session: SessionRow, kiosk_id: str, now: datetime, *, consent_given: bool
 ) -> str | None:
     """Why this kiosk's card response for the session is refused before any check, if so."""
-    if session is None:
-        return "session_not_found"
     status = sessions.effective_status(session, now)
     if status is SessionStatus.EXPIRED:
         return "session_expired"
@@ -232,11 +233,17 @@ class _Replayed(Exception):
 
 
 class _Refused(Exception):
-    """Internal: the response is refused before any check (the code says why)."""
+    """Internal: the response is refused before any check (the code says why).
 
-    def __init__(self, code: str) -> None:
+    ``record``: whether the refusal is stored (rejected_responses and the audit log).
+    A response to a session that does not exist is not: there is nothing to record
+    it against, and a kiosk must not be able to fill the table and the log with
+    made-up ids (it spends its rate-limit tokens instead)."""
+
+    def __init__(self, code: str, *, record: bool = True) -> None:
         super().__init__(code)
         self.code = code
+        self.record = record
 
 
 def _complete(
@@ -296,6 +303,8 @@ def process_card_response(
                 else:
                     found = sessions.session_and_provider(db, session_id)
                 session, provider = found if found is not None else (None, None)
+                if session is None:
+                    raise _Refused("session_not_found", record=False)
                 code = _refusal_before_check(
                     session, caller_id, now, consent_given=response.consent is not None
                 )
@@ -326,7 +335,10 @@ def process_card_response(
                     _session_finished(runtime, db, session, events, provider=provider)
             break
         except _Refused as refusal:
-            _record_rejection(runtime, session_id, caller_id, refusal.code)
+            if refusal.record:
+                _record_rejection(runtime, session_id, caller_id, refusal.code)
+            else:
+                runtime.metrics.card_responses_rejected.labels(refusal.code).inc()
             raise Problem(refusal.code) from None
         except _Replayed:
             _record_rejection(runtime, session_id, caller_id, "challenge_replayed")
@@ -407,13 +419,20 @@ def _record_rejection(
     code: str,
     validation: ValidationResult | None = None,
 ) -> None:
-    """A response refused without touching the session (its own transaction)."""
+    """A response refused without touching the session (its own transaction).
+
+    The caller answers the refusal whatever happens here: a fault while recording it
+    (the database, the audit log's allow-list) is logged as a fault, never turned
+    into a 500 for a request that was rightly refused."""
     runtime.metrics.card_responses_rejected.labels(code).inc()
-    with runtime.write_transaction() as db:
-        sessions.record_rejected_response(
-            db, session_id, kiosk_id=kiosk_id, code=code, now=runtime.clock()
-        )
-        auditing.record(runtime, db, _rejection_events(session_id, kiosk_id, code, validation))
+    try:
+        with runtime.write_transaction() as db:
+            sessions.record_rejected_response(
+                db, session_id, kiosk_id=kiosk_id, code=code, now=runtime.clock()
+            )
+            auditing.record(runtime, db, _rejection_events(session_id, kiosk_id, code, validation))
+    except Exception:
+        log.exception("could not record a refused card response (%s)", code)
 
 
 def _reject_in(

@@ -16,6 +16,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "malformed_json": (400, "The request body is not valid JSON"),
     "invalid_request": (422, "The request does not match the API schema"),
     "body_too_large": (413, "The request body is larger than the service accepts"),
+    "unsupported_media_type": (415, "The request body is not of a media type this endpoint takes"),
     "not_found": (404, "No such resource"),
     "method_not_allowed": (405, "Method not allowed on this resource"),
     "unauthenticated": (401, "Missing or unknown credential"),

@@ -12,9 +12,10 @@ import httpx
 from fastapi import FastAPI
 
 from commonid import __version__
+from commonid.api.edge import TextGuard
 from commonid.api.limit_stores import caller_limiters
 from commonid.api.limits import BodySizeLimit
-from commonid.api.problems import install_problem_handlers
+from commonid.api.problems import FaultBarrier, install_problem_handlers
 from commonid.api.routers import admin, credentials, identities, kiosk, service, sessions
 from commonid.api.schemas import problem_responses
 from commonid.audit.service import (
@@ -99,5 +100,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     ):
         app.include_router(router)
     audit_log = install_audit_for_runtime(app, runtime)
+    # The last added runs first: the fault barrier, the size limit, then the text checks.
+    app.add_middleware(TextGuard)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(FaultBarrier)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +12,8 @@ from commonid.problems import PROBLEM_TYPES
 
 # Base64 of an RSA-2048 certificate is under 3 kB; leave room, refuse the absurd.
 MAX_BASE64_FIELD = 16_384
+# A VC-JWT this service issues is a few kB.
+MAX_CREDENTIAL_CHARS = 32_768
 
 
 class Mode(StrEnum):
@@ -214,7 +216,8 @@ class DocumentDeclined(BaseModel):
 
 
 class CredentialVerifyRequest(Strict):
-    credential: str | dict[str, Any]
+    # A VC-JWT (text) or a JSON-LD credential (object); the body limit bounds the object.
+    credential: Annotated[str, Field(max_length=MAX_CREDENTIAL_CHARS)] | dict[str, Any]
 
 
 class CredentialVerifyResult(BaseModel):

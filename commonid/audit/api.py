@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import SecretStr
 
+from commonid.api.paths import MAX_BIGINT, AuditIndex
 from commonid.audit.checkpoint import NoteVerifier
 from commonid.audit.export import entry_line, export_csv
 from commonid.audit.log import AuditLog, LoggedEntry, StoredCheckpoint
@@ -152,7 +153,7 @@ def search_entries(
     access: Reviewer,
     event_type: Annotated[str | None, Query(alias="type", max_length=60)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
-    before: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Newest first; ``q`` matches ids, codes and hashes inside the entry text."""
@@ -165,7 +166,7 @@ def search_entries(
 
 
 @router.get("/entries/{index}")
-def one_entry(index: int, access: Reviewer) -> dict[str, Any]:
+def one_entry(index: AuditIndex, access: Reviewer) -> dict[str, Any]:
     logged = access.log.entry(index)
     if logged is None:
         raise Problem("not_found", f"no audit entry {index}")
@@ -174,9 +175,9 @@ def one_entry(index: int, access: Reviewer) -> dict[str, Any]:
 
 @router.get("/entries/{index}/proof")
 def inclusion_proof(
-    index: int,
+    index: AuditIndex,
     access: Reviewer,
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    tree_size: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
 ) -> dict[str, Any]:
     """RFC 9162 inclusion proof of entry ``index`` in the tree of ``tree_size``
     (default: the latest checkpoint, whose signed note is returned with it)."""
@@ -203,8 +204,8 @@ def inclusion_proof(
 @router.get("/consistency")
 def consistency_proof(
     access: Reviewer,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int | None, Query(ge=1)] = None,
+    first: Annotated[int, Query(ge=1, le=MAX_BIGINT)],
+    second: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
 ) -> dict[str, Any]:
     """RFC 9162 consistency proof from tree size ``first`` to ``second``
     (default: the latest checkpoint)."""

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from commonid.api.paths import MAX_BIGINT, AuditIndex
 from commonid.audit.api import AuditAccess, _matches
 from commonid.audit.charts import horizontal_bars, stacked_bars
 from commonid.audit.events import EVENT_TYPES
@@ -149,7 +150,7 @@ def events(
     request: Request,
     event_type: Annotated[str | None, Query(alias="type", max_length=60)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
-    before: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
 ) -> HTMLResponse:
     access = _access(request)
     found = list(
@@ -174,7 +175,7 @@ def events(
 
 
 @router.get("/events/{index}", response_class=HTMLResponse)
-def event_detail(index: int, request: Request) -> HTMLResponse:
+def event_detail(index: AuditIndex, request: Request) -> HTMLResponse:
     access = _access(request)
     logged = access.log.entry(index)
     if logged is None:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from commonid.api.deps import CurrentKiosk, CurrentProvider, Db, RuntimeDep
+from commonid.api.paths import DocumentId, SessionId
 from commonid.api.schemas import DocumentAccepted, DocumentDeclined, KioskDocument
 from commonid.documents import session_documents
 from commonid.documents.service import SIGNER_CLAIMS, verification_report
@@ -58,13 +59,13 @@ async def verify_document(
 async def _pdf_body(request: Request) -> bytes:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != PDF_MEDIA_TYPE:
-        raise Problem("invalid_request", f"send the PDF itself as {PDF_MEDIA_TYPE}")
+        raise Problem("unsupported_media_type", f"send the PDF itself as {PDF_MEDIA_TYPE}")
     return await request.body()
 
 
 @router.get("/v1/kiosk/sessions/{session_id}/document", response_model=KioskDocument)
 def session_document(
-    session_id: str, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
+    session_id: SessionId, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
 ) -> dict[str, Any]:
     """The document the person is asked to sign (after the consent, at the consenting kiosk)."""
     issued = session_documents.issue_document(runtime, db, session_id, kiosk)
@@ -73,7 +74,7 @@ def session_document(
 
 @router.post("/v1/kiosk/sessions/{session_id}/document", response_model=DocumentAccepted)
 async def signed_session_document(
-    session_id: str, request: Request, kiosk: CurrentKiosk, runtime: RuntimeDep
+    session_id: SessionId, request: Request, kiosk: CurrentKiosk, runtime: RuntimeDep
 ) -> DocumentAccepted:
     """The document signed with the card (PAdES), after the identity was verified. Once."""
     content = await _pdf_body(request)
@@ -92,7 +93,7 @@ async def signed_session_document(
 
 @router.post("/v1/kiosk/sessions/{session_id}/document/decline", response_model=DocumentDeclined)
 def decline_session_document(
-    session_id: str, kiosk: CurrentKiosk, runtime: RuntimeDep
+    session_id: SessionId, kiosk: CurrentKiosk, runtime: RuntimeDep
 ) -> DocumentDeclined:
     """The person declines to sign the document shown at this kiosk. Once; never signed after."""
     row = session_documents.decline_document(runtime, session_id, kiosk)
@@ -108,7 +109,11 @@ def decline_session_document(
     responses={200: {"content": {PDF_MEDIA_TYPE: {}}}},
 )
 def download_session_document(
-    session_id: str, document_id: str, provider: CurrentProvider, runtime: RuntimeDep, db: Db
+    session_id: SessionId,
+    document_id: DocumentId,
+    provider: CurrentProvider,
+    runtime: RuntimeDep,
+    db: Db,
 ) -> Response:
     """A signed document of one of the provider's own sessions (decrypted, with its digest)."""
     download = session_documents.download(runtime, db, provider.id, session_id, document_id)

@@ -9,6 +9,16 @@ import secrets
 USER_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 USER_CODE_LENGTH = 8
 
+# What new_id() can produce: the prefix, "_", then base64url characters. Ids are
+# stored in VARCHAR(40) columns, so nothing longer can be one of them. The API
+# refuses any other shape at its edge (commonid.api.paths).
+ID_MAX_LENGTH = 40
+
+
+def id_pattern(prefix: str) -> str:
+    """The regular expression of ids made by ``new_id(prefix)`` (anchored)."""
+    return rf"^{prefix}_[A-Za-z0-9_-]{{1,{ID_MAX_LENGTH - len(prefix) - 1}}}$"
+
 
 def new_id(prefix: str) -> str:
     """A random identifier with a type prefix (``ses_...``, ``prv_...``)."""

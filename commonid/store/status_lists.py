@@ -14,6 +14,8 @@ from did.status import StatusPurpose
 
 REVOCATION_LIST_ID = "revocation-1"
 SUSPENSION_LIST_ID = "suspension-1"
+# The shape of a list id (the two above, and any later ones): the API refuses others.
+LIST_ID_PATTERN = r"^[a-z0-9-]{1,40}$"
 
 
 def list_url(base_url: str, list_id: str) -> str:

@@ -74,8 +74,9 @@ def test_unauthenticated_and_non_pdf_requests_are_refused(
             "Content-Type": "application/json",
         },
     )
-    assert wrong_type.status_code == 422
-    assert wrong_type.json()["code"] == "invalid_request"
+    # Declared JSON, and not even UTF-8: refused at the edge before the endpoint's 415.
+    assert wrong_type.status_code == 400
+    assert wrong_type.json()["code"] == "malformed_json"
     tampered = signed_consent.replace(
         "同意".encode("utf-16-be").hex().upper().encode(), b"30C630C6"
     )

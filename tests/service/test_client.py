@@ -57,7 +57,7 @@ def test_sync_client_runs_a_flow_and_raises_problem_codes(
         result = provider.wait_for_result(session.id, timeout=2)
         assert result.final and result.status == "verified" and result.did
         with pytest.raises(CommonIdError) as error:
-            provider.get_identity("no-such-sub")
+            provider.get_identity("nosuchsub")  # well-shaped, unknown
         assert error.value.code == "identity_not_found" and error.value.status == 404
         with pytest.raises(CommonIdError) as denied:
             provider.create_session(mode="auth", claims=["name"], purpose="x")

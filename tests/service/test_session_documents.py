@@ -231,7 +231,7 @@ def test_bad_documents_get_stable_problem_codes_and_are_recorded(
     too_large = post_document(service_client, kiosk, session_id, b"%PDF" + bytes(70_000))
     assert too_large.status_code == 413 and too_large.json()["code"] == "body_too_large"
     not_pdf = post_document(service_client, kiosk, session_id, b"{}", "application/json")
-    assert not_pdf.status_code == 422 and not_pdf.json()["code"] == "invalid_request"
+    assert not_pdf.status_code == 415 and not_pdf.json()["code"] == "unsupported_media_type"
     at_other_kiosk = post_document(
         service_client, service_accounts.other_kiosk_credential, session_id, sign(card, pdf)
     )

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from commonid import auditing
 from commonid.api.deps import Db, RuntimeDep, require_admin
+from commonid.api.paths import KioskId, ProviderId
 from commonid.api.schemas import (
     KioskCreate,
     KioskCreated,
@@ -70,14 +71,14 @@ def add_provider(body: ProviderCreate, runtime: RuntimeDep, db: Db) -> ProviderC
 
 
 @router.post("/providers/{provider_id}/rotate-key", response_model=NewApiKey)
-def rotate_key(provider_id: str, runtime: RuntimeDep, db: Db) -> NewApiKey:
+def rotate_key(provider_id: ProviderId, runtime: RuntimeDep, db: Db) -> NewApiKey:
     api_key = accounts.rotate_provider_key(db, _provider(db, provider_id))
     _audit(runtime, db, "provider_key_rotated", "provider", provider_id)
     return NewApiKey(api_key=api_key)
 
 
 @router.post("/providers/{provider_id}/disable", response_model=ProviderOut)
-def disable_provider(provider_id: str, runtime: RuntimeDep, db: Db) -> ProviderOut:
+def disable_provider(provider_id: ProviderId, runtime: RuntimeDep, db: Db) -> ProviderOut:
     provider = _provider(db, provider_id)
     provider.disabled = True
     _audit(runtime, db, "provider_disabled", "provider", provider_id)
@@ -104,7 +105,7 @@ def add_kiosk(body: KioskCreate, runtime: RuntimeDep, db: Db) -> KioskCreated:
 
 
 @router.post("/kiosks/{kiosk_id}/disable", response_model=KioskOut)
-def disable_kiosk(kiosk_id: str, runtime: RuntimeDep, db: Db) -> KioskOut:
+def disable_kiosk(kiosk_id: KioskId, runtime: RuntimeDep, db: Db) -> KioskOut:
     kiosk = db.get(Kiosk, kiosk_id)
     if kiosk is None:
         raise Problem("not_found", "no such kiosk")

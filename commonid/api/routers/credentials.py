@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from commonid import credentials
 from commonid.api.deps import CurrentProvider, Db, RuntimeDep
+from commonid.api.paths import StatusListId
 from commonid.api.schemas import CredentialVerifyRequest, CredentialVerifyResult
 from commonid.problems import Problem
 
@@ -29,7 +30,7 @@ def verify_credential(
 
 
 @router.get("/v1/status-lists/{list_id}")
-def status_list(list_id: str, runtime: RuntimeDep, db: Db) -> dict[str, Any]:
+def status_list(list_id: StatusListId, runtime: RuntimeDep, db: Db) -> dict[str, Any]:
     """The signed StatusList2021Credential that credentials' status entries point to."""
     found = credentials.status_list_credential(runtime, db, list_id)
     if found is None:

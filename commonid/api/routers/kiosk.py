@@ -14,6 +14,7 @@ from commonid.api.deps import (
     bearer_hash,
     run_handler_work,
 )
+from commonid.api.paths import SessionId, UserCode
 from commonid.api.schemas import (
     CardResponse,
     CardResponseOutcome,
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/v1/kiosk/sessions", tags=["kiosk"])
 
 @router.get("/{user_code}", response_model=KioskSessionView)
 def session_by_user_code(
-    user_code: str, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
+    user_code: UserCode, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
 ) -> KioskSessionView:
     """What the person will be asked: who asks, for which claims, why, and the challenge."""
     session = flows.open_session_for_kiosk(runtime, sessions.session_by_user_code(db, user_code))
@@ -52,7 +53,7 @@ def session_by_user_code(
 
 @router.post("/{session_id}/consent", response_model=ConsentRecorded)
 async def consent(
-    session_id: str, body: ConsentRequest, request: Request, runtime: RuntimeDep
+    session_id: SessionId, body: ConsentRequest, request: Request, runtime: RuntimeDep
 ) -> Response:
     # One thread-pool call and one transaction: authentication, the consent, its audit entry.
     def work() -> ConsentRecorded:
@@ -71,7 +72,7 @@ async def consent(
 
 @router.post("/{session_id}/card-response", response_model=CardResponseOutcome)
 async def card_response(
-    session_id: str, body: CardResponse, request: Request, runtime: RuntimeDep
+    session_id: SessionId, body: CardResponse, request: Request, runtime: RuntimeDep
 ) -> Response:
     """Certificates and signatures over the session's challenge. Accepted once."""
 

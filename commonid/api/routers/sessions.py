@@ -18,6 +18,7 @@ from commonid.api.deps import (
     bearer_hash,
     run_handler_work,
 )
+from commonid.api.paths import SessionId
 from commonid.api.schemas import CreateSessionRequest, SessionCreated, SessionResult
 from commonid.documents import session_documents
 from commonid.problems import Problem
@@ -93,7 +94,7 @@ def _create_session(
 
 @router.get("/{session_id}", response_model=SessionResult)
 async def get_session(
-    session_id: str,
+    session_id: SessionId,
     request: Request,
     runtime: RuntimeDep,
     wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to this many seconds")] = 0,
