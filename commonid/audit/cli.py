@@ -174,11 +174,23 @@ def verify(
     reference: Annotated[
         Path | None, typer.Option(help="An earlier JSONL export: pinpoints rewritten entries")
     ] = None,
+    allow_no_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-checkpoint",
+            help="Accept a log with no signed checkpoint (entries checked against each other "
+            "only); without it, no checkpoint is a failure",
+        ),
+    ] = False,
     database_url: DatabaseOption = None,
     key_file: KeyFileOption = None,
     origin: OriginOption = None,
 ) -> None:
-    """Check a whole log against signed checkpoints; exit 1 if anything is wrong."""
+    """Check a whole log against signed checkpoints; exit 1 if anything is wrong.
+
+    A log with no signed checkpoint fails (finding ``no_checkpoint``) unless
+    ``--allow-no-checkpoint`` is given.
+    """
     origin = origin or AuditSettings().origin
     verifiers = _verifiers(key, key_file, origin)
     if export_file is not None:
@@ -205,7 +217,12 @@ def verify(
                 raise typer.Exit(2) from error
     typer.echo("keys: " + ", ".join(v.verifier_key() for v in verifiers))
     report = verify_log(
-        records, notes, verifiers, origin=origin, reference_leaf_hashes=reference_hashes
+        records,
+        notes,
+        verifiers,
+        origin=origin,
+        reference_leaf_hashes=reference_hashes,
+        allow_no_checkpoint=allow_no_checkpoint,
     )
     for line in report.lines():
         typer.echo(line)

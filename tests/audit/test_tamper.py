@@ -202,8 +202,13 @@ def test_checkpoint_kept_by_a_reviewer_catches_a_log_rewritten_with_its_checkpoi
     entry, _ = _row(filled_log, 36)
     _rewrite(filled_log, 36, _edited(entry), with_leaf_hash=True)
     _execute(filled_log, "DELETE FROM audit_checkpoints")
+    # Nothing signed is left in the database to contradict it: that alone is a failure...
     without = _verify(filled_log, signer)
-    assert without.ok  # nothing signed is left in the database to contradict it...
+    assert not without.ok and without.finding_counts == {"no_checkpoint": 1}
+    assert "result: FAILED" in without.lines()[-2]
+    # ...passing only when the reviewer accepts an unanchored log explicitly...
+    accepted = _verify(filled_log, signer, allow_no_checkpoint=True)
+    assert accepted.ok and "OK WITHOUT CHECKPOINT" in accepted.lines()[-1]
     report = verify_log(
         database_records(filled_log), [kept.note], [signer.verifier()], origin=ORIGIN
     )
