@@ -449,7 +449,8 @@ def _decode_index(raw: bytes, crl_sha256: bytes) -> tuple[array, array]:
         raise _CacheRejected("index file of another format version")
     if len(raw) < _INDEX_HEADER + _INDEX_DIGEST:
         raise _CacheRejected("index file is truncated")
-    content, digest = raw[:-_INDEX_DIGEST], raw[-_INDEX_DIGEST:]
+    view = memoryview(raw)  # slices without copying: the arrays are tens of MB
+    content, digest = view[:-_INDEX_DIGEST], view[-_INDEX_DIGEST:]
     count = int.from_bytes(content[_INDEX_HEADER - 8 : _INDEX_HEADER], "little")
     if len(content) != _INDEX_HEADER + 16 * count:
         raise _CacheRejected("index file length does not match its entry count")
