@@ -78,6 +78,13 @@ class ServiceMetrics:
             ["code"],
             registry=self.registry,
         )
+        self.audit_checkpoints_refused = Counter(
+            "commonid_audit_checkpoints_refused",
+            "Checkpoints the service refused to sign, by reason (fork: the log does not "
+            "extend a checkpoint it signed before; alert on any)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.webhook_attempts = Counter(
             "commonid_webhook_attempts",
             "Webhook delivery attempts, by result",

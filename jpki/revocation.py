@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
+import structlog
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -402,7 +403,70 @@ def _check_issuing_distribution_point(value: bytes) -> None:
     return
 
 
-_INDEX_MAGIC = b"JPKICRLIDX\x00\x01"
+# Index cache file, format 2: header, keys, offsets, then SHA-256 over all of it.
+# The header holds the magic (with the format version), the CRL's SHA-256, its
+# number and the entry count. Format 1 had no digest: a truncated or zeroed file
+# restored as an index with fewer entries, so revoked serials read as good. Any
+# file that is not exactly format 2 and intact is ignored and the index is rebuilt
+# from the (signature-checked) CRL.
+_INDEX_FAMILY = b"JPKICRLIDX\x00"
+_INDEX_MAGIC = _INDEX_FAMILY + b"\x02"
+_INDEX_HEADER = len(_INDEX_MAGIC) + 32 + 20 + 8
+_INDEX_DIGEST = 32
+
+_log = structlog.get_logger("jpki.revocation")
+
+
+class _CacheRejected(Exception):
+    """The persisted index file cannot be trusted (why is the message)."""
+
+
+def _encode_index(crl: CrlInfo, keys: array, offsets: array) -> bytes:
+    if sys.byteorder != "little":
+        keys, offsets = array("Q", keys), array("Q", offsets)
+        keys.byteswap()
+        offsets.byteswap()
+    content = b"".join(
+        (
+            _INDEX_MAGIC,
+            bytes.fromhex(crl.sha256),
+            (crl.crl_number or 0).to_bytes(20, "big", signed=True),
+            len(keys).to_bytes(8, "little"),
+            keys.tobytes(),
+            offsets.tobytes(),
+        )
+    )
+    return content + hashlib.sha256(content).digest()
+
+
+def _decode_index(raw: bytes, crl_sha256: bytes) -> tuple[array, array]:
+    """The (keys, offsets) of an intact format-2 index file for the CRL `crl_sha256`."""
+    if not raw.startswith(_INDEX_FAMILY):
+        if len(raw) < len(_INDEX_MAGIC):
+            raise _CacheRejected("index file is truncated")
+        raise _CacheRejected("not a CRL index file")
+    if not raw.startswith(_INDEX_MAGIC):
+        raise _CacheRejected("index file of another format version")
+    if len(raw) < _INDEX_HEADER + _INDEX_DIGEST:
+        raise _CacheRejected("index file is truncated")
+    view = memoryview(raw)  # slices without copying: the arrays are tens of MB
+    content, digest = view[:-_INDEX_DIGEST], view[-_INDEX_DIGEST:]
+    count = int.from_bytes(content[_INDEX_HEADER - 8 : _INDEX_HEADER], "little")
+    if len(content) != _INDEX_HEADER + 16 * count:
+        raise _CacheRejected("index file length does not match its entry count")
+    if hashlib.sha256(content).digest() != digest:
+        raise _CacheRejected("index file digest does not match its contents")
+    head = len(_INDEX_MAGIC)
+    if content[head : head + 32] != crl_sha256:
+        raise _CacheRejected("index file is for another CRL")
+    body = content[_INDEX_HEADER:]
+    keys, offsets = array("Q"), array("Q")
+    keys.frombytes(body[: 8 * count])
+    offsets.frombytes(body[8 * count :])
+    if sys.byteorder != "little":
+        keys.byteswap()
+        offsets.byteswap()
+    return keys, offsets
 
 
 class RevocationIndex:
@@ -547,21 +611,16 @@ class RevocationIndex:
         assert self._cache_dir is not None
         self._cache_dir.mkdir(parents=True, exist_ok=True)
         crl_path, idx_path = self._paths()
-        keys, offsets = crl.index_arrays()
-        if sys.byteorder != "little":
-            keys, offsets = array("Q", keys), array("Q", offsets)
-            keys.byteswap()
-            offsets.byteswap()
-        header = (
-            _INDEX_MAGIC
-            + bytes.fromhex(crl.info.sha256)
-            + (crl.info.crl_number or 0).to_bytes(20, "big", signed=True)
-            + len(keys).to_bytes(8, "little")
-        )
         _atomic_write(crl_path, crl.der)
-        _atomic_write(idx_path, header + keys.tobytes() + offsets.tobytes())
+        _atomic_write(idx_path, _encode_index(crl.info, *crl.index_arrays()))
 
     def _restore(self) -> None:
+        """Load the persisted CRL; its index only if the index file is intact.
+
+        The CRL's signature is always checked. A damaged, old-format or foreign
+        index file is logged and ignored: the entries are walked again from the
+        CRL (slower, never fewer entries) and the cache is rewritten.
+        """
         crl_path, idx_path = self._paths()
         try:
             der = crl_path.read_bytes()
@@ -569,30 +628,32 @@ class RevocationIndex:
             return
         index = None
         try:
-            raw = idx_path.read_bytes()
-            head = len(_INDEX_MAGIC)
-            sha = raw[head : head + 32]
-            count = int.from_bytes(raw[head + 52 : head + 60], "little")
-            body = raw[head + 60 :]
-            if (
-                raw.startswith(_INDEX_MAGIC)
-                and sha == hashlib.sha256(der).digest()
-                and len(body) == 16 * count
-            ):
-                keys, offsets = array("Q"), array("Q")
-                keys.frombytes(body[: 8 * count])
-                offsets.frombytes(body[8 * count :])
-                if sys.byteorder != "little":
-                    keys.byteswap()
-                    offsets.byteswap()
-                index = (keys, offsets)
-        except OSError:
-            index = None
+            index = _decode_index(idx_path.read_bytes(), hashlib.sha256(der).digest())
+        except (OSError, _CacheRejected) as problem:
+            reason = problem.strerror if isinstance(problem, OSError) else str(problem)
+            _log.warning(
+                "revocation_cache_rejected",
+                ca=self.issuer_certificate.fingerprint(hashes.SHA256()).hex()[:32],
+                file=idx_path.name,
+                reason=reason,
+                action="rebuilding the index from the cached CRL",
+            )
         try:
-            self._current = VerifiedCrl.from_der(der, self.issuer_certificate, index=index)
-            self.restored_from_cache = index is not None
+            crl = VerifiedCrl.from_der(der, self.issuer_certificate, index=index)
         except CrlError as error:
             self.last_error = error
+            _log.error(
+                "revocation_cache_unusable",
+                ca=self.issuer_certificate.fingerprint(hashes.SHA256()).hex()[:32],
+                file=crl_path.name,
+                reason=str(error),
+                action="no CRL until the next refresh: revocation is unavailable",
+            )
+            return
+        self._current = crl
+        self.restored_from_cache = index is not None
+        if index is None:
+            self._persist(crl)
 
 
 _PEM_HEADER = b"-----BEGIN X509 CRL-----"

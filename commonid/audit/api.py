@@ -24,11 +24,12 @@ from pydantic import SecretStr
 from commonid.api.paths import MAX_BIGINT, AuditIndex
 from commonid.audit.checkpoint import NoteVerifier
 from commonid.audit.export import entry_line, export_csv
-from commonid.audit.log import AuditLog, LoggedEntry, StoredCheckpoint
+from commonid.audit.log import AuditForkError, AuditLog, LoggedEntry, StoredCheckpoint
 from commonid.audit.merkle import ProofError
 from commonid.problems import Problem
 
 NO_CHECKPOINT = "audit_no_checkpoint"
+LOG_FORK = "audit_log_fork"
 BAD_TREE_SIZE = "audit_bad_tree_size"
 
 
@@ -133,8 +134,22 @@ def latest_checkpoint_note(access: Reviewer) -> str:
 
 @router.post("/checkpoint", status_code=201)
 def new_checkpoint(access: Admin) -> dict[str, Any]:
-    """Sign a checkpoint of the log as it is now."""
-    return checkpoint_view(access.log.checkpoint())
+    """Sign a checkpoint of the log as it is now; 409 ``audit_log_fork`` when the log
+    does not extend a checkpoint the service already signed (nothing is signed)."""
+    try:
+        return checkpoint_view(access.log.checkpoint())
+    except AuditForkError as fork:
+        raise Problem(
+            LOG_FORK,
+            f"refused to sign: {fork.detail}",
+            status=409,
+            title="The audit log contradicts a checkpoint the service signed",
+            extra={
+                "signed_tree_size": fork.signed.tree_size,
+                "signed_root_hash": _b64(fork.signed.root_hash),
+                "log_tree_size": fork.log_size,
+            },
+        ) from fork
 
 
 @router.get("/checkpoints")

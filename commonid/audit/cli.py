@@ -18,9 +18,9 @@ from commonid.audit.export import (
     export_jsonl,
     export_records,
 )
-from commonid.audit.log import AuditLog
+from commonid.audit.log import AuditForkError, AuditLog
 from commonid.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
-from commonid.audit.service import checkpoint_signer, checkpoint_verifiers
+from commonid.audit.service import SIGNED_STATE_FILE, checkpoint_signer, checkpoint_verifiers
 from commonid.audit.settings import AuditSettings
 from commonid.audit.verify import verify_log
 
@@ -58,7 +58,11 @@ def _open_log(database_url: str | None, key_file: Path | None, origin: str | Non
         from did.keys import IssuerKeyring
 
         signer = checkpoint_signer(IssuerKeyring.load(key_path), origin or AuditSettings().origin)
-    return AuditLog(session_factory(create_engine(url)), signer)
+    return AuditLog(
+        session_factory(create_engine(url)),
+        signer,
+        signed_state=settings.data_dir / SIGNED_STATE_FILE,
+    )
 
 
 def _verifiers(keys: list[str], key_file: Path | None, origin: str) -> list[NoteVerifier]:
@@ -81,7 +85,12 @@ def checkpoint(
     log = _open_log(database_url, key_file, origin)
     if log.signer is None:
         raise typer.BadParameter("no issuer key file: cannot sign")
-    typer.echo(log.checkpoint().note, nl=False)
+    try:
+        stored = log.checkpoint()
+    except AuditForkError as fork:
+        typer.echo(f"refused: audit log fork: {fork.detail}", err=True)
+        raise typer.Exit(3) from fork
+    typer.echo(stored.note, nl=False)
 
 
 @audit_app.command()
@@ -174,11 +183,23 @@ def verify(
     reference: Annotated[
         Path | None, typer.Option(help="An earlier JSONL export: pinpoints rewritten entries")
     ] = None,
+    allow_no_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--allow-no-checkpoint",
+            help="Accept a log with no signed checkpoint (entries checked against each other "
+            "only); without it, no checkpoint is a failure",
+        ),
+    ] = False,
     database_url: DatabaseOption = None,
     key_file: KeyFileOption = None,
     origin: OriginOption = None,
 ) -> None:
-    """Check a whole log against signed checkpoints; exit 1 if anything is wrong."""
+    """Check a whole log against signed checkpoints; exit 1 if anything is wrong.
+
+    A log with no signed checkpoint fails (finding ``no_checkpoint``) unless
+    ``--allow-no-checkpoint`` is given.
+    """
     origin = origin or AuditSettings().origin
     verifiers = _verifiers(key, key_file, origin)
     if export_file is not None:
@@ -205,7 +226,12 @@ def verify(
                 raise typer.Exit(2) from error
     typer.echo("keys: " + ", ".join(v.verifier_key() for v in verifiers))
     report = verify_log(
-        records, notes, verifiers, origin=origin, reference_leaf_hashes=reference_hashes
+        records,
+        notes,
+        verifiers,
+        origin=origin,
+        reference_leaf_hashes=reference_hashes,
+        allow_no_checkpoint=allow_no_checkpoint,
     )
     for line in report.lines():
         typer.echo(line)

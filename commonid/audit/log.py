@@ -10,27 +10,37 @@ and follow commit order.
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import rfc8785
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from commonid.audit import pg_append
-from commonid.audit.checkpoint import Checkpoint, NoteSigner
+from commonid.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    NoteSigner,
+    read_checkpoint_unverified,
+)
 from commonid.audit.events import audit_fields, format_time
-from commonid.audit.merkle import MerkleTree, leaf_hash
+from commonid.audit.merkle import MerkleTree, leaf_hash, verify_consistency
 from commonid.audit.models import HEAD_ROW_ID, AuditCheckpoint, AuditEntry, AuditHead
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
+events = structlog.get_logger("commonid.audit")
 _ENTRIES = AuditEntry.__table__
 _HEAD = AuditHead.__table__
 # Built once: constructing statements per append cost more than executing them.
@@ -53,6 +63,21 @@ class AuditWriteError(RuntimeError):
 
 class AuditIntegrityError(RuntimeError):
     """The stored log is not a gapless sequence (someone edited the tables)."""
+
+
+class AuditForkError(AuditIntegrityError):
+    """The log is not an extension of a checkpoint this service already signed.
+
+    Signing now would publish a second, contradicting history (a fork), as
+    after a database rollback; the service refuses until an operator resolves it.
+    """
+
+    def __init__(self, detail: str, *, anchor: str, signed: Checkpoint, log_size: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.anchor = anchor  # where the contradicted checkpoint was found
+        self.signed = signed
+        self.log_size = log_size
 
 
 def system_clock() -> datetime:
@@ -94,11 +119,21 @@ class AuditLog:
         *,
         clock: Clock = system_clock,
         checkpoint_interval: timedelta | None = timedelta(minutes=5),
+        signed_state: Path | None = None,
+        on_fork: Callable[[AuditForkError], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self.signer = signer
         self._clock = clock
         self.checkpoint_interval = checkpoint_interval
+        # The last checkpoint this service signed, kept outside the database too
+        # (a file in the data directory): a restored database backup rolls back
+        # the checkpoints table along with the entries, this file does not.
+        self._signed_state = signed_state
+        self._last_signed: tuple[Checkpoint, str] | None = None
+        self._on_fork = on_fork
+        # The fork that made the last checkpoint attempt refuse; None once one succeeds.
+        self.fork: AuditForkError | None = None
         self._tree = MerkleTree()
         self._tree_lock = threading.Lock()
         self._next_due_check = 0.0
@@ -197,6 +232,11 @@ class AuditLog:
         with self._tree_lock:
             with self._sessions() as db:
                 size = db.execute(_HEAD_SIZE).scalar_one()
+                if self._tree.size and not self._cached_tail_matches(db, size):
+                    # The database no longer holds the log this cache was built from
+                    # (restored backup, rewritten rows): rebuild from what it holds.
+                    log.warning("audit tree cache does not match the database; rebuilding")
+                    self._tree = MerkleTree()
                 if size > self._tree.size:
                     rows = db.execute(
                         sa.select(_ENTRIES.c.idx, _ENTRIES.c.leaf_hash)
@@ -211,6 +251,15 @@ class AuditLog:
                     if self._tree.size != size:
                         raise AuditIntegrityError(f"audit entry {self._tree.size} is missing")
             return self._tree
+
+    def _cached_tail_matches(self, db: DbSession, size: int) -> bool:
+        last = self._tree.size - 1
+        if size <= last:
+            return False
+        stored = db.execute(
+            sa.select(_ENTRIES.c.leaf_hash).where(_ENTRIES.c.idx == last)
+        ).scalar_one_or_none()
+        return stored is not None and bytes(stored) == self._tree.leaf_hash_at(last)
 
     def entry(self, index: int) -> LoggedEntry | None:
         with self._sessions() as db:
@@ -255,11 +304,26 @@ class AuditLog:
     # --- checkpoints ----------------------------------------------------------------
 
     def checkpoint(self) -> StoredCheckpoint:
-        """Sign and store a checkpoint of the log as it is now."""
+        """Sign and store a checkpoint of the log as it is now.
+
+        Refuses (AuditForkError, logged as ``audit_checkpoint_refused``) unless
+        an RFC 9162 consistency proof shows the log extends every checkpoint this
+        service signed before: its latest in the database, the last one this
+        process signed, and the one kept in the ``signed_state`` file.
+        """
         if self.signer is None:
             raise RuntimeError("this audit log has no checkpoint signer")
+        # The earlier checkpoints first, then the tree: a checkpoint another
+        # instance stored in between is then covered by the tree read below.
+        anchors = self._signed_anchors()
         tree = self.tree()
         size = tree.size
+        try:
+            for anchor, signed in anchors:
+                _check_extends(tree, anchor, signed)
+        except AuditForkError as fork:
+            self._refuse(fork)
+            raise
         checkpoint = Checkpoint(self.signer.name, size, tree.root(size), self._clock())
         note = self.signer.sign_checkpoint(checkpoint)
         with self._sessions.begin() as db:
@@ -271,7 +335,68 @@ class AuditLog:
             )
             db.add(row)
             db.flush()
-            return _stored(row)
+            stored = _stored(row)
+        self.fork = None
+        self._remember_signed(checkpoint, note)
+        return stored
+
+    def _signed_anchors(self) -> list[tuple[str, Checkpoint]]:
+        """The checkpoints this service signed that the next one must extend."""
+        anchors: list[tuple[str, Checkpoint]] = []
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            anchors.append(("database", _read_note(latest.note, "database")))
+        if self._last_signed is not None:
+            anchors.append(("this process", self._last_signed[0]))
+        kept = self._read_signed_state()
+        if kept is not None:
+            anchors.append(("signed-state file", kept))
+        return anchors
+
+    def _read_signed_state(self) -> Checkpoint | None:
+        if self._signed_state is None:
+            return None
+        try:
+            note = self._signed_state.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None  # nothing signed yet with this data directory
+        except OSError as error:
+            raise AuditIntegrityError(f"cannot read {self._signed_state}: {error}") from error
+        return _read_note(note, str(self._signed_state))
+
+    def _remember_signed(self, checkpoint: Checkpoint, note: str) -> None:
+        if self._last_signed is None or checkpoint.tree_size >= self._last_signed[0].tree_size:
+            self._last_signed = (checkpoint, note)
+        if self._signed_state is None:
+            return
+        try:
+            kept = self._read_signed_state()
+            if kept is not None and kept.tree_size > checkpoint.tree_size:
+                return  # another instance already signed a longer log
+            temporary = self._signed_state.with_name(self._signed_state.name + ".tmp")
+            self._signed_state.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(note)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self._signed_state)
+        except (OSError, AuditIntegrityError):
+            # The checkpoint is stored and published; the database still anchors the next.
+            log.exception("could not keep the signed checkpoint in %s", self._signed_state)
+
+    def _refuse(self, fork: AuditForkError) -> None:
+        self.fork = fork
+        events.error(
+            "audit_checkpoint_refused",
+            reason="fork",
+            detail=fork.detail,
+            anchor=fork.anchor,
+            signed_tree_size=fork.signed.tree_size,
+            signed_root_hash=base64.b64encode(fork.signed.root_hash).decode(),
+            log_tree_size=fork.log_size,
+        )
+        if self._on_fork is not None:
+            self._on_fork(fork)
 
     def checkpoint_if_due(self) -> StoredCheckpoint | None:
         """A new checkpoint when the interval has passed since the last one and the log grew."""
@@ -295,6 +420,8 @@ class AuditLog:
         self._next_due_check = now + min(self.checkpoint_interval.total_seconds(), 10.0)
         try:
             self.checkpoint_if_due()
+        except AuditForkError:
+            pass  # logged as audit_checkpoint_refused and counted where it was refused
         except Exception:  # the event is committed; the caller must not see it fail
             log.exception("audit checkpoint failed; the next append or the timer retries")
 
@@ -321,6 +448,38 @@ class AuditLog:
                 .limit(1)
             ).one_or_none()
             return _stored(row) if row is not None else None
+
+
+def _read_note(note: str, anchor: str) -> Checkpoint:
+    try:
+        return read_checkpoint_unverified(note)
+    except CheckpointError as error:
+        raise AuditIntegrityError(f"the signed checkpoint in the {anchor} is unreadable") from error
+
+
+def _check_extends(tree: MerkleTree, anchor: str, signed: Checkpoint) -> None:
+    """AuditForkError unless ``tree`` extends ``signed`` (RFC 9162 consistency proof)."""
+    size = tree.size
+    if signed.tree_size > size:
+        raise AuditForkError(
+            f"the log holds {size} entries but a checkpoint of {signed.tree_size} was signed "
+            f"({anchor}): entries were removed or the database was rolled back",
+            anchor=anchor,
+            signed=signed,
+            log_size=size,
+        )
+    if signed.tree_size == 0:
+        return  # the empty tree is a prefix of every tree
+    proof = tree.consistency_proof(signed.tree_size, size)
+    if not verify_consistency(signed.tree_size, size, signed.root_hash, tree.root(size), proof):
+        raise AuditForkError(
+            f"the log is not an extension of the checkpoint of size {signed.tree_size} "
+            f"signed at {format_time(signed.time)} ({anchor}): its first "
+            f"{signed.tree_size} entries changed since",
+            anchor=anchor,
+            signed=signed,
+            log_size=size,
+        )
 
 
 class _Slot:

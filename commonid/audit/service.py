@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from commonid.audit.api import AuditAccess, install_audit
 from commonid.audit.checkpoint import NoteSigner, NoteVerifier
-from commonid.audit.log import AuditLog
+from commonid.audit.log import AuditForkError, AuditLog
 from commonid.audit.report import ReportSigner
 from commonid.audit.settings import AuditSettings
 from commonid.runtime import Runtime
@@ -29,13 +29,20 @@ def checkpoint_verifiers(keyring: IssuerKeyring, origin: str) -> list[NoteVerifi
     return [NoteVerifier.from_public_jwk(origin, key.public_jwk) for key in keyring.keys]
 
 
+# In the data directory: the last checkpoint this service signed (see AuditLog).
+SIGNED_STATE_FILE = "audit-signed-checkpoint.note"
+
+
 def audit_log_for_runtime(runtime: Runtime, settings: AuditSettings | None = None) -> AuditLog:
     settings = settings or AuditSettings()
+    refusals = runtime.metrics.audit_checkpoints_refused
     return AuditLog(
         runtime.sessions,
         checkpoint_signer(runtime.keyring, settings.origin),
         clock=runtime.clock,
         checkpoint_interval=settings.checkpoint_interval,
+        signed_state=runtime.settings.data_dir / SIGNED_STATE_FILE,
+        on_fork=lambda _fork: refusals.labels("fork").inc(),
     )
 
 
@@ -45,6 +52,8 @@ async def checkpoint_forever(audit_log: AuditLog, interval_seconds: float) -> No
         await asyncio.sleep(interval_seconds)
         try:
             await asyncio.to_thread(audit_log.checkpoint_if_due)
+        except AuditForkError:
+            pass  # logged as audit_checkpoint_refused and counted; refused again next round
         except Exception:  # the next round tries again
             log.exception("audit checkpoint failed")
 

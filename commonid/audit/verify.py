@@ -15,7 +15,10 @@ checks the root at every checkpoint size. What it reports, and where:
   earlier export as ``reference`` and the exact first index is reported);
 * a checkpoint beyond the end of the log (truncation);
 * two checkpoints that cannot both be true (a fork): same size with different
-  roots, or an earlier one that the log, as it reproduces a later one, contradicts.
+  roots, or an earlier one that the log, as it reproduces a later one, contradicts;
+* no signed checkpoint at all: then the entries only agree with each other, and
+  a log rewritten with recomputed hashes and its checkpoints deleted would pass,
+  so this is a failure unless the caller explicitly accepts it.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class VerificationReport:
     findings: list[Finding] = field(default_factory=list)
     finding_counts: dict[str, int] = field(default_factory=dict)
     root: bytes | None = None
+    # Set when the caller accepted a verification without any signed checkpoint.
+    unanchored_allowed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -117,6 +122,12 @@ class VerificationReport:
                 f"  [{result.status}] size {cp.tree_size} root "
                 f"{base64.b64encode(cp.root_hash).decode()} time {format_time(cp.time)}"
             )
+        if self.ok and self.unanchored_allowed:
+            out.append(
+                "result: OK WITHOUT CHECKPOINT, the entries agree with each other but no signed "
+                "checkpoint anchors them (allowed by --allow-no-checkpoint)"
+            )
+            return out
         if self.ok:
             out.append("result: OK, no problem found")
             return out
@@ -173,9 +184,28 @@ def verify_log(
     *,
     origin: str | None = None,
     reference_leaf_hashes: Sequence[bytes] | None = None,
+    allow_no_checkpoint: bool = False,
 ) -> VerificationReport:
-    """Check every entry and every checkpoint; see the module docstring."""
+    """Check every entry and every checkpoint; see the module docstring.
+
+    Without any checkpoint note the report fails (``no_checkpoint``) unless
+    ``allow_no_checkpoint``: self-consistent entries prove nothing on their own.
+    """
     opened, report = _opened_checkpoints(checkpoint_notes, verifiers, origin)
+    if not report.checkpoints:
+        if allow_no_checkpoint:
+            report.unanchored_allowed = True
+        else:
+            report.add(
+                Finding(
+                    "no_checkpoint",
+                    None,
+                    "no signed checkpoint was checked, so nothing anchors the entries: a log "
+                    "rewritten with recomputed hashes and its checkpoints deleted would look "
+                    "the same; give the checkpoints you kept (--checkpoint), or accept this "
+                    "explicitly (--allow-no-checkpoint)",
+                )
+            )
     by_size: dict[int, list[tuple[Checkpoint, int]]] = {}
     for checkpoint, slot in opened:
         by_size.setdefault(checkpoint.tree_size, []).append((checkpoint, slot))

@@ -106,3 +106,54 @@ def test_registered_on_the_commonid_command(service_env: dict[str, str]) -> None
     checked = CliRunner().invoke(app, ["audit", "verify"], env=service_env)
     assert checked.exit_code == 0, checked.output
     assert "[reproduced] size 12" in checked.output
+
+
+@pytest.fixture
+def rewritten_env(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """A log whose entry 3 was rewritten with a recomputed leaf hash and whose
+    checkpoints were deleted: the entries agree with each other again."""
+    import sqlalchemy as sa
+
+    from commonid.audit.log import entry_bytes
+    from commonid.audit.merkle import leaf_hash
+
+    upgrade(database_url)
+    key_file = tmp_path / "issuer.json"
+    keyring = IssuerKeyring.open(key_file)
+    engine = create_engine(database_url)
+    log = AuditLog(sessionmaker(engine), checkpoint_signer(keyring, ORIGIN))
+    log.append_many([session_event(n) for n in range(8)])
+    log.checkpoint()
+    original = log.entry(3)
+    assert original is not None
+    document = json.loads(original.entry)
+    document["data"]["session_id"] = "ses_forged"
+    forged = entry_bytes(3, original.logged_at, document["type"], document["data"])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE audit_entries SET entry = :entry, leaf_hash = :leaf WHERE idx = 3"),
+            {"entry": forged.decode(), "leaf": leaf_hash(forged)},
+        )
+        connection.execute(sa.text("DELETE FROM audit_checkpoints"))
+    engine.dispose()
+    return {
+        "COMMONID_DATABASE_URL": database_url,
+        "COMMONID_DATA_DIR": str(tmp_path / "data"),
+        "COMMONID_ISSUER_KEY_FILE": str(key_file),
+        "COMMONID_AUDIT_ORIGIN": ORIGIN,
+    }
+
+
+def test_verify_without_any_checkpoint_fails_unless_explicitly_allowed(
+    rewritten_env: dict[str, str],
+) -> None:
+    runner = CliRunner()
+    refused = runner.invoke(audit_app, ["verify"], env=rewritten_env)
+    assert refused.exit_code == 1, refused.output
+    assert "checkpoints checked: 0" in refused.output
+    assert "result: FAILED" in refused.output and "result: OK" not in refused.output
+    assert "no_checkpoint: no signed checkpoint was checked" in refused.output
+
+    allowed = runner.invoke(audit_app, ["verify", "--allow-no-checkpoint"], env=rewritten_env)
+    assert allowed.exit_code == 0, allowed.output
+    assert "result: OK WITHOUT CHECKPOINT" in allowed.output

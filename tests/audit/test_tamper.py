@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from commonid.audit.checkpoint import Checkpoint
 from commonid.audit.export import (
     database_records,
     export_checkpoint_notes,
     export_jsonl,
     export_records,
 )
-from commonid.audit.log import AuditLog, entry_bytes
+from commonid.audit.log import AuditForkError, AuditLog, entry_bytes
 from commonid.audit.merkle import leaf_hash
+from commonid.audit.models import AuditCheckpoint
 from commonid.audit.verify import VerificationReport, verify_log
 from tests.audit.conftest import ORIGIN, session_event
 
@@ -180,10 +182,20 @@ def test_truncation_is_detected(filled_log, signer) -> None:
 def test_a_rewritten_history_signed_again_is_reported_as_a_fork(filled_log, signer, clock) -> None:
     entry, _ = _row(filled_log, 2)
     _rewrite(filled_log, 2, _edited(entry), with_leaf_hash=True)
-    # The operator's own process re-signs the rewritten log: a second history.
+    # The service itself refuses to re-sign the rewritten log (test_fork.py)...
     fresh = AuditLog(filled_log._sessions, signer, clock=clock, checkpoint_interval=None)
     clock.advance(60)
-    fresh.checkpoint()
+    with pytest.raises(AuditForkError):
+        fresh.checkpoint()
+    # ...but whoever holds the key can sign a second history and store it.
+    tree = fresh.tree()
+    note = signer.sign_checkpoint(Checkpoint(ORIGIN, tree.size, tree.root(), clock()))
+    with filled_log._sessions.begin() as db:
+        db.add(
+            AuditCheckpoint(
+                tree_size=tree.size, root_hash=tree.root(), created_at=clock(), note=note
+            )
+        )
     report = _verify(filled_log, signer)
     statuses = [r.status for r in report.checkpoints]
     assert statuses == ["not_reproduced", "not_reproduced", "not_reproduced", "reproduced"]
@@ -202,8 +214,13 @@ def test_checkpoint_kept_by_a_reviewer_catches_a_log_rewritten_with_its_checkpoi
     entry, _ = _row(filled_log, 36)
     _rewrite(filled_log, 36, _edited(entry), with_leaf_hash=True)
     _execute(filled_log, "DELETE FROM audit_checkpoints")
+    # Nothing signed is left in the database to contradict it: that alone is a failure...
     without = _verify(filled_log, signer)
-    assert without.ok  # nothing signed is left in the database to contradict it...
+    assert not without.ok and without.finding_counts == {"no_checkpoint": 1}
+    assert "result: FAILED" in without.lines()[-2]
+    # ...passing only when the reviewer accepts an unanchored log explicitly...
+    accepted = _verify(filled_log, signer, allow_no_checkpoint=True)
+    assert accepted.ok and "OK WITHOUT CHECKPOINT" in accepted.lines()[-1]
     report = verify_log(
         database_records(filled_log), [kept.note], [signer.verifier()], origin=ORIGIN
     )

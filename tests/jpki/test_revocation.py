@@ -373,3 +373,90 @@ def test_unwritable_cache_does_not_fail_ingest(
     info = index.ingest(signed_crl(test_hierarchy, number=1, this_update=test_now), at=test_now)
     assert index.current == info
     assert isinstance(index.persist_error, OSError)
+
+
+# --- the persisted index is trusted only when intact ------------------------------------------
+
+CACHED_REVOKED = (31337, 4242, 77)
+INDEX_HEADER = 72  # magic 12, CRL SHA-256 32, CRL number 20, entry count 8
+
+
+def _cached_index(hierarchy: Hierarchy, now: dt.datetime, cache: Path) -> Path:
+    entries = [
+        RevokedEntry(serial, now, x509.ReasonFlags.key_compromise) for serial in CACHED_REVOKED
+    ]
+    der = signed_crl(hierarchy, number=7, this_update=now, entries=entries)
+    RevocationIndex(hierarchy.auth_ca_certificate, cache_dir=cache).ingest(der, at=now)
+    return next(cache.glob("*.idx"))
+
+
+def _flip(raw: bytes, position: int) -> bytes:
+    damaged = bytearray(raw)
+    damaged[position] ^= 0x01
+    return bytes(damaged)
+
+
+def _old_format_index(raw: bytes) -> bytes:
+    """A well-formed format-1 file (no digest) for the same CRL, claiming no entries."""
+    return b"JPKICRLIDX\x00\x01" + raw[12:64] + (0).to_bytes(8, "little")
+
+
+DAMAGE = {
+    "truncated_to_the_header": lambda raw: raw[:64],
+    "truncated_by_one_byte": lambda raw: raw[:-1],
+    "truncated_in_the_keys": lambda raw: raw[: INDEX_HEADER + 8],
+    "zeros_after_the_header": lambda raw: raw[:INDEX_HEADER] + bytes(len(raw) - INDEX_HEADER),
+    "flipped_byte_in_a_key": lambda raw: _flip(raw, INDEX_HEADER + 1),
+    "flipped_byte_in_an_offset": lambda raw: _flip(raw, INDEX_HEADER + 8 * 3 + 1),
+    "flipped_byte_in_the_header_crl_number": lambda raw: _flip(raw, 12 + 32 + 19),
+    "flipped_byte_in_the_header_count": lambda raw: _flip(raw, 64),
+    "flipped_byte_in_the_header_magic": lambda raw: _flip(raw, 0),
+    "flipped_byte_in_the_digest": lambda raw: _flip(raw, len(raw) - 1),
+    "old_format": _old_format_index,
+    "empty_file": lambda raw: b"",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_index_cache_is_rebuilt_so_revoked_stays_revoked(
+    test_hierarchy: Hierarchy, test_now, tmp_path: Path, damage: str
+) -> None:
+    import structlog
+
+    idx_file = _cached_index(test_hierarchy, test_now, tmp_path)
+    intact = idx_file.read_bytes()
+    idx_file.write_bytes(DAMAGE[damage](intact))
+
+    with structlog.testing.capture_logs() as captured:
+        restarted = RevocationIndex(test_hierarchy.auth_ca_certificate, cache_dir=tmp_path)
+    for serial in CACHED_REVOKED:
+        assert restarted.check(serial, at=test_now).status is RevocationStatus.REVOKED
+    assert not restarted.restored_from_cache  # rebuilt from the signed CRL, not trusted
+    assert restarted.check(5, at=test_now).status is RevocationStatus.GOOD
+    assert restarted.current.entries == len(CACHED_REVOKED)
+    rejected = [event for event in captured if event["event"] == "revocation_cache_rejected"]
+    assert len(rejected) == 1 and rejected[0]["log_level"] == "warning"
+    assert rejected[0]["file"] == idx_file.name and rejected[0]["reason"]
+
+    # The rebuilt index was written back intact: the next restart uses it again.
+    assert idx_file.read_bytes() == intact
+    again = RevocationIndex(test_hierarchy.auth_ca_certificate, cache_dir=tmp_path)
+    assert again.restored_from_cache
+    assert again.check(CACHED_REVOKED[0], at=test_now).status is RevocationStatus.REVOKED
+
+
+def test_a_damaged_cached_crl_leaves_revocation_unavailable_and_is_logged(
+    test_hierarchy: Hierarchy, test_now, tmp_path: Path
+) -> None:
+    import structlog
+
+    _cached_index(test_hierarchy, test_now, tmp_path)
+    crl_file = next(tmp_path.glob("*.crl"))
+    crl_file.write_bytes(crl_file.read_bytes()[:-100])
+    with structlog.testing.capture_logs() as captured:
+        restarted = RevocationIndex(test_hierarchy.auth_ca_certificate, cache_dir=tmp_path)
+    assert restarted.current is None
+    answer = restarted.check(CACHED_REVOKED[0], at=test_now)
+    assert answer.status is RevocationStatus.UNAVAILABLE
+    events = {event["event"]: event for event in captured}
+    assert events["revocation_cache_unusable"]["log_level"] == "error"

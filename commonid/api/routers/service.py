@@ -30,6 +30,14 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as error:
         raise Problem("service_unavailable", "database not reachable") from error
+    fork = runtime.audit.fork if runtime.audit is not None else None
+    if fork is not None:
+        # Still serving, but no checkpoint is signed until an operator looks.
+        return {
+            "status": "degraded",
+            "service_did": runtime.service_did,
+            "audit": {"status": "fork", "detail": fork.detail},
+        }
     return {"status": "ok", "service_did": runtime.service_did}
 
 
