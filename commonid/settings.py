@@ -69,10 +69,12 @@ class Settings(BaseSettings):
     # Admin endpoints are disabled while this is unset.
     admin_token: SecretStr | None = None
 
-    provider_rate_per_second: float = 50.0
-    provider_rate_burst: int = 100
-    kiosk_rate_per_second: float = 10.0
-    kiosk_rate_burst: int = 30
+    # A rate of 0 would never refill (and a wait of infinity has no Retry-After):
+    # refused at start rather than answered 500 at the first empty bucket.
+    provider_rate_per_second: float = Field(default=50.0, gt=0)
+    provider_rate_burst: int = Field(default=100, ge=1)
+    kiosk_rate_per_second: float = Field(default=10.0, gt=0)
+    kiosk_rate_burst: int = Field(default=30, ge=1)
     # Where the worker processes of one host keep shared rate-limit buckets. `commonid
     # serve --workers N` (N > 1) sets it to <data_dir>/rate-limits, emptied at start;
     # unset, each process limits on its own.

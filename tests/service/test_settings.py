@@ -47,3 +47,21 @@ def test_configured_secrets_are_not_replaced(tmp_path: Path) -> None:
     assert not (tmp_path / "secrets.json").exists()
     assert settings.current_attribute_key_id == "ops1"
     assert settings.pairwise_secret.get_secret_value() == "configured"
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "provider_rate_per_second",
+        "kiosk_rate_per_second",
+        "provider_rate_burst",
+        "kiosk_rate_burst",
+    ],
+)
+def test_a_rate_limit_that_could_never_refill_is_refused_at_start(
+    setting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A zero rate once reached math.ceil(inf) in Retry-After: a 500 at the first empty bucket.
+    monkeypatch.setenv(f"COMMONID_{setting.upper()}", "0")
+    with pytest.raises(ValueError, match=setting):
+        Settings()
