@@ -9,12 +9,16 @@ SO_REUSEPORT, and the kernel spreads new connections over the workers' sockets
 by a hash of the connection's addresses, whatever each worker is doing.
 
 The supervisor restarts a worker that dies, stops when one cannot start, and
-passes SIGTERM/SIGINT on for a graceful shutdown.
+passes SIGTERM/SIGINT on for a graceful shutdown. A worker whose supervisor dies
+(`kill -9`, OOM killer) shuts down too: the kernel sends it SIGTERM
+(PR_SET_PDEATHSIG), so a restarted `serve` never binds beside an orphaned generation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
 import signal
@@ -49,9 +53,31 @@ def listening_socket(host: str, port: int, *, listen: bool = True) -> socket.soc
     return sock
 
 
-def run_worker(host: str, port: int) -> None:
+# prctl(2) option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Have the kernel send SIGTERM (a graceful uvicorn shutdown) when the supervisor dies.
+
+    Linux only; elsewhere an orphaned worker is the supervisor's process manager's to stop.
+    The parent may already have died between our fork and this call, in which case the
+    signal would never come: exit now instead.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:
+        sys.exit(0)
+
+
+def run_worker(host: str, port: int, parent_pid: int) -> None:
     """One worker process: the app on its own socket (the process's entry point)."""
     import uvicorn
+
+    exit_with_parent(parent_pid)
 
     config = uvicorn.Config(APP, factory=True, log_level="info", access_log=False)
     try:
@@ -88,7 +114,7 @@ def serve_workers(settings: Settings, host: str, port: int, workers: int) -> int
     stopping = False
 
     def start() -> BaseProcess:
-        process = context.Process(target=run_worker, args=(host, port), daemon=False)
+        process = context.Process(target=run_worker, args=(host, port, os.getpid()), daemon=False)
         process.start()
         return process
 

@@ -341,3 +341,28 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert finished.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+def test_workers_exit_when_their_supervisor_is_killed(
+    tmp_path: Path, test_hierarchy: Hierarchy, test_hierarchy_dir: Path
+) -> None:
+    """`kill -9` of the supervisor: no orphaned generation keeps serving the port (a
+    restarted `serve` would otherwise bind beside it with SO_REUSEPORT)."""
+    data_dir = tmp_path / "data"
+    _register(data_dir)
+    with _serve_two_workers(data_dir, test_hierarchy_dir) as url:
+        port = int(url.rsplit(":", 1)[1])
+        supervisor = next(
+            int(entry.name)
+            for entry in Path("/proc").iterdir()
+            if entry.name.isdigit()
+            and f"--port\x00{port}\x00".encode() in (entry / "cmdline").read_bytes()
+        )
+        workers = _worker_pids(supervisor)
+        assert len(workers) == 2
+        os.kill(supervisor, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) or _listening(port):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.2)
+        assert not _answers(url)
