@@ -7,13 +7,16 @@ the transaction of the change they record, last, so both commit together.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session as DbSession
 
-from commonid.runtime import Runtime
 from did.credentials import certificate_serial_sha256
 from jpki.validation import ValidationResult
+
+if TYPE_CHECKING:  # the runtime records through this module (revocation refreshes)
+    from commonid.runtime import Runtime
+    from commonid.trust import InstalledCrl
 
 
 def record(runtime: Runtime, db: DbSession, events: list[tuple[str, dict[str, Any]]]) -> None:
@@ -54,5 +57,22 @@ def validation_outcome(session_id: str, result: ValidationResult) -> tuple[str, 
             "revocation_next_update": revocation.next_update if revocation else None,
             "revocation_evidence_hash": revocation.sha256 if revocation else None,
             "validated_at": result.validated_at,
+        },
+    )
+
+
+def revocation_refreshed(installed: InstalledCrl) -> tuple[str, dict[str, Any]]:
+    """A CRL the refresher installed: which CA, which list (number, hash), how fresh."""
+    crl = installed.crl
+    return (
+        "revocation.refreshed",
+        {
+            "trust_anchor": installed.trust_anchor,
+            "revocation_source": "crl",
+            "crl_number": crl.crl_number,
+            "revocation_this_update": crl.this_update,
+            "revocation_next_update": crl.next_update,
+            "revocation_evidence_hash": crl.sha256,
+            "revoked_count": crl.entries,
         },
     )

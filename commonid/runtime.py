@@ -76,12 +76,20 @@ class Runtime:
         return timedelta(seconds=self.settings.session_ttl_seconds)
 
     def refresh_revocation(self, *, force: bool = False) -> list[str]:
-        """Fetch due (or all) CRLs; update the revocation-age metric. Returns problems."""
+        """Fetch due (or all) CRLs; update the revocation-age metric and append a
+        ``revocation.refreshed`` audit entry for each CRL installed. Returns problems."""
+        from commonid import auditing  # it imports this module for its types
+
         now = self.clock()
-        problems = refresh_revocation(self.trust_policy, at=now, force=force)
+        refresh = refresh_revocation(self.trust_policy, at=now, force=force)
         for ca, age in revocation_data_ages(self.trust_policy, at=now).items():
             self.metrics.revocation_data_age.labels(ca).set(age)
-        return problems
+        if refresh.installed and self.audit is not None:
+            with self.sessions.begin() as db:
+                self.audit.append_many_in(
+                    db, [auditing.revocation_refreshed(crl) for crl in refresh.installed]
+                )
+        return list(refresh.problems)
 
     def close(self) -> None:
         self.engine.dispose()

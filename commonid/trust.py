@@ -16,6 +16,7 @@ from pathlib import Path
 from commonid.settings import Settings
 from jpki.revocation import (
     CrlError,
+    CrlInfo,
     CrlSource,
     FileCrlSource,
     HttpCrlSource,
@@ -78,18 +79,46 @@ def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
     return TrustPolicy.production(revocation=RevocationConfig.from_crls(indexes, mode))
 
 
-def refresh_revocation(policy: TrustPolicy, *, at: datetime, force: bool = False) -> list[str]:
-    """Fetch CRLs that are due (or all, with ``force``); returns the problems met."""
-    problems = []
+@dataclass(frozen=True)
+class InstalledCrl:
+    """A CRL a refresh installed (not the one already held): what the audit log records."""
+
+    trust_anchor: str
+    crl: CrlInfo
+
+
+@dataclass(frozen=True)
+class RevocationRefresh:
+    installed: tuple[InstalledCrl, ...]
+    problems: tuple[str, ...]
+
+
+def refresh_revocation(
+    policy: TrustPolicy, *, at: datetime, force: bool = False
+) -> RevocationRefresh:
+    """Fetch CRLs that are due (or all, with ``force``): the ones installed, the problems met."""
+    installed: list[InstalledCrl] = []
+    problems: list[str] = []
     for index in policy.revocation.crl_indexes:
         if index.source is None:
             continue
         if force or index.refresh_due(at=at):
+            held = index.current
             try:
-                index.refresh(at=at)
+                crl = index.refresh(at=at)
             except CrlError as error:
                 problems.append(f"{index.source.describe()}: {error}")
-    return problems
+                continue
+            if held is None or held.sha256 != crl.sha256:
+                installed.append(InstalledCrl(_anchor_name(policy, index), crl))
+    return RevocationRefresh(tuple(installed), tuple(problems))
+
+
+def _anchor_name(policy: TrustPolicy, index: RevocationIndex) -> str:
+    for anchor in policy.anchors:
+        if anchor.certificate == index.issuer_certificate:
+            return anchor.name
+    return "unanchored"  # a CRL source for a CA outside the policy: still worth recording
 
 
 def revocation_data_ages(policy: TrustPolicy, *, at: datetime) -> dict[str, float]:

@@ -156,6 +156,7 @@ EVENT_TYPES: dict[str, EventType] = {
             revocation_next_update=Kind.TIME,
             revocation_evidence_hash=Kind.HASH,
             revoked_count=Kind.COUNT,
+            crl_number=Kind.COUNT,
         ),
         _event(
             "webhook.delivered",

@@ -83,6 +83,10 @@ class PocFigures:
         }
 
 
+# Which entry's reason code a refused session is counted under (the highest seen).
+_VALIDATED, _REFUSED, _ANSWERED = 1, 2, 3
+
+
 def compute_figures(
     log: AuditLog, start: datetime, end: datetime, *, checkpoint: StoredCheckpoint | None = None
 ) -> PocFigures:
@@ -90,17 +94,19 @@ def compute_figures(
     checkpoint = checkpoint or log.latest_checkpoint()
     figures = PocFigures(start=start, end=end, checkpoint=checkpoint)
     stop = checkpoint.tree_size if checkpoint else 0
-    # A refused session logs its reason more than once (the validation outcome,
-    # the rejected response, the completed session): count it once per session.
-    reasons_seen: set[tuple[str, str]] = set()
+    # A refused session logs its reason more than once, and not always under the same
+    # code: the validation outcome says `revoked`, the rejected response and the
+    # completed session say `certificate_revoked`. Count each session once, under the
+    # code the service answered with: the completed session's, else the rejected
+    # response's, else the validation's.
+    session_reasons: dict[str, tuple[int, str]] = {}
 
-    def rejection(data: dict, reason: str) -> None:
+    def rejection(data: dict, reason: str, rank: int) -> None:
         session = data.get("session_id")
-        if session is not None:
-            if (session, reason) in reasons_seen:
-                return
-            reasons_seen.add((session, reason))
-        figures.rejection_reasons[reason] += 1
+        if session is None:
+            figures.rejection_reasons[reason] += 1
+        elif session not in session_reasons or rank > session_reasons[session][0]:
+            session_reasons[session] = (rank, reason)
 
     for logged in log.entries(stop=stop):
         figures.last_index = logged.index
@@ -119,11 +125,11 @@ def compute_figures(
             if "latency_ms" in data:
                 figures.latencies_ms.append(float(data["latency_ms"]))
             if data.get("reason_code") and data.get("status") != "verified":
-                rejection(data, data["reason_code"])
+                rejection(data, data["reason_code"], _ANSWERED)
         elif kind == "card_response.rejected":
-            rejection(data, data["reason_code"])
+            rejection(data, data["reason_code"], _REFUSED)
         elif kind == "validation.outcome" and data.get("outcome") != "valid":
-            rejection(data, data.get("reason_code", "invalid"))
+            rejection(data, data.get("reason_code", "invalid"), _VALIDATED)
         elif kind == "claims.released":
             figures.claims_released += 1
             figures.claims_reused += bool(data.get("reuse"))
@@ -135,6 +141,7 @@ def compute_figures(
                 or updated > figures.revocation_updates[anchor]
             ):
                 figures.revocation_updates[anchor] = updated
+    figures.rejection_reasons.update(reason for _, reason in session_reasons.values())
     figures.per_day = dict(sorted(figures.per_day.items()))
     return figures
 

@@ -76,7 +76,7 @@ def verify(
     )
     policy = trust_policy_from_settings(settings)
     if revocation is not RevocationChoice.OFF:
-        for problem in refresh_revocation(policy, at=moment, force=True):
+        for problem in refresh_revocation(policy, at=moment, force=True).problems:
             typer.echo(f"warning: revocation data: {problem}", err=True)
     if signature is not None:
         verification = verify_detached_cms(
