@@ -15,7 +15,8 @@ from commonid.audit.cli import audit_app
 from commonid.demo import demo_command
 from commonid.documents.cli import document_app
 from commonid.settings import Settings
-from did.cli import issuer_app
+from did.cli import did_app, issuer_app
+from did.process import run_and_exit
 from jpki.testca.cli import card_app, testca_app
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.add_typer(testca_app, name="testca")
 app.add_typer(card_app, name="card")
 app.add_typer(issuer_app, name="issuer")
+app.add_typer(did_app, name="did")
 app.add_typer(document_app, name="document")
 app.add_typer(audit_app, name="audit")
 app.command("demo")(demo_command)
@@ -330,5 +332,10 @@ def verify_session(
         typer.echo(f"session {outcome['session_id']}: {outcome['status']}")
 
 
+def main() -> None:
+    """The `commonid` command: ends with its status every time (did.process)."""
+    run_and_exit(app)
+
+
 if __name__ == "__main__":
-    app()
+    main()

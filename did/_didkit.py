@@ -9,6 +9,7 @@ runs every call, so callers in either world use the same blocking functions.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import threading
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,22 @@ def _background_loop() -> asyncio.AbstractEventLoop:
             thread.start()
             _loop = loop
         return _loop
+
+
+def _stop_background_loop() -> None:
+    """At exit: stop the loop and wait for its thread, so no didkit callback is running
+    Python code while the interpreter finalizes (see did.process for the rest)."""
+    with _loop_lock:
+        loop = _loop
+    if loop is None or loop.is_closed():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    for thread in threading.enumerate():
+        if thread.name == "didkit-loop":
+            thread.join(timeout=5)
+
+
+atexit.register(_stop_background_loop)
 
 
 def _run(call: Callable[[], Awaitable[T]]) -> T:

@@ -56,3 +56,23 @@ def rotate(key_file: KeyFile) -> None:
     rotated = previous.rotate()
     typer.echo(f"retired: {previous.current.did}")
     typer.echo(f"current: {rotated.current.did}")
+
+
+did_app = typer.Typer(help="DIDs: resolve a did:key.", no_args_is_help=True)
+
+
+@did_app.command()
+def resolve(did: Annotated[str, typer.Argument(help="A did:key (resolved locally).")]) -> None:
+    """Print the DID document of a did:key (a card's auth key, the service's issuer key)."""
+    from did._didkit import DIDKitError
+    from did.keys import resolve_did_document
+
+    if not did.startswith("did:key:"):
+        typer.echo("only did:key resolves here (no network)", err=True)
+        raise typer.Exit(code=2)
+    try:
+        document = resolve_did_document(did)
+    except DIDKitError as error:
+        typer.echo(f"cannot resolve {did}: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    typer.echo(json.dumps(document, indent=2))
