@@ -330,9 +330,12 @@ def verify_identity_credential(
         issuer = str(document["issuer"])
         issued_at = parse_rfc3339(document["issuanceDate"])
         expires_at = parse_rfc3339(document["expirationDate"])
-        if CREDENTIAL_TYPE not in document["type"] or not document["credentialSubject"]["id"]:
-            raise ValueError("not a JPKIIdentityCredential")
+        _check_shape(document, proof_format)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return CredentialVerification(CredentialReason.MALFORMED, detail=str(error))
+    except RecursionError:
+        return CredentialVerification(CredentialReason.MALFORMED, detail="nested too deeply")
+    except (OverflowError, OSError) as error:  # a JWT exp beyond any datetime (1e20)
         return CredentialVerification(CredentialReason.MALFORMED, detail=str(error))
 
     if not issuers.trusts(issuer):
@@ -343,9 +346,12 @@ def verify_identity_credential(
         return CredentialVerification(CredentialReason.NOT_YET_VALID, document)
     if at >= expires_at:
         return CredentialVerification(CredentialReason.EXPIRED, document)
-    report = _didkit.verify_credential(
-        text, {"proofPurpose": "assertionMethod", "proofFormat": str(proof_format)}
-    )
+    try:
+        report = _didkit.verify_credential(
+            text, {"proofPurpose": "assertionMethod", "proofFormat": str(proof_format)}
+        )
+    except (_didkit.DIDKitError, ValueError) as error:  # didkit refuses what it cannot read
+        return CredentialVerification(CredentialReason.MALFORMED, document, str(error))
     if not report.ok:
         return CredentialVerification(
             CredentialReason.INVALID_PROOF, document, "; ".join(report.errors)
@@ -368,13 +374,44 @@ def verify_identity_credential(
     return CredentialVerification(CredentialReason.VALID, document)
 
 
+# An identity credential is a few kB; this bounds the work a caller can ask for.
+MAX_CREDENTIAL_BYTES = 64 * 1024
+
+
+def _check_shape(document: dict[str, Any], proof_format: ProofFormat) -> None:
+    """What the checks below rely on, refused here as malformed rather than met later as
+    an exception: ``type`` a list (a string would pass a substring test), the subject and
+    an ldp proof objects, the status entries objects."""
+    types = document["type"]
+    if not isinstance(types, list) or CREDENTIAL_TYPE not in types:
+        raise ValueError("type is not a list naming JPKIIdentityCredential")
+    subject = document["credentialSubject"]
+    if not isinstance(subject, Mapping) or not isinstance(subject.get("id"), str):
+        raise ValueError("credentialSubject is not an object with an id")
+    if proof_format is ProofFormat.LDP and not isinstance(document.get("proof"), Mapping):
+        raise ValueError("proof is not an object")
+    for key in ("credentialStatus", "suspensionStatus"):
+        if key in document and not isinstance(document[key], Mapping):
+            raise ValueError(f"{key} is not an object")
+
+
 def _parse(credential: str | Mapping[str, Any]) -> tuple[ProofFormat, str, dict[str, Any]]:
     """(format, text for didkit, the credential as a dict)."""
     if isinstance(credential, Mapping):
-        return ProofFormat.LDP, json.dumps(credential), dict(credential)
+        text = json.dumps(credential)
+        if len(text) > MAX_CREDENTIAL_BYTES:
+            raise ValueError(f"over {MAX_CREDENTIAL_BYTES} bytes")
+        return ProofFormat.LDP, text, dict(credential)
+    if not isinstance(credential, str):
+        raise TypeError("a credential is JSON text, an object or a compact JWT")
+    if len(credential) > MAX_CREDENTIAL_BYTES:
+        raise ValueError(f"over {MAX_CREDENTIAL_BYTES} bytes")
     text = credential.strip()
     if text.startswith("{"):
-        return ProofFormat.LDP, text, json.loads(text)
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("a JSON credential must be an object")
+        return ProofFormat.LDP, text, document
     parts = text.split(".")
     if len(parts) != 3:
         raise ValueError("neither a JSON credential nor a compact JWT")

@@ -28,6 +28,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from did._didkit import DIDKitError
 from did.keys import (
     DIDKeyError,
     did_key_verification_method,
@@ -40,6 +41,9 @@ from did.status import VC_V1_CONTEXT
 SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 DEFAULT_LIFETIME = timedelta(minutes=5)
 MAX_LIFETIME = timedelta(minutes=10)
+# A presentation carries one credential (a few kB): anything this size is not one, and
+# is refused before any decoding or key resolution.
+MAX_PRESENTATION_BYTES = 64 * 1024
 CLOCK_LEEWAY = timedelta(seconds=30)
 
 SignDigestInfo = Callable[[bytes], bytes]
@@ -92,9 +96,7 @@ def create_presentation(
         "holder": subject_did,
     }
     if credential is not None:
-        presentation["verifiableCredential"] = [
-            credential if isinstance(credential, str) else dict(credential)
-        ]
+        presentation["verifiableCredential"] = [_embeddable(credential)]
     issued = int(issued_at.timestamp())
     payload = {
         "iss": subject_did,
@@ -129,6 +131,7 @@ class PresentationReason(StrEnum):
     EXPIRED = "presentation_expired"
     LIFETIME_TOO_LONG = "presentation_lifetime_too_long"
     REPLAYED = "presentation_replayed"
+    TOO_LARGE = "presentation_too_large"
 
 
 class NonceStore(Protocol):
@@ -186,6 +189,10 @@ def verify_presentation(
     ``did.credentials.verify_identity_credential`` and check that its subject is
     this presentation's subject.
     """
+    if len(token) > MAX_PRESENTATION_BYTES:
+        return PresentationVerification(
+            PresentationReason.TOO_LARGE, detail=f"over {MAX_PRESENTATION_BYTES} bytes"
+        )
     try:
         header = json.loads(_b64url_decode(token.split(".")[0]))
         if header.get("alg") != "RS256":  # the card signs RS256; never "none" or HMAC
@@ -199,7 +206,8 @@ def verify_presentation(
             raise DIDKeyError("kid is not the did:key's verification method")
         document = resolve_did_document(subject_did)
         public_key = RSAKey.import_key(public_jwk_from_did_document(document, kid))
-    except (DIDKeyError, ValueError, JoseError) as error:
+    except (DIDKeyError, DIDKitError, ValueError, JoseError) as error:
+        # DIDKitError: a kid whose did:key does not decode (no signature needed to get here).
         return PresentationVerification(PresentationReason.KEY_MISMATCH, detail=str(error))
     try:
         verified = jws.deserialize_compact(
@@ -236,7 +244,10 @@ def _check_claims(
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
         presented_nonce = claims["nonce"]
         vp = claims["vp"]
-    except (KeyError, TypeError, ValueError) as error:
+        if not isinstance(vp, dict) or "VerifiablePresentation" not in vp.get("type", ()):
+            raise ValueError("vp is not a VerifiablePresentation object")
+    except (KeyError, TypeError, ValueError, OverflowError, OSError) as error:
+        # OverflowError/OSError: an iat or exp beyond what a datetime holds (1e18, 1e30).
         return rejected(PresentationReason.MALFORMED, str(error))
     if audience not in audiences:
         return rejected(PresentationReason.WRONG_AUDIENCE)
@@ -251,6 +262,20 @@ def _check_claims(
     # Consumed last: a presentation rejected for another reason does not burn the nonce.
     if not nonce_store.consume(nonce, expires_at=expires_at + leeway):
         return rejected(PresentationReason.REPLAYED)
-    credentials = vp.get("verifiableCredential") if isinstance(vp, dict) else None
+    credentials = vp.get("verifiableCredential")
     credential = credentials[0] if isinstance(credentials, list) and credentials else None
     return PresentationVerification(PresentationReason.VALID, subject_did, credential)
+
+
+def _embeddable(credential: str | Mapping[str, Any]) -> str | dict[str, Any]:
+    """A credential as a presentation embeds it: a VC-JWT as its compact string, a JSON-LD
+    credential as the object (its JSON text embedded as a string is not a credential)."""
+    if isinstance(credential, Mapping):
+        return dict(credential)
+    text = credential.strip()
+    if text.startswith("{"):
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict):
+            raise ValueError("a JSON credential must be an object")
+        return parsed
+    return text

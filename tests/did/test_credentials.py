@@ -360,3 +360,68 @@ def test_garbage_status_list_is_invalid_not_a_crash(
         status_registry.resolve = lambda _, served=garbage: served
         result = _verify(issued.credential, status_registry, now)
         assert result.reason is CredentialReason.STATUS_INVALID
+
+
+def _unsigned_jwt(claims: dict) -> str:
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'EdDSA'})}.{part(claims)}.c2ln"
+
+
+def _deeply_nested(depth: int) -> dict:
+    nested: dict = {}
+    for _ in range(depth):
+        nested = {"x": nested}
+    return nested
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda vc: vc.__setitem__("proof", "x"), id="proof-as-a-string"),
+        pytest.param(
+            lambda vc: vc.__setitem__("type", "JPKIIdentityCredential"), id="type-as-a-string"
+        ),
+        pytest.param(lambda vc: vc.__setitem__("credentialStatus", []), id="status-as-a-list"),
+        pytest.param(
+            lambda vc: vc["credentialSubject"].__setitem__("deep", _deeply_nested(5000)),
+            id="nested-5000-deep",
+        ),
+    ],
+)
+def test_a_credential_of_the_wrong_shape_is_malformed_not_an_exception(
+    change: Callable[[dict], None],
+    make_request: MakeRequest,
+    status_registry: StatusRegistry,
+    now: datetime,
+) -> None:
+    issued = json.loads(
+        issue_identity_credential(make_request(), status_registry.keyring).credential
+    )
+    change(issued)
+    for given in (issued, "no text"):  # as an object, and as JSON text where it encodes
+        if given == "no text":
+            try:
+                given = json.dumps(issued)
+            except RecursionError:
+                continue
+        result = _verify(given, status_registry, now)
+        assert result.reason is CredentialReason.MALFORMED, result
+
+
+def test_an_unsigned_jwt_with_an_exp_beyond_any_date_is_malformed(
+    status_registry: StatusRegistry, now: datetime
+) -> None:
+    vc = {"type": ["VerifiableCredential", "JPKIIdentityCredential"], "credentialSubject": {}}
+    for exp in (1e20, 10**30):
+        token = _unsigned_jwt({"iss": status_registry.keyring.current.did, "exp": exp, "vc": vc})
+        assert _verify(token, status_registry, now).reason is CredentialReason.MALFORMED
+
+
+def test_a_credential_over_the_size_limit_is_malformed_before_any_parsing(
+    status_registry: StatusRegistry, now: datetime
+) -> None:
+    result = _verify("{" + " " * 70_000 + "}", status_registry, now)
+    assert result.reason is CredentialReason.MALFORMED
+    assert "bytes" in result.detail

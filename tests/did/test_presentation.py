@@ -151,3 +151,63 @@ def test_nonce_store_forgets_nonces_only_after_they_expire(now) -> None:
     assert not store.consume("n", expires_at=now + timedelta(minutes=5))
     moment[0] = now + timedelta(minutes=6)  # a presentation with "n" can no longer verify
     assert store.consume("n", expires_at=now + timedelta(minutes=11))
+
+
+def _resigned(token: str, key: rsa.RSAPrivateKey, **payload_changes) -> str:
+    """The presentation with its payload changed and signed again by the card's key."""
+    from cryptography.hazmat.primitives import serialization
+    from joserfc import jws
+    from joserfc.jwk import RSAKey
+
+    header, payload = _segments(token)
+    payload.update(payload_changes)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return jws.serialize_compact(header, json.dumps(payload), RSAKey.import_key(pem))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"iat": 10**18}, id="iat-1e18"),
+        pytest.param({"exp": 10**30}, id="exp-1e30"),
+        pytest.param({"iat": 1e18, "exp": 1e30}, id="float-times"),
+        pytest.param({"vp": "x"}, id="vp-a-string"),
+        pytest.param({"vp": {"type": ["Something"]}}, id="vp-not-a-presentation"),
+    ],
+)
+def test_a_signed_presentation_of_the_wrong_shape_is_malformed(
+    present, subject_key: rsa.RSAPrivateKey, now, changes: dict
+) -> None:
+    token = _resigned(present(), subject_key, **changes)
+    assert _verify(token, now).reason is PresentationReason.MALFORMED
+
+
+def test_a_kid_that_is_not_a_did_key_is_a_key_mismatch_not_an_exception(now) -> None:
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    for kid in ("did:key:zzzz#zzzz", "did:key:z6Mk#z6Mk", "did:key:#"):
+        token = f"{part({'alg': 'RS256', 'kid': kid})}.{part({'iss': 'x'})}.c2ln"
+        assert _verify(token, now).reason is PresentationReason.KEY_MISMATCH
+
+
+def test_a_presentation_over_the_size_limit_is_too_large_not_a_bad_signature(
+    present, subject_key: rsa.RSAPrivateKey, now
+) -> None:
+    token = _resigned(present(), subject_key, padding="x" * 5_000_000)
+    assert _verify(token, now).reason is PresentationReason.TOO_LARGE
+
+
+def test_an_ldp_credential_given_as_json_text_is_embedded_as_an_object(present, now) -> None:
+    credential = {"id": "urn:uuid:c2", "type": ["VerifiableCredential"], "proof": {}}
+    token = present(credential=json.dumps(credential))
+    assert _segments(token)[1]["vp"]["verifiableCredential"] == [credential]
+    assert _verify(token, now).credential == credential
+    jwt_credential = "eyJhbGciOiJFZERTQSJ9.e30.c2ln"  # a VC-JWT stays its compact string
+    assert _segments(present(credential=jwt_credential))[1]["vp"]["verifiableCredential"] == [
+        jwt_credential
+    ]
