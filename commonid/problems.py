@@ -83,6 +83,10 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "identity_not_found": (404, "No identity linked to this provider under that subject id"),
     "credential_malformed": (422, "The credential could not be parsed"),
     "status_list_not_found": (404, "No such status list"),
+    # The audit log's API (commonid.audit.api)
+    "audit_no_checkpoint": (404, "No checkpoint has been signed yet"),
+    "audit_bad_tree_size": (422, "No proof between those tree sizes"),
+    "audit_log_fork": (409, "The log is not consistent with its last signed checkpoint"),
     "service_unavailable": (503, "A dependency of the service is not available"),
     "internal_error": (500, "Internal error"),
 }

@@ -44,3 +44,42 @@ def test_openapi_describes_every_error_as_a_problem_document(service_client) -> 
                 assert content["application/problem+json"]["schema"]["$ref"] == reference
             # Not FastAPI's validation-error shape: the API never answers with it.
             assert "422" not in responses, (method, path)
+
+
+def _raised_codes() -> dict[str, str]:
+    """Every code the service passes to ``Problem(...)``: string literals, and module-level
+    string constants named there (NO_CHECKPOINT = "audit_no_checkpoint")."""
+    import ast
+
+    codes: dict[str, str] = {}
+    for path in (DOCS.parents[1] / "commonid").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Problem"
+                and node.args
+            ):
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    codes[first.value] = f"{path.name}:{node.lineno}"
+                elif isinstance(first, ast.Name) and first.id in constants:
+                    codes[constants[first.id]] = f"{path.name}:{node.lineno}"
+    return codes
+
+
+def test_every_code_the_service_raises_is_a_listed_problem_code() -> None:
+    raised = _raised_codes()
+    assert "audit_bad_tree_size" in raised  # the scan sees codes named by a constant
+    unlisted = {code: where for code, where in raised.items() if code not in PROBLEM_TYPES}
+    assert unlisted == {}
