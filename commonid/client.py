@@ -343,12 +343,15 @@ class ProviderClient:
         )
         return _result(_check(response))
 
-    def wait_for_result(self, session_id: str, *, timeout: float = 300) -> SessionResult:
-        """Long-poll until the session is final or ``timeout`` passes."""
+    def wait_for_result(
+        self, session_id: str, *, timeout: float = 300, poll_seconds: float = 30
+    ) -> SessionResult:
+        """Long-poll until the session is final or ``timeout`` passes, ``poll_seconds`` per
+        request (the service refuses more than its max_long_poll_seconds, 30 by default)."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            result = self.get_session(session_id, wait=max(0, min(30, remaining)))
+            result = self.get_session(session_id, wait=max(0, min(poll_seconds, remaining)))
             if result.final or remaining <= 0:
                 return result
 

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     rate_limit_key_prefix: str = "commonid:ratelimit:"
     max_body_bytes: int = 64 * 1024
     session_ttl_seconds: int = 300
-    max_long_poll_seconds: int = 30
+    # How long `GET /v1/sessions/{id}?wait=` may hold a request (more is refused, 422).
+    max_long_poll_seconds: int = Field(default=30, ge=1, le=60)
     # Threads per worker process that run blocking handler work (database, checks).
     # Few: more only queue on the database's locks and the GIL and lengthen every
     # request (docs/service.md, Performance). Raise it if handlers ever wait on the network.

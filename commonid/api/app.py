@@ -15,6 +15,7 @@ from commonid import __version__
 from commonid.api.edge import TextGuard
 from commonid.api.limit_stores import caller_limiters
 from commonid.api.limits import BodySizeLimit
+from commonid.api.openapi import install_openapi
 from commonid.api.problems import FaultBarrier, install_problem_handlers
 from commonid.api.routers import admin, credentials, identities, kiosk, service, sessions
 from commonid.api.schemas import problem_responses
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     ):
         app.include_router(router)
     audit_log = install_audit_for_runtime(app, runtime)
+    install_openapi(app, runtime.settings)
     # The last added runs first: the fault barrier, the size limit, then the text checks.
     app.add_middleware(TextGuard)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)

@@ -239,7 +239,11 @@ def consistency_proof(
     }
 
 
-@router.get("/export.jsonl")
+@router.get(
+    "/export.jsonl",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {"schema": {"type": "string"}}}}},
+)
 def export_jsonl(access: Reviewer) -> StreamingResponse:
     """The whole log and its checkpoints, verifiable offline with ``commonid audit verify``."""
 
@@ -252,7 +256,11 @@ def export_jsonl(access: Reviewer) -> StreamingResponse:
     return StreamingResponse(lines(), media_type="application/jsonl")
 
 
-@router.get("/export.csv")
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def export_csv_view(
     access: Reviewer,
     event_type: Annotated[str | None, Query(alias="type", max_length=60)] = None,

@@ -30,9 +30,16 @@ from jpki.documents.verification import verify_pdf
 router = APIRouter(tags=["documents"])
 
 PDF_MEDIA_TYPE = "application/pdf"
+# The PDF itself is the body (not JSON): declared here, since the handler reads it raw.
+PDF_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {PDF_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
-@router.post("/v1/documents/verify")
+@router.post("/v1/documents/verify", openapi_extra=PDF_BODY)
 async def verify_document(
     request: Request,
     provider: CurrentProvider,
@@ -72,7 +79,11 @@ def session_document(
     return session_documents.kiosk_view(runtime, issued)
 
 
-@router.post("/v1/kiosk/sessions/{session_id}/document", response_model=DocumentAccepted)
+@router.post(
+    "/v1/kiosk/sessions/{session_id}/document",
+    response_model=DocumentAccepted,
+    openapi_extra=PDF_BODY,
+)
 async def signed_session_document(
     session_id: SessionId, request: Request, kiosk: CurrentKiosk, runtime: RuntimeDep
 ) -> DocumentAccepted:

@@ -41,7 +41,11 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
     return {"status": "ok", "service_did": runtime.service_did}
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 def metrics(runtime: RuntimeDep) -> Response:
     for ca, age in revocation_data_ages(runtime.trust_policy, at=runtime.clock()).items():
         runtime.metrics.revocation_data_age.labels(ca).set(age)

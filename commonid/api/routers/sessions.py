@@ -28,6 +28,8 @@ from commonid.store.rows import ProviderRow
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 POLL_INTERVAL_SECONDS = 0.1
+# No instance may hold a long poll longer (the setting max_long_poll_seconds is 1..60).
+LONG_POLL_CEILING_SECONDS = 60
 
 
 @router.post("", status_code=201, response_model=SessionCreated)
@@ -97,7 +99,15 @@ async def get_session(
     session_id: SessionId,
     request: Request,
     runtime: RuntimeDep,
-    wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to this many seconds")] = 0,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=LONG_POLL_CEILING_SECONDS,
+            description="Long-poll up to this many seconds (at most the service's "
+            "max_long_poll_seconds, which the OpenAPI document states)",
+        ),
+    ] = 0,
 ) -> Response:
     """The session's status and, once final, its result. ``wait`` holds the request
     open until the session is final or the time is up, so providers need not spin."""
@@ -123,7 +133,12 @@ async def get_session(
                 document_fields
             )
 
-    deadline = time.monotonic() + min(wait, runtime.settings.max_long_poll_seconds)
+    if wait > runtime.settings.max_long_poll_seconds:
+        raise Problem(
+            "invalid_request",
+            f"wait is at most {runtime.settings.max_long_poll_seconds} seconds here",
+        )
+    deadline = time.monotonic() + wait
     result, final = await run_handler_work(runtime, read)
     while not final and time.monotonic() < deadline:
         await asyncio.sleep(POLL_INTERVAL_SECONDS)
