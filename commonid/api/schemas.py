@@ -230,7 +230,9 @@ class CredentialVerifyResult(BaseModel):
 class ProviderCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     allowed_claims: list[ClaimName] = Field(default_factory=list, max_length=6)
-    reuse_max_age_seconds: int = Field(90 * 86400, ge=0)
+    # At most ten years: a reuse policy longer than a card's life means nothing, and the
+    # value must fit the column (a 64-bit integer) on both databases.
+    reuse_max_age_seconds: int = Field(90 * 86400, ge=0, le=10 * 366 * 86400)
     webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
 
 
