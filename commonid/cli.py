@@ -104,6 +104,7 @@ def serve(
 
     settings = _settings()
     upgrade(settings.effective_database_url)
+    _refuse_unshared_keys(settings)
     if workers > 1:
         # Each worker on its own SO_REUSEPORT socket, so the kernel spreads connections.
         raise typer.Exit(serve_workers(settings, host, port, workers))
@@ -115,6 +116,28 @@ def serve(
         log_level="info",
         access_log=False,
     )
+
+
+def _refuse_unshared_keys(settings: Settings) -> None:
+    """In the foreground, before any worker: keys that are not the service's are a
+    one-line error and exit 1 (commonid.shared_keys), not a worker crash loop."""
+    from commonid.runtime import system_clock
+    from commonid.shared_keys import SharedKeysMismatch, check_shared_keys
+    from commonid.store.database import create_engine, session_factory
+    from did.keys import IssuerKeyring
+
+    settings = settings.with_generated_secrets()
+    engine = create_engine(settings.effective_database_url)
+    try:
+        keyring = IssuerKeyring.open(
+            settings.issuer_key_file or settings.data_dir / "issuer-key.json"
+        )
+        check_shared_keys(session_factory(engine), settings, keyring, now=system_clock())
+    except SharedKeysMismatch as mismatch:
+        typer.echo(f"commonid serve: refusing to start: {mismatch}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
 
 
 @db_app.command("upgrade")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from commonid.audit.log import AuditLog, Clock, system_clock
 from commonid.metrics import ServiceMetrics
 from commonid.settings import Settings
+from commonid.shared_keys import check_shared_keys
 from commonid.store import status_lists
 from commonid.store.database import (
     WriterGate,
@@ -115,6 +116,11 @@ def build_runtime(
         # B-T is required then, and no timestamp could ever be trusted.
         raise ValueError("timestamp_url is set: name the TSA's root in timestamp_roots")
     sessions = session_factory(engine)
+    try:
+        check_shared_keys(sessions, settings, keyring, now=clock())
+    except BaseException:
+        engine.dispose()
+        raise
     gate = writer_gate(url)
     if gate is not None:
         gate_writes_at_first_statement(engine, sessions)

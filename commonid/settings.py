@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     current_attribute_key_id: str = ""
     # Key of the pairwise subject id HMAC: providers cannot link ids without it.
     pairwise_secret: SecretStr | None = None
+    # Where the attribute keys and pairwise secret not given above are kept (created on
+    # first start); unset: <data_dir>/secrets.json. Several hosts of one service share
+    # it (or the variables above): commonid.shared_keys refuses an instance that differs.
+    secrets_file: Path | None = None
 
     # Where providers reach the service: status list URLs in credentials point here.
     public_url: str = "http://localhost:8000"
@@ -149,7 +153,7 @@ class Settings(BaseSettings):
         """These settings with missing secrets loaded from, or created in, data_dir."""
         if self.attribute_keys and self.current_attribute_key_id and self.pairwise_secret:
             return self
-        stored = _load_or_create_secrets(self.data_dir)
+        stored = _load_or_create_secrets(self.secrets_file or self.data_dir / SECRETS_FILE_NAME)
         update: dict[str, object] = {}
         if not self.attribute_keys:
             update["attribute_keys"] = {
@@ -171,11 +175,10 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _load_or_create_secrets(data_dir: Path) -> dict:
-    path = data_dir / SECRETS_FILE_NAME
+def _load_or_create_secrets(path: Path) -> dict:
     if path.exists():
         return json.loads(path.read_text())
-    data_dir.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     generated = {
         "attribute_keys": {"k1": _b64url(secrets.token_bytes(AES_KEY_BYTES))},
         "current_attribute_key_id": "k1",
@@ -183,7 +186,7 @@ def _load_or_create_secrets(data_dir: Path) -> dict:
     }
     # Written aside, then hard-linked into place: link() fails if another worker
     # won the race, and nobody ever reads a half-written file.
-    temporary = data_dir / f".{SECRETS_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(generated, handle)

@@ -297,3 +297,15 @@ class RateLimitBucket(Base):
     updated: Mapped[datetime]
     # Whether the take that last wrote the row let its request through (read back by it).
     allowed: Mapped[bool]
+
+
+class SharedKeyFingerprint(Base):
+    """A key every instance on this database must hold, by role (``issuer:<did>``,
+    ``attribute:<key id>``, ``pairwise``): its SHA-256 fingerprint, never the key
+    (commonid.shared_keys)."""
+
+    __tablename__ = "shared_key_fingerprints"
+
+    role: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    recorded_at: Mapped[datetime]
