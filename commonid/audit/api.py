@@ -8,7 +8,6 @@ only one that may ask for a checkpoint on demand. Hashes travel as base64
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import io
@@ -25,7 +24,7 @@ from commonid.api.paths import MAX_BIGINT, AuditIndex
 from commonid.audit.checkpoint import NoteVerifier
 from commonid.audit.export import entry_line, export_csv
 from commonid.audit.log import AuditForkError, AuditLog, LoggedEntry, StoredCheckpoint
-from commonid.audit.merkle import ProofError
+from commonid.audit.merkle import ProofError, hash_text
 from commonid.problems import Problem
 
 NO_CHECKPOINT = "audit_no_checkpoint"
@@ -91,8 +90,7 @@ Admin = Annotated[AuditAccess, Depends(admin)]
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
+_b64 = hash_text
 
 
 def checkpoint_view(stored: StoredCheckpoint) -> dict[str, Any]:

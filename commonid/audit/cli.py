@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from commonid.audit.export import (
     export_records,
 )
 from commonid.audit.log import AuditForkError, AuditLog
-from commonid.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
+from commonid.audit.merkle import hash_text, leaf_hash, verify_consistency, verify_inclusion
 from commonid.audit.service import SIGNED_STATE_FILE, checkpoint_signer, checkpoint_verifiers
 from commonid.audit.settings import AuditSettings
 from commonid.audit.verify import verify_log
@@ -110,7 +109,7 @@ def prove(
     size = tree_size or (latest.tree_size if latest else log.size())
     tree = log.tree()
     root = tree.root(size)
-    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    b64 = hash_text
     if from_size is not None:
         path = tree.consistency_proof(from_size, size)
         ok = verify_consistency(from_size, size, tree.root(from_size), root, path)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from commonid.audit.log import AuditLog, LoggedEntry
+from commonid.audit.merkle import hash_from_text, hash_text
 from commonid.audit.verify import RecordToCheck
 
 
@@ -31,7 +32,7 @@ def export_jsonl(log: AuditLog, out: TextIO) -> tuple[int, int]:
 
 
 def entry_line(logged: LoggedEntry) -> str:
-    line = {"index": logged.index, "leaf_hash": logged.leaf_hash.hex(), "entry": logged.entry}
+    line = {"index": logged.index, "leaf_hash": hash_text(logged.leaf_hash), "entry": logged.entry}
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
@@ -47,7 +48,7 @@ def export_csv(log: AuditLog, out: TextIO, **filters: object) -> int:
                 logged.index,
                 document["time"],
                 logged.event_type,
-                logged.leaf_hash.hex(),
+                hash_text(logged.leaf_hash),
                 json.dumps(document["data"], ensure_ascii=False, sort_keys=True),
             ]
         )
@@ -68,7 +69,7 @@ def export_records(path: Path) -> Iterator[RecordToCheck]:
                 yield RecordToCheck(
                     index=int(item["index"]),
                     entry=item["entry"],
-                    leaf_hash=bytes.fromhex(item["leaf_hash"]) if "leaf_hash" in item else None,
+                    leaf_hash=hash_from_text(item["leaf_hash"]) if "leaf_hash" in item else None,
                 )
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"{path}:{number}: not an audit export line") from error

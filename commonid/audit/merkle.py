@@ -11,6 +11,7 @@ prefix of the log then needs O(log n) hashes, not O(n).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Sequence
 
@@ -22,6 +23,20 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 class ProofError(ValueError):
     """A proof or tree size that does not fit the tree."""
+
+
+def hash_text(digest: bytes) -> str:
+    """A hash as the log writes it everywhere a person or program reads one (API, CLI,
+    exports, reviewer pages): standard base64, as the signed checkpoint note has it."""
+    return base64.b64encode(digest).decode()
+
+
+def hash_from_text(text: str) -> bytes:
+    """The inverse of :func:`hash_text`; also reads the hex that exports before
+    2026-12 carried, so an old export still verifies."""
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return bytes.fromhex(text)
+    return base64.b64decode(text, validate=True)
 
 
 def leaf_hash(entry: bytes) -> bytes:

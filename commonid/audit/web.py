@@ -23,7 +23,7 @@ from commonid.audit.charts import horizontal_bars, stacked_bars
 from commonid.audit.events import EVENT_TYPES
 from commonid.audit.export import entry_line, export_csv
 from commonid.audit.figures import PocFigures, compute_figures, per_day_series
-from commonid.audit.merkle import verify_inclusion
+from commonid.audit.merkle import hash_text, verify_inclusion
 from commonid.audit.report import ReportSigner, report_pdf
 
 COOKIE = "commonid_reviewer"
@@ -187,8 +187,8 @@ def event_detail(index: AuditIndex, request: Request) -> HTMLResponse:
         proof = {
             "tree_size": checkpoint.tree_size,
             "checkpoint": checkpoint,
-            "path": [node.hex() for node in path],
-            "root": checkpoint.root_hash.hex(),
+            "path": [hash_text(node) for node in path],
+            "root": hash_text(checkpoint.root_hash),
             "verified": verify_inclusion(
                 index, checkpoint.tree_size, logged.leaf_hash, path, checkpoint.root_hash
             ),
@@ -196,7 +196,7 @@ def event_detail(index: AuditIndex, request: Request) -> HTMLResponse:
     return _page(
         "event.html",
         e={"index": index, "entry": logged.entry, "event": json.loads(logged.entry)},
-        leaf_hex=logged.leaf_hash.hex(),
+        leaf_hash=hash_text(logged.leaf_hash),
         proof=proof,
     )
 

@@ -127,3 +127,55 @@ def test_a_bad_period_is_refused_not_crashed(pages: TestClient) -> None:
     assert pages.get("/reviewer/", params={"start": "yesterday"}).status_code == 422
     bad = pages.get("/reviewer/report.pdf", params={"start": "2026-12-02", "end": "2026-11-25"})
     assert bad.status_code == 422
+
+
+def test_hashes_read_the_same_everywhere_and_lists_read_as_lists(
+    audit_log: AuditLog, pages: TestClient, tmp_path: Path
+) -> None:
+    """One encoding for hashes (base64, as the signed note and the API have them), in the
+    reviewer page and the exports too; a list field is shown item by item, not as a
+    Python list's repr."""
+    import base64
+    import json
+
+    from commonid.audit.export import export_jsonl, export_records
+
+    fingerprints = ["a" * 64, "b" * 64]
+    index = audit_log.append(
+        "validation.outcome",
+        session_id="ses_lists",
+        certificate_kind="auth",
+        outcome="valid",
+        path_fingerprints=fingerprints,
+    )
+    audit_log.checkpoint()
+    logged = audit_log.entry(index)
+    assert logged is not None
+    detail = pages.get(f"/reviewer/events/{logged.index}").text
+    assert f"{fingerprints[0]}<br>{fingerprints[1]}" in detail
+    assert "[&#39;" not in detail and "['" not in detail
+    leaf = base64.b64encode(logged.leaf_hash).decode()
+    assert f"<code>{leaf}</code>" in detail
+    proof = pages.get(
+        f"/v1/audit/entries/{logged.index}/proof", headers={"Authorization": f"Bearer {REVIEWER}"}
+    ).json()
+    assert proof["leaf_hash"] == leaf
+
+    export = tmp_path / "log.jsonl"
+    with export.open("w", encoding="utf-8") as out:
+        export_jsonl(audit_log, out)
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    exported = next(line for line in lines if line.get("index") == logged.index)
+    assert exported["leaf_hash"] == leaf
+    # An export written before (hex leaf hashes) still reads back to the same hashes.
+    old = tmp_path / "old.jsonl"
+    old.write_text(
+        "".join(
+            json.dumps(line | {"leaf_hash": base64.b64decode(line["leaf_hash"]).hex()}) + "\n"
+            for line in lines
+            if "leaf_hash" in line
+        )
+    )
+    assert [r.leaf_hash for r in export_records(old)] == [
+        r.leaf_hash for r in export_records(export)
+    ]
