@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography import x509
 
 document_app = typer.Typer(
     help="Documents signed with the My Number Card's signature key (PAdES, CMS).",
@@ -56,6 +58,15 @@ def verify(
         datetime | None, typer.Option(help="Validation time (RFC 3339; default now)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    tsa_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Root certificate (PEM or DER) of a timestamp authority to trust; repeatable. "
+            "Without one, a B-T timestamp is reported but not trusted.",
+        ),
+    ] = None,
 ) -> None:
     """Verify a PDF's signatures (or FILE's detached CMS signature) under the JPKI trust
     policy. Exit 0 only if all are valid."""
@@ -64,6 +75,8 @@ def verify(
     from commonid.trust import refresh_revocation, trust_policy_from_settings
     from jpki.documents.verification import verify_detached_cms, verify_pdf
 
+    _one_line_pyhanko_logs()
+    timestamp_roots = [_certificate_or_exit(path) for path in tsa_root or []]
     moment = (at or datetime.now(UTC)).astimezone(UTC)
     if trust is TrustChoice.TEST and hierarchy is None:
         raise typer.BadParameter("--trust test-hierarchy needs --hierarchy DIR")
@@ -88,7 +101,11 @@ def verify(
         )
     else:
         verification = verify_pdf(
-            file.read_bytes(), policy=policy, at=moment, include_signer_attributes=show_signer
+            file.read_bytes(),
+            policy=policy,
+            at=moment,
+            timestamp_roots=timestamp_roots,
+            include_signer_attributes=show_signer,
         )
     report = verification_report(verification, authorized=show_signer)
     if as_json:
@@ -96,6 +113,34 @@ def verify(
     else:
         _print_report(report)
     raise typer.Exit(0 if verification.valid else 1)
+
+
+def _certificate_or_exit(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        typer.echo(f"error: {path} is not a certificate (PEM or DER)", err=True)
+        raise typer.Exit(2) from None
+
+
+class _OneLine(logging.Formatter):
+    """pyHanko logs what it could not validate with the whole traceback; the report says
+    what matters (e.g. "timestamp: ... (NOT trusted)"), so its note is one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"note (pyHanko): {record.getMessage()}"
+
+
+def _one_line_pyhanko_logs() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLine())
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
 
 
 def _print_report(report: dict) -> None:

@@ -253,3 +253,40 @@ def test_detached_cms_verdicts_under_the_trust_policy(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert DEMO_PERSON.name in result.stdout
+
+
+def test_cli_verify_trusts_a_timestamp_under_the_tsa_roots_given_and_prints_no_traceback(
+    card: JPKICard, consent: PreparedDocument, test_hierarchy_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    with local_tsa() as tsa:
+        signed = tmp_path / "signed.pdf"
+        signed.write_bytes(_sign(card, consent.pdf, timestamp_url=tsa.url))
+        root = tmp_path / "tsa-root.pem"
+        root.write_bytes(tsa.root.public_bytes(Encoding.PEM))
+    command = [sys.executable, "-m", "commonid.cli", "document", "verify", str(signed),
+               "--trust", "test-hierarchy", "--hierarchy", str(test_hierarchy_dir),
+               "--json"]  # fmt: skip
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *extra], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    untrusted, trusted = run(), run("--tsa-root", str(root))
+    for finished in (untrusted, trusted):
+        assert "Traceback" not in finished.stderr, finished.stderr
+        assert finished.returncode == 0, finished.stderr
+    assert json.loads(untrusted.stdout)["signatures"][0]["timestamp_trusted"] is False
+    assert json.loads(trusted.stdout)["signatures"][0]["timestamp_trusted"] is True
+
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    refused = run("--tsa-root", str(garbage))
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert "garbage.pem" in refused.stderr
