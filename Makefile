@@ -6,9 +6,10 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 # pcscd + vpcd: the real PC/SC stack; libpcsclite-dev + swig: to build pyscard;
 # opensc: an independent JPKI client for interoperability tests; chromium: browser tests;
-# fonts-ipafont-gothic: Japanese glyphs for the kiosk page in Chromium (screenshots, layout tests).
+# fonts-ipafont-gothic: Japanese glyphs for the kiosk page in Chromium (screenshots, layout tests);
+# poppler-utils: pdftotext, to check that text copied out of our PDFs is the text written.
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig opensc chromium \
-	fonts-ipafont-gothic python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
+	fonts-ipafont-gothic poppler-utils python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
 LOCAL_POSTGRES_URL := postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test venv deps lint format

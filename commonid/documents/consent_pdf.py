@@ -89,7 +89,11 @@ def render_consent_pdf(document: ConsentDocument) -> bytes:
     writer.document_meta.subject = document.purpose
     writer.document_meta.creator = "Common-ID"
     writer.document_meta.created = document.created_at.astimezone(UTC)
-    font = writer.add_object(_japanese_font())
+    font_dictionary = _japanese_font()
+    font_dictionary[pdf_name("/ToUnicode")] = writer.add_object(
+        generic.StreamObject(stream_data=_utf16_to_unicode_cmap())
+    )
+    font = writer.add_object(font_dictionary)
     content = generic.StreamObject(stream_data=_content_stream(document.lines()))
     resources = generic.DictionaryObject(
         {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font})}
@@ -146,6 +150,27 @@ def _japanese_font() -> generic.DictionaryObject:
             pdf_name("/DescendantFonts"): generic.ArrayObject([cid_font]),
         }
     )
+
+
+def _utf16_to_unicode_cmap() -> bytes:
+    """A ToUnicode CMap for text shown through UniJIS-UTF16-H: every 2-byte code is the
+    UTF-16BE of its character, so the map is the identity. Without it, extraction
+    guesses from the CIDs (Adobe-Japan1 CID 63 reads back as U+0332, not `_`).
+    One range per high byte: readers increment only the last byte within a range."""
+    ranges = [f"<{high:02X}00> <{high:02X}FF> <{high:02X}00>" for high in range(256)]
+    ranges = [r for r in ranges if not 0xD8 <= int(r[1:3], 16) <= 0xDF]  # no surrogates
+    blocks = []
+    for start in range(0, len(ranges), 100):  # at most 100 entries per block (PDF spec)
+        chunk = ranges[start : start + 100]
+        blocks.append(f"{len(chunk)} beginbfrange\n" + "\n".join(chunk) + "\nendbfrange")
+    return (
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+        "/CMapName /CommonID-UTF16-UCS def\n/CMapType 2 def\n"
+        "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+        + "\n".join(blocks)
+        + "\nendcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n"
+    ).encode("ascii")
 
 
 def _numbers(values: Iterable[int]) -> generic.ArrayObject:

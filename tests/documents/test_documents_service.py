@@ -290,3 +290,33 @@ def test_cli_verify_trusts_a_timestamp_under_the_tsa_roots_given_and_prints_no_t
     assert refused.returncode == 2
     assert "Traceback" not in refused.stderr
     assert "garbage.pem" in refused.stderr
+
+
+def test_the_consent_text_extracts_exactly_as_written(tmp_path: Path) -> None:
+    """A reader copying the document's text gets its characters back (an `_` used to come
+    back as U+0332, guessed from the font's CIDs): checked with poppler's pdftotext."""
+    import shutil
+    import subprocess
+    from datetime import UTC, datetime
+
+    from commonid.documents.consent_pdf import ConsentDocument
+
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext is missing: run `make test`, which installs poppler-utils")
+    document = ConsentDocument(
+        document_id="doc_text_1",
+        session_id="ses_text_1",
+        provider_name="Demo_Pay A",
+        purpose="口座開設 account_opening (KYC_01) — 確認",
+        claims=("name", "address"),
+        created_at=datetime(2026, 12, 5, tzinfo=UTC),
+    )
+    pdf = tmp_path / "consent.pdf"
+    pdf.write_bytes(render_consent_pdf(document))
+    extracted = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for _size, line in document.lines():
+        if line:
+            assert line in extracted, line
+    assert "\u0332" not in extracted
