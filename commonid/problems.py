@@ -61,6 +61,10 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "document_not_requested": (404, "This session does not ask for a signed document"),
     "document_not_issued": (409, "The kiosk has not fetched this session's document yet"),
     "document_not_found": (404, "No such document"),
+    "document_withheld": (
+        403,
+        "The signed document discloses more than the person consented to this provider",
+    ),
     "identity_not_verified": (409, "The document can be signed only after a verified identity"),
     "document_signing_closed": (410, "The time to sign this session's document has passed"),
     "document_already_signed": (409, "This session's document is already signed"),

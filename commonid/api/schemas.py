@@ -91,6 +91,10 @@ class SignedDocumentView(BaseModel):
     sha256: str
     size: int
     signed_at: datetime
+    # False: the PDF is withheld (its certificate discloses more than was consented);
+    # `verification` is then the service's signed statement on it (compact JWS, EdDSA).
+    released: bool = True
+    verification: str | None = None
 
 
 class SessionResult(BaseModel):

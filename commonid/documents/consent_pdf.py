@@ -79,7 +79,35 @@ class ConsentDocument:
             (10, ""),
             (10, "署名: マイナンバーカードの署名用電子証明書による電子署名 (PAdES)"),
             (10, "Signature: electronic signature with the card's signature certificate (PAdES)"),
+            *self._disclosure_lines(),
         ]
+
+    def _disclosure_lines(self) -> list[tuple[int, str]]:
+        # The signature embeds the signature certificate, which carries all four basic
+        # attributes: say plainly who receives it (commonid.documents.session_documents).
+        if releases_signed_document(self.claims):
+            return [
+                (10, "署名した文書は事業者に渡され、署名用電子証明書の"),
+                (10, "氏名・生年月日・性別・住所が事業者に開示されます。"),
+                (10, "The signed document goes to the provider: its certificate discloses your"),
+                (10, "name, date of birth, gender and address."),
+            ]
+        return [
+            (10, "署名した文書は事業者に渡されません。事業者には、Common-IDが署名を確認した"),
+            (10, "結果(文書のハッシュ、署名日時、証明書の発行者)だけが渡されます。"),
+            (10, "The signed document is not given to the provider (its certificate carries more"),
+            (10, "than you consent to): the provider receives Common-ID's signed confirmation."),
+        ]
+
+
+# The signature certificate's attributes: a signed document reveals all of them.
+CERTIFICATE_ATTRIBUTES = frozenset({"name", "birthdate", "gender", "address"})
+
+
+def releases_signed_document(consented_claims: Iterable[str]) -> bool:
+    """Whether the provider may receive the signed PDF itself: only when the person
+    consented to every attribute the embedded signature certificate discloses."""
+    return set(consented_claims) >= CERTIFICATE_ATTRIBUTES
 
 
 def render_consent_pdf(document: ConsentDocument) -> bytes:

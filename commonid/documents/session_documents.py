@@ -20,7 +20,12 @@ from typing import Any
 from sqlalchemy.orm import Session as DbSession
 
 from commonid import auditing
-from commonid.documents.consent_pdf import ConsentDocument, DocumentTooLongError
+from commonid.documents.attestation import document_attestation
+from commonid.documents.consent_pdf import (
+    ConsentDocument,
+    DocumentTooLongError,
+    releases_signed_document,
+)
 from commonid.documents.service import (
     DOCUMENT_SIGNED_EVENT,
     DocumentDownload,
@@ -337,12 +342,17 @@ def _announce(
     auditing.record(runtime, db, [audit_event])
 
 
-def _verified_sign_certificate(db: DbSession, session: SessionRow) -> str | None:
-    """SHA-256 of the sign certificate this session's identity was verified with."""
+def _signer_certificate(db: DbSession, session: SessionRow) -> Certificate | None:
+    """The sign certificate this session's identity was verified with (the signer's)."""
     person = db.get(Person, session.person_id) if session.person_id else None
     if person is None or person.sign_certificate_id is None:
         return None
-    certificate = db.get(Certificate, person.sign_certificate_id)
+    return db.get(Certificate, person.sign_certificate_id)
+
+
+def _verified_sign_certificate(db: DbSession, session: SessionRow) -> str | None:
+    """SHA-256 of the sign certificate this session's identity was verified with."""
+    certificate = _signer_certificate(db, session)
     return certificate.fingerprint_sha256 if certificate is not None else None
 
 
@@ -392,6 +402,7 @@ def result_fields(runtime: Runtime, db: DbSession, session: SessionRow) -> dict[
         status = "not_signed"
     listed = []
     if row is not None and row.signed_at is not None:
+        released = releases_signed_document(session.consent_claims or ())
         listed.append(
             {
                 "id": row.id,
@@ -400,6 +411,17 @@ def result_fields(runtime: Runtime, db: DbSession, session: SessionRow) -> dict[
                 "sha256": row.sha256,
                 "size": row.size,
                 "signed_at": row.signed_at,
+                # The PDF embeds the signature certificate (all four attributes): only a
+                # provider consented all four gets it; the others get the service's word.
+                "released": released,
+                "verification": None
+                if released
+                else document_attestation(
+                    runtime.keyring,
+                    row,
+                    _signer_certificate(db, session),
+                    issued_at=runtime.clock(),
+                ),
             }
         )
     return {
@@ -428,4 +450,11 @@ def download(
     row = db.get(SignedDocument, document_id)
     if row is None or row.session_id != session.id or row.signed_at is None:
         raise Problem("document_not_found")
+    if not releases_signed_document(session.consent_claims or ()):
+        raise Problem(
+            "document_withheld",
+            "the signed PDF carries the signer's certificate, which discloses more than the "
+            "person consented to; the session result's documents[].verification is the "
+            "service's signed statement on it",
+        )
     return document_download(runtime.cipher, documents.sealed(row))

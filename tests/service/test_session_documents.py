@@ -45,7 +45,8 @@ from .flow_helpers import (
 )
 from .test_audit_entries import entries
 
-CLAIMS = ["name", "birthdate", "address"]
+# All four: the signed PDF (whose certificate discloses all four) is released to the provider.
+CLAIMS = ["name", "birthdate", "gender", "address"]
 
 
 @pytest.fixture
@@ -444,3 +445,92 @@ def test_a_signed_document_cannot_be_declined(
         f"/v1/kiosk/sessions/{session['id']}/document/decline", headers=bearer(kiosk)
     )
     assert declined.status_code == 409 and declined.json()["code"] == "document_already_signed"
+
+
+def test_a_provider_consented_the_name_alone_gets_the_services_word_not_the_pdf(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    demo_person: IssuedPerson,
+    card: JPKICard,
+) -> None:
+    """The signed PDF embeds the signature certificate (name, birth date, gender,
+    address). A provider consented `name` alone must not obtain the other three, nor the
+    certificate, by any endpoint it may call: it gets a signed verification statement."""
+    import json as json_module
+
+    from joserfc import jws
+    from joserfc.jwk import OKPKey
+
+    from did.keys import resolve_did_document
+
+    kiosk, provider = service_accounts.kiosk_credential, service_accounts.provider_a_key
+    session = create_session(
+        service_client, provider, mode="identity", claims=["name"], document="consent"
+    )
+    consent(service_client, kiosk, session)
+    issued = fetch_document(service_client, kiosk, session["id"]).json()
+    pdf = base64.b64decode(issued["pdf"])
+    respond(
+        service_client,
+        kiosk,
+        session["id"],
+        CardKeys(demo_person).response(challenge_bytes(session), identity=True),
+    )
+    signed = sign(card, pdf)
+    assert post_document(service_client, kiosk, session["id"], signed).status_code == 200
+
+    done = result(service_client, provider, session["id"])
+    (listed,) = done["documents"]
+    assert listed["released"] is False
+    download = service_client.get(
+        f"/v1/sessions/{session['id']}/documents/{listed['id']}", headers=bearer(provider)
+    )
+    assert download.status_code == 403 and download.json()["code"] == "document_withheld"
+
+    # The statement verifies under the service's did:key, and says what was checked.
+    token = listed["verification"]
+    header = json_module.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    did = header["kid"].split("#")[0]
+    assert did == service_runtime.keyring.current.did
+    (method,) = resolve_did_document(did)["verificationMethod"]
+    verified = jws.deserialize_compact(
+        token, OKPKey.import_key(method["publicKeyJwk"]), algorithms=["EdDSA"]
+    )
+    statement = json_module.loads(verified.payload)
+    assert statement["document_sha256"] == hashlib.sha256(signed).hexdigest()
+    assert statement["sub"] == session["id"] and statement["signature"] == "valid"
+    assert "serial_sha256" in statement["certificate"]
+
+    # Nothing any provider endpoint answers holds the other attributes or the certificate.
+    person = demo_person.record
+    withheld = [
+        person.birth_date.isoformat(),
+        person.address,
+        "male",
+        base64.b64encode(demo_person.sign_certificate.public_bytes(serialization.Encoding.DER))[
+            :40
+        ].decode(),
+    ]
+    answers = [
+        service_client.get(f"/v1/sessions/{session['id']}", headers=bearer(provider)).text,
+        service_client.get(f"/v1/identities/{done['sub']}", headers=bearer(provider)).text,
+        download.text,
+        json_module.dumps(statement, ensure_ascii=False),
+    ]
+    for answer in answers:
+        for value in withheld:
+            assert value not in answer
+    # Every GET a provider may call is one of those: a new one must join this test.
+    openapi = service_client.get("/openapi.json").json()
+    provider_reads = {
+        path
+        for path, operations in openapi["paths"].items()
+        for method_name, operation in operations.items()
+        if method_name == "get" and {"providerKey": []} in operation.get("security", [])
+    }
+    assert provider_reads == {
+        "/v1/sessions/{session_id}",
+        "/v1/sessions/{session_id}/documents/{document_id}",
+        "/v1/identities/{sub}",
+    }
