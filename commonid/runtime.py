@@ -29,7 +29,7 @@ from commonid.store.database import (
 )
 from commonid.store.encryption import AttributeCipher
 from commonid.trust import refresh_revocation, revocation_data_ages, trust_policy_from_settings
-from did.keys import IssuerKeyring
+from did.keys import IssuerKeyring, IssuerKeyringFile
 from jpki.validation import TrustPolicy, ValidationCache
 
 # Clock and system_clock are the audit log's own: with system_clock, audit entries on
@@ -43,7 +43,8 @@ class Runtime:
     sessions: sessionmaker
     cipher: AttributeCipher
     pairwise_secret: bytes
-    keyring: IssuerKeyring
+    # The issuer key file, re-read when it changes (rotation without restart): use .keyring.
+    keyring_file: IssuerKeyringFile
     trust_policy: TrustPolicy
     clock: Clock = system_clock
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
@@ -67,6 +68,11 @@ class Runtime:
         """A session for a request that only reads: nothing it does is committed (on
         PostgreSQL it runs in autocommit, without BEGIN and COMMIT round trips)."""
         return (self.read_sessions or self.sessions)()
+
+    @property
+    def keyring(self) -> IssuerKeyring:
+        """The issuer key ring as its file is now (a rotation reaches a running service)."""
+        return self.keyring_file.keyring()
 
     @property
     def service_did(self) -> str:
@@ -130,7 +136,7 @@ def build_runtime(
         sessions=sessions,
         cipher=AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id),
         pairwise_secret=settings.pairwise_secret.get_secret_value().encode(),
-        keyring=keyring,
+        keyring_file=IssuerKeyringFile(keyring),
         clock=clock,
         trust_policy=trust_policy or trust_policy_from_settings(settings),
         timestamp_roots=timestamp_roots,

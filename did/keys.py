@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import logging
 import os
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -32,6 +34,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from did import _didkit
+
+_log = logging.getLogger(__name__)
 
 RSA_PUB_MULTICODEC = 0x1205
 ED25519_PUB_MULTICODEC = 0xED
@@ -389,3 +393,38 @@ def did_web(domain: str) -> str:
 def _new_key(now: datetime | None) -> IssuerKey:
     created_at = now or datetime.now(UTC)
     return IssuerKey(private_jwk=_didkit.generate_ed25519_jwk(), created_at=created_at)
+
+
+class IssuerKeyringFile:
+    """The key ring as its file says now: ``commonid issuer rotate`` (another process,
+    perhaps another host on a shared file) reaches a running service at its next use.
+
+    The file is replaced atomically on save, so a changed inode, size or modification
+    time means a new ring; a file that cannot be read keeps the ring last loaded (a
+    half-copied file on a shared volume must not stop issuance), and says so once.
+    """
+
+    def __init__(self, keyring: IssuerKeyring) -> None:
+        self._keyring = keyring
+        self._seen = self._stamp()
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            status = os.stat(self._keyring.path)
+        except OSError:
+            return None
+        return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+    def keyring(self) -> IssuerKeyring:
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return self._keyring
+        with self._lock:
+            if stamp != self._seen:
+                try:
+                    self._keyring = IssuerKeyring.load(self._keyring.path)
+                except (OSError, ValueError, KeyError) as error:
+                    _log.warning("issuer key file unreadable, keeping the ring loaded: %s", error)
+                self._seen = stamp
+        return self._keyring

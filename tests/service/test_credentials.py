@@ -105,3 +105,43 @@ def test_garbage_credential_is_reported_malformed(
 ) -> None:
     result = verify(service_client, service_accounts.provider_a_key, "not.a.jwt")
     assert result["valid"] is False and result["reason"] == "credential_malformed"
+
+
+def test_an_issuer_key_rotated_by_the_cli_reaches_the_running_service(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    test_hierarchy: Hierarchy,
+) -> None:
+    """`commonid issuer rotate` runs as its own process against the service's key file;
+    the running service signs the next credential with the new key, without a restart,
+    and the credential of the retired key still verifies."""
+    import subprocess
+    import sys
+
+    def issued(name: str) -> dict:
+        outcome = full_flow(
+            service_client,
+            service_accounts.provider_a_key,
+            service_accounts.kiosk_credential,
+            CardKeys(make_person(test_hierarchy, name=name)),
+            mode="identity",
+            claims=["name", "credential"],
+        )
+        return outcome["credential"]
+
+    before = issued("前田\u3000一郎")
+    key_file = service_runtime.settings.data_dir / "issuer-key.json"
+    rotated = subprocess.run(
+        [sys.executable, "-m", "commonid.cli", "issuer", "rotate", "--key-file", str(key_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    after = issued("後藤\u3000二郎")
+    assert after["issuer"] != before["issuer"]
+    assert after["issuer"] == service_runtime.keyring.current.did
+    assert f"current: {after['issuer']}" in rotated.stdout
+    for credential in (before, after):
+        assert verify(service_client, service_accounts.provider_a_key, credential)["valid"]
