@@ -13,6 +13,7 @@ appended in the same transaction.
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,8 @@ from commonid.store import accounts, documents, sessions, webhooks
 from commonid.store.models import Certificate, Person, SignedDocument
 from commonid.store.rows import KioskRow, SessionRow
 from commonid.store.sessions import SessionStatus
+
+log = logging.getLogger(__name__)
 
 DOCUMENT_REJECTED_EVENT = "document.rejected"
 # The webhook a provider with a webhook URL gets when the document is in.
@@ -357,7 +360,19 @@ def _verified_sign_certificate(db: DbSession, session: SessionRow) -> str | None
 
 
 def _record_rejection(runtime: Runtime, session_id: str, kiosk_id: str, refused: _Refused) -> None:
+    """A refused document, in its own transaction. The caller answers the refusal whatever
+    happens here: a fault while recording it is logged, never a 500 for a rightly refused
+    request (as for card responses, commonid.flows)."""
     runtime.metrics.documents_rejected.labels(refused.code).inc()
+    try:
+        _record_rejection_in(runtime, session_id, kiosk_id, refused)
+    except Exception:
+        log.exception("could not record a refused document (%s)", refused.code)
+
+
+def _record_rejection_in(
+    runtime: Runtime, session_id: str, kiosk_id: str, refused: _Refused
+) -> None:
     now = runtime.clock()
     with runtime.sessions.begin() as db:
         sessions.record_rejected_response(

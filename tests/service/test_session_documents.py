@@ -534,3 +534,22 @@ def test_a_provider_consented_the_name_alone_gets_the_services_word_not_the_pdf(
         "/v1/sessions/{session_id}/documents/{document_id}",
         "/v1/identities/{sub}",
     }
+
+
+def test_a_refused_document_is_answered_even_when_recording_the_refusal_fails(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    demo_person: IssuedPerson,
+) -> None:
+    import sqlalchemy as sa
+
+    session, _pdf = verified_session_with_document(service_client, service_accounts, demo_person)
+    # The audit log's table goes away under the running service: a real database fault.
+    with service_runtime.engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE audit_entries RENAME TO audit_entries_gone"))
+    refused = post_document(
+        service_client, service_accounts.kiosk_credential, session["id"], b"%PDF-1.7 not really"
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "document_mismatch"  # not the document issued
