@@ -126,9 +126,7 @@ def test_hosts_given_the_shared_keys_serve_one_service(
             )
             assert outcome["status"] == "verified"
             # The other host reads (decrypts) the result of a flow the first one ran.
-            again = host_b.get(
-                f"/v1/sessions/{outcome['id']}", headers=bearer(provider.credential)
-            )
+            again = host_b.get(f"/v1/sessions/{outcome['id']}", headers=bearer(provider.credential))
             assert again.status_code == 200, again.text
             assert again.json()["verified_claims"] == outcome["verified_claims"]
     finally:
