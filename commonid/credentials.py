@@ -73,12 +73,13 @@ def issue(
     now: datetime,
 ) -> dict[str, Any]:
     """Issue a credential with only the consented claims; record it for revocation."""
-    revocation_row, revocation = status_lists.load_for_update(
-        db, status_lists.REVOCATION_LIST_ID, now=now
+    keyring = runtime.keyring  # one ring for the whole issuance (it may be rotated meanwhile)
+    revocation_id, suspension_id = status_lists.list_ids_for(keyring.current.did)
+    status_lists.ensure_lists(
+        db, base_url=runtime.settings.public_url, now=now, issuer_did=keyring.current.did
     )
-    suspension_row, suspension = status_lists.load_for_update(
-        db, status_lists.SUSPENSION_LIST_ID, now=now
-    )
+    revocation_row, revocation = status_lists.load_for_update(db, revocation_id, now=now)
+    suspension_row, suspension = status_lists.load_for_update(db, suspension_id, now=now)
     refs = CredentialStatusRefs(
         revocation=StatusRef(revocation.url, revocation.allocate()),
         suspension=StatusRef(suspension.url, suspension.allocate()),
@@ -94,15 +95,15 @@ def issue(
         issued_at=now,
         previous_subject_dids=tuple(previous_dids),
     )
-    issued = issue_identity_credential(request, runtime.keyring)
+    issued = issue_identity_credential(request, keyring)
     db.add(
         IssuedCredential(
             id=issued.credential_id,
             person_id=person_id,
             provider_id=provider_id,
-            revocation_list_id=status_lists.REVOCATION_LIST_ID,
+            revocation_list_id=revocation_id,
             revocation_index=refs.revocation.index,
-            suspension_list_id=status_lists.SUSPENSION_LIST_ID,
+            suspension_list_id=suspension_id,
             suspension_index=refs.suspension.index,
             certificate_serial_hash=certificate_serial_sha256(source_serial),
             issued_at=now,
@@ -116,7 +117,13 @@ def status_list_credential(runtime: Runtime, db: DbSession, list_id: str) -> dic
     bitstring = status_lists.get(db, list_id)
     if bitstring is None:
         return None
-    return issue_status_list_credential(bitstring, runtime.keyring, issued_at=runtime.clock())
+    keyring = runtime.keyring
+    return issue_status_list_credential(
+        bitstring,
+        keyring,
+        issued_at=runtime.clock(),
+        signer=status_lists.signing_key(keyring, list_id),
+    )
 
 
 def verify(runtime: Runtime, credential: str | dict[str, Any]) -> CredentialVerification:

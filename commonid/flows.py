@@ -48,7 +48,7 @@ from commonid.documents import session_documents
 from commonid.pairwise import pairwise_subject_id
 from commonid.problems import Problem
 from commonid.runtime import Runtime
-from commonid.store import accounts, persons, sessions, status_lists, webhooks
+from commonid.store import accounts, persons, sessions, webhooks
 from commonid.store.database import take_writer_gate
 from commonid.store.encryption import Sealed, binding
 from commonid.store.models import Certificate, Person
@@ -677,7 +677,7 @@ def _issue_credential(
         "provider_id": provider.id,
         "person_id": person.id,
         "certificate_serial_hash": certificate_serial_sha256(source_serial),
-        "status_list_id": status_lists.REVOCATION_LIST_ID,
+        "status_list_id": credential["credentialStatus"]["statusListCredential"].rsplit("/", 1)[1],
         "status_index": int(credential["credentialStatus"]["statusListIndex"]),
     }
     return credential, ("credential.issued", event)

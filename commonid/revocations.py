@@ -50,11 +50,12 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
             revoked_certificates += 1
             serial_hash = certificate_serial_sha256(int(certificate.serial, 16))
             issued = status_lists.credentials_of_certificate(db, serial_hash)
-            if issued:
-                row, bitstring = status_lists.load_for_update(
-                    db, status_lists.REVOCATION_LIST_ID, now=now
-                )
+            # Each credential's bit is on its own issuer key's list (or the legacy one).
+            for list_id in sorted({credential.revocation_list_id for credential in issued}):
+                row, bitstring = status_lists.load_for_update(db, list_id, now=now)
                 for credential in issued:
+                    if credential.revocation_list_id != list_id:
+                        continue
                     bitstring.revoke(credential.revocation_index)
                     credential.revoked_at = now
                     revoked_credentials += 1

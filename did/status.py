@@ -26,7 +26,7 @@ from typing import Any
 
 from did import _didkit
 from did._time import parse_rfc3339, rfc3339
-from did.keys import IssuerKeyring, IssuerTrust
+from did.keys import IssuerKey, IssuerKeyring, IssuerTrust
 
 MINIMUM_ENTRIES = 16 * 1024 * 8
 STATUS_LIST_VALIDITY = timedelta(hours=1)
@@ -264,14 +264,17 @@ def issue_status_list_credential(
     *,
     issued_at: datetime | None = None,
     valid_for: timedelta = STATUS_LIST_VALIDITY,
+    signer: IssuerKey | None = None,
 ) -> dict[str, Any]:
-    """The signed StatusList2021Credential the service serves at ``status_list.url``.
+    """The signed StatusList2021Credential the service serves at ``status_list.url``,
+    signed by ``signer`` (a key of the ring: the one whose credentials the list holds,
+    so the list's issuer is theirs) or by the current key.
 
     It expires after ``valid_for``: verifiers refuse an expired list, so an old
     copy captured before a revocation cannot be replayed to hide it. The service
     re-signs the list at least that often (and on every change).
     """
-    issuer = keyring.current
+    issuer = signer or keyring.current
     issued = issued_at or datetime.now(UTC)
     credential = {
         "@context": [VC_V1_CONTEXT, STATUS_LIST_2021_CONTEXT],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -9,9 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from commonid.store.models import IssuedCredential, StatusList
+from did.keys import IssuerKey, IssuerKeyring
 from did.status import StatusList as Bitstring
 from did.status import StatusPurpose
 
+# The lists of credentials issued before lists were kept per issuer key (signed by the
+# current key, as they always were).
 REVOCATION_LIST_ID = "revocation-1"
 SUSPENSION_LIST_ID = "suspension-1"
 # The shape of a list id (the two above, and any later ones): the API refuses others.
@@ -22,12 +26,39 @@ def list_url(base_url: str, list_id: str) -> str:
     return f"{base_url.rstrip('/')}/v1/status-lists/{list_id}"
 
 
-def ensure_lists(db: DbSession, *, base_url: str, now: datetime) -> None:
-    """Create the revocation and suspension lists if missing (at start-up, not per request,
-    so two first issuances never race to insert the same row)."""
+def issuer_tag(issuer_did: str) -> str:
+    """The part of a list id that names the issuer key whose credentials it holds."""
+    return hashlib.sha256(issuer_did.encode()).hexdigest()[:16]
+
+
+def list_ids_for(issuer_did: str) -> tuple[str, str]:
+    """(revocation list, suspension list) of the credentials one issuer key signs: each
+    list is signed by that key, so its issuer is its credentials' issuer after rotation."""
+    tag = issuer_tag(issuer_did)
+    return f"revocation-{tag}", f"suspension-{tag}"
+
+
+def signing_key(keyring: IssuerKeyring, list_id: str) -> IssuerKey:
+    """The key a list is signed with: its issuer key's, or the current one (legacy lists)."""
+    tag = list_id.rpartition("-")[2]
+    for key in keyring.keys:
+        if issuer_tag(key.did) == tag:
+            return key
+    return keyring.current
+
+
+def ensure_lists(
+    db: DbSession, *, base_url: str, now: datetime, issuer_did: str | None = None
+) -> None:
+    """Create the revocation and suspension lists if missing: the legacy pair, and with
+    ``issuer_did`` that key's pair (an insert that loses a race to another worker is
+    fine: the list exists)."""
+    revocation, suspension = (
+        list_ids_for(issuer_did) if issuer_did else (REVOCATION_LIST_ID, SUSPENSION_LIST_ID)
+    )
     for list_id, purpose in (
-        (REVOCATION_LIST_ID, StatusPurpose.REVOCATION),
-        (SUSPENSION_LIST_ID, StatusPurpose.SUSPENSION),
+        (revocation, StatusPurpose.REVOCATION),
+        (suspension, StatusPurpose.SUSPENSION),
     ):
         if db.get(StatusList, list_id) is not None:
             continue

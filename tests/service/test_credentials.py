@@ -145,3 +145,11 @@ def test_an_issuer_key_rotated_by_the_cli_reaches_the_running_service(
     assert f"current: {after['issuer']}" in rotated.stdout
     for credential in (before, after):
         assert verify(service_client, service_accounts.provider_a_key, credential)["valid"]
+        # Each credential's status lists are under its own issuer, signed by its key,
+        # and the retired key's lists are still served.
+        for entry in ("credentialStatus", "suspensionStatus"):
+            url = credential[entry]["statusListCredential"]
+            listed = service_client.get(url[url.index("/v1/") :])
+            assert listed.status_code == 200
+            assert listed.json()["issuer"] == credential["issuer"]
+            assert listed.json()["proof"]["verificationMethod"].startswith(credential["issuer"])
