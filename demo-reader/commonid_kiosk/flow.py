@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from commonid.documents.consent_pdf import releases_signed_document
 from commonid_kiosk.card_session import CardAnswer, CardSession, CardStatus, SignedByKey
 from commonid_kiosk.outcomes import (
     Explanation,
@@ -61,6 +62,9 @@ def _document_view(document: KioskDocument) -> dict[str, Any]:
         "provider_name": document.provider_name,
         "purpose": document.purpose,
         "claims": list(document.claims),
+        # Whether the provider receives the signed PDF, whose certificate discloses all
+        # four basic attributes (the service's rule; the person is told before signing).
+        "released_to_provider": releases_signed_document(document.claims),
         "created_at": document.created_at.isoformat(),
         "sha256": document.sha256,
         "size": len(document.pdf),

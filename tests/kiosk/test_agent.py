@@ -450,3 +450,32 @@ def test_declining_to_sign_tells_the_service_and_touches_no_card(
     assert result["document"]["status"] == "declined" and result["documents"] == []
     assert agent.service_traffic.paths[-1].endswith("/document/decline")
     assert not any(body.startswith(b"%PDF") for body in agent.service_traffic.sent)
+
+
+def test_the_person_is_told_whether_the_signed_document_goes_to_the_provider() -> None:
+    """The signed PDF's certificate discloses all four basic attributes: the agent tells
+    the page, from the service's own rule, whether the provider will receive it."""
+    from datetime import UTC, datetime
+
+    from commonid_kiosk.flow import _document_view
+
+    from commonid.client import KioskDocument
+
+    def view(claims: list[str]) -> bool:
+        document = KioskDocument(
+            document_id="doc_1",
+            session_id="ses_1",
+            kind="consent",
+            sha256="0" * 64,
+            pdf=b"%PDF",
+            provider_name="Pay",
+            purpose="x",
+            claims=claims,
+            created_at=datetime(2026, 12, 5, tzinfo=UTC),
+            timestamp_url=None,
+        )
+        return _document_view(document)["released_to_provider"]
+
+    assert view(["name", "birthdate", "gender", "address"]) is True
+    assert view(["name", "birthdate", "address"]) is False
+    assert view(["name"]) is False

@@ -533,11 +533,14 @@ def test_consent_document_signed_at_the_kiosk(
         "住所",
     ]
     assert "JST" in page.get_by_test_id("document-date").inner_text()
+    # Three attributes consented: the signed PDF (its certificate has all four) is withheld.
+    assert "渡されません" in page.get_by_test_id("document-disclosure").inner_text()
     assert page.get_by_test_id("document-tries").inner_text().endswith("5回")
     assert "山田" not in page.content()
     screenshots.take(page, "document")
     page.get_by_test_id("lang-toggle").click()
     assert page.get_by_test_id("document-submit").inner_text() == "Sign"
+    assert "is not given" in page.get_by_test_id("document-disclosure").inner_text()
     screenshots.take(page, "document-english")
     page.get_by_test_id("lang-toggle").click()
 

@@ -39,6 +39,8 @@
       document_statement: "私は、上記の利用目的のため、上記の情報が依頼元に提供されることに同意します。",
       document_password: "署名用パスワード（英数字6〜16桁）を入力して「署名する」を押してください。",
       document_id: "文書番号", sign: "署名する", decline_sign: "署名しない",
+      document_disclosed: "署名した文書は依頼元に渡され、署名用電子証明書の氏名・生年月日・性別・住所が依頼元に開示されます。",
+      document_withheld: "署名した文書は依頼元に渡されません（証明書には同意より多くの情報が含まれるため）。依頼元には Common-ID が署名を確認した結果だけが渡されます。",
     },
     en: {
       brand: "Identity check with your My Number Card", cancel: "Cancel", next: "Next",
@@ -75,6 +77,8 @@
       document_statement: "I agree that the information above is provided to the requester for the purpose above.",
       document_password: "Enter your signature password (6 to 16 letters or digits) and press Sign.",
       document_id: "Document", sign: "Sign", decline_sign: "Don't sign",
+      document_disclosed: "The signed document goes to the requester: its signature certificate discloses your name, date of birth, gender and address.",
+      document_withheld: "The signed document is not given to the requester (its certificate carries more than you consent to): the requester receives only Common-ID's confirmation of your signature.",
     },
   };
   const $ = (id) => document.getElementById(id);
@@ -293,6 +297,7 @@
       const created = new Date(documentShown.created_at);
       $("document-date").textContent = created.toLocaleString(lang === "ja" ? "ja-JP" : "en-GB", { timeZone: "Asia/Tokyo", dateStyle: "long", timeStyle: "short" }) + " JST";
       document.querySelector('[data-testid="document-id"]').textContent = `${t("document_id")}: ${documentShown.document_id}`;
+      $("document-disclosure").textContent = t(documentShown.released_to_provider ? "document_disclosed" : "document_withheld");
     }
 
     for (const kind of ["pin", "password", "document"]) {
