@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Waiting up to {arguments.timeout:.0f} s for the person at the kiosk ...")
         result = client.wait_for_result(session.id, timeout=arguments.timeout)
         for listed in result.documents:
+            if not listed.get("released", True):
+                # The PDF's certificate discloses more than was consented: the service's
+                # signed statement on it comes instead (docs/documents.md).
+                path = arguments.save_dir / f"{listed['id']}.verification.jws"
+                path.write_text(listed["verification"])
+                print(f"Signed document withheld; the service's verification saved: {path}")
+                continue
             signed = client.download_document(session.id, listed["id"])
             path = arguments.save_dir / f"{signed.document_id}.pdf"
             path.write_bytes(signed.content)

@@ -34,7 +34,7 @@ def test_quickstart_prints_the_user_code_then_the_result_and_saves_the_signed_co
             "--api-key",
             service_accounts.provider_a_key,
             "--claims",
-            "name,address",
+            "name,birthdate,gender,address",
             "--document",
             "consent",
             "--save-dir",

@@ -23,6 +23,7 @@ from commonid.settings import Settings
 from commonid.store import accounts
 from commonid.store.database import create_engine, session_factory, upgrade
 from commonid.store.encryption import AttributeCipher
+from did.keys import IssuerKeyring
 from jpki.testca import Hierarchy
 from tests.fixtures.netns import NamespaceHost, TcpForwarder, network_namespaces
 
@@ -35,6 +36,9 @@ POSTGRES = ("127.0.0.1", 5432)
 
 def _register_provider(database_url: str, data_dir: Path) -> str:
     settings = Settings(data_dir=data_dir, database_url=database_url).with_generated_secrets()
+    # The hosts of one service share its keys (copied with this data directory below):
+    # one with its own issuer key would be refused at start (commonid.shared_keys).
+    IssuerKeyring.open(data_dir / "issuer-key.json")
     upgrade(database_url)
     engine = create_engine(database_url)
     cipher = AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id)
