@@ -99,13 +99,21 @@ def test_consent_document_signed_by_the_card_over_pcsc(
     try:
         card = JPKICard(transport)
         session = provider.create_session(
-            mode="identity", claims=["name", "address"], purpose="口座開設", document="consent"
+            mode="identity",
+            claims=["name", "birthdate", "gender", "address"],
+            purpose="口座開設",
+            document="consent",
         )
         shown = kiosk.session(session.user_code)
         assert shown.document == "consent"
         kiosk.consent(shown.id)
         document = kiosk.document(shown.id)
-        assert document.provider_name == "Provider A" and document.claims == ["name", "address"]
+        assert document.provider_name == "Provider A" and document.claims == [
+            "name",
+            "birthdate",
+            "gender",
+            "address",
+        ]
         answer = answer_challenge(
             card, shown.challenge.to_be_signed, auth_pin=AUTH_PIN, sign_password=SIGN_PASSWORD
         )
