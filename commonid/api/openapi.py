@@ -3,7 +3,6 @@ limits this instance enforces (the same settings the handlers read)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -80,24 +79,15 @@ def _described(app: FastAPI, settings: Settings) -> dict[str, Any]:
             schemes = callers(method, path)
             if schemes:
                 operation["security"] = [{scheme: []} for scheme in schemes]
-            _parameter(operation, "wait", _long_poll_limit(settings))
+            _state_long_poll_limit(operation, settings.max_long_poll_seconds)
     return document
 
 
-def _long_poll_limit(settings: Settings) -> Callable[[dict[str, Any]], None]:
-    def limit(schema: dict[str, Any]) -> None:
-        # The handler refuses more than the configured maximum: say so here.
-        schema["maximum"] = settings.max_long_poll_seconds
-
-    return limit
-
-
-def _parameter(
-    operation: dict[str, Any], name: str, change: Callable[[dict[str, Any]], None]
-) -> None:
+def _state_long_poll_limit(operation: dict[str, Any], limit: int) -> None:
+    """The handler refuses a ``wait`` above this instance's maximum: say so here."""
     for parameter in operation.get("parameters", ()):
-        if parameter.get("name") == name:
+        if parameter.get("name") == "wait":
             schema = parameter.get("schema", {})
             for option in schema.get("anyOf", [schema]):
                 if "maximum" in option:
-                    change(option)
+                    option["maximum"] = limit
