@@ -76,11 +76,14 @@ def post_document(
 
 
 def verified_session_with_document(
-    client: TestClient, accounts: ServiceAccounts, person: IssuedPerson
+    client: TestClient,
+    accounts: ServiceAccounts,
+    person: IssuedPerson,
+    claims: list[str] = CLAIMS,
 ) -> tuple[dict[str, Any], bytes]:
     """Create (document: consent), consent, fetch the document, verify the identity."""
     session = create_session(
-        client, accounts.provider_a_key, mode="identity", claims=CLAIMS, document="consent"
+        client, accounts.provider_a_key, mode="identity", claims=claims, document="consent"
     )
     assert session["document"] == "consent"
     consent(client, accounts.kiosk_credential, session)
@@ -465,17 +468,8 @@ def test_a_provider_consented_the_name_alone_gets_the_services_word_not_the_pdf(
     from did.keys import resolve_did_document
 
     kiosk, provider = service_accounts.kiosk_credential, service_accounts.provider_a_key
-    session = create_session(
-        service_client, provider, mode="identity", claims=["name"], document="consent"
-    )
-    consent(service_client, kiosk, session)
-    issued = fetch_document(service_client, kiosk, session["id"]).json()
-    pdf = base64.b64decode(issued["pdf"])
-    respond(
-        service_client,
-        kiosk,
-        session["id"],
-        CardKeys(demo_person).response(challenge_bytes(session), identity=True),
+    session, pdf = verified_session_with_document(
+        service_client, service_accounts, demo_person, claims=["name"]
     )
     signed = sign(card, pdf)
     assert post_document(service_client, kiosk, session["id"], signed).status_code == 200
