@@ -90,13 +90,10 @@ Admin = Annotated[AuditAccess, Depends(admin)]
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 
-_b64 = hash_text
-
-
 def checkpoint_view(stored: StoredCheckpoint) -> dict[str, Any]:
     return {
         "tree_size": stored.tree_size,
-        "root_hash": _b64(stored.root_hash),
+        "root_hash": hash_text(stored.root_hash),
         "time": stored.created_at,
         "note": stored.note,
     }
@@ -105,7 +102,7 @@ def checkpoint_view(stored: StoredCheckpoint) -> dict[str, Any]:
 def entry_view(logged: LoggedEntry) -> dict[str, Any]:
     return {
         "index": logged.index,
-        "leaf_hash": _b64(logged.leaf_hash),
+        "leaf_hash": hash_text(logged.leaf_hash),
         "entry": logged.entry,
         "event": json.loads(logged.entry),
     }
@@ -144,7 +141,7 @@ def new_checkpoint(access: Admin) -> dict[str, Any]:
             title="The audit log contradicts a checkpoint the service signed",
             extra={
                 "signed_tree_size": fork.signed.tree_size,
-                "signed_root_hash": _b64(fork.signed.root_hash),
+                "signed_root_hash": hash_text(fork.signed.root_hash),
                 "log_tree_size": fork.log_size,
             },
         ) from fork
@@ -207,9 +204,9 @@ def inclusion_proof(
     return {
         "index": index,
         "tree_size": size,
-        "leaf_hash": _b64(logged.leaf_hash),
-        "inclusion_path": [_b64(node) for node in path],
-        "root_hash": _b64(tree.root(size)),
+        "leaf_hash": hash_text(logged.leaf_hash),
+        "inclusion_path": [hash_text(node) for node in path],
+        "root_hash": hash_text(tree.root(size)),
         "checkpoint": checkpoint_view(checkpoint) if checkpoint else None,
     }
 
@@ -231,9 +228,9 @@ def consistency_proof(
     return {
         "first": first,
         "second": size,
-        "first_root_hash": _b64(tree.root(first)),
-        "second_root_hash": _b64(tree.root(size)),
-        "consistency_path": [_b64(node) for node in path],
+        "first_root_hash": hash_text(tree.root(first)),
+        "second_root_hash": hash_text(tree.root(size)),
+        "consistency_path": [hash_text(node) for node in path],
     }
 
 

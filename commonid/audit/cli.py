@@ -109,16 +109,15 @@ def prove(
     size = tree_size or (latest.tree_size if latest else log.size())
     tree = log.tree()
     root = tree.root(size)
-    b64 = hash_text
     if from_size is not None:
         path = tree.consistency_proof(from_size, size)
         ok = verify_consistency(from_size, size, tree.root(from_size), root, path)
         document = {
             "first": from_size,
             "second": size,
-            "first_root_hash": b64(tree.root(from_size)),
-            "second_root_hash": b64(root),
-            "consistency_path": [b64(n) for n in path],
+            "first_root_hash": hash_text(tree.root(from_size)),
+            "second_root_hash": hash_text(root),
+            "consistency_path": [hash_text(n) for n in path],
             "verified": ok,
         }
     elif index is not None:
@@ -131,9 +130,9 @@ def prove(
             "index": index,
             "tree_size": size,
             "entry": logged.entry,
-            "leaf_hash": b64(logged.leaf_hash),
-            "inclusion_path": [b64(n) for n in path],
-            "root_hash": b64(root),
+            "leaf_hash": hash_text(logged.leaf_hash),
+            "inclusion_path": [hash_text(n) for n in path],
+            "root_hash": hash_text(root),
             "verified": ok,
         }
     else:
