@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig opensc chromium \
 	fonts-ipafont-gothic poppler-utils python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
 LOCAL_POSTGRES_URL := postgresql://postgres@127.0.0.1:5432/test
+# axe-core, from npm: the kiosk page's accessibility checks inject it into Chromium.
+AXE := tests/kiosk/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test venv deps lint format
 
@@ -28,7 +30,7 @@ lint: venv
 format: venv
 	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-venv: deps $(STAMP)
+venv: deps $(STAMP) $(AXE)
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
@@ -37,6 +39,8 @@ deps:
 		echo "Installing Debian packages:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1; \
 	fi
+	@command -v npm >/dev/null || { echo "Installing Debian packages: npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null 2>&1; }
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -44,3 +48,8 @@ $(STAMP): pyproject.toml
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(VENV)/bin/python -c 'import smartcard, didkit, pyhanko, jpki, did, commonid, commonid_kiosk'
 	@touch $(STAMP)
+
+$(AXE): tests/kiosk/package-lock.json
+	@echo "Installing axe-core (npm) for the kiosk page's accessibility tests"
+	@npm ci --prefix tests/kiosk --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $(AXE)
