@@ -366,10 +366,12 @@ class KioskFlow:
             return self._view()
 
     def expire_if_idle(self) -> bool:
-        """Clear the session after the inactivity timeout; True when it did."""
+        """Clear the session, or a notice left on the start screen, after the inactivity
+        timeout; True when it did."""
         with self._lock:
             idle = self._clock() - self._last_activity
-            if self._step is Step.START or idle < self.inactivity_timeout:
+            at_clean_start = self._step is Step.START and self._notice is None
+            if at_clean_start or idle < self.inactivity_timeout:
                 return False
             self._end()
             return True
