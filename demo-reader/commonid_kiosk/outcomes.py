@@ -46,26 +46,26 @@ _TEXTS: dict[str, tuple[str, str, str, str]] = {
     "verified": (
         "本人確認が完了しました",
         "Your identity has been verified",
-        "カードをお取りください。ご利用ありがとうございました。",
-        "Please take your card. Thank you.",
+        "ご利用ありがとうございました。",
+        "Thank you.",
     ),
     "reuse_granted": (
         "確認済みの本人情報を提供しました",
         "Your verified identity was shared",
-        "以前の本人確認の結果を、同意いただいた範囲で提供しました。カードをお取りください。",
-        "The result of your earlier verification was shared as you agreed. Please take your card.",
+        "以前の本人確認の結果を、同意いただいた範囲で提供しました。",
+        "The result of your earlier verification was shared as you agreed.",
     ),
     "document_signed": (
         "本人確認と同意書への電子署名が完了しました",
         "Your identity was verified and the consent document signed",
-        "署名した同意書は申込み先に届けられます。カードをお取りください。",
-        "The signed document goes to the provider. Please take your card.",
+        "署名した同意書は申込み先に届けられます。",
+        "The signed document goes to the provider.",
     ),
     "document_declined": (
         "本人確認は完了しました。同意書には署名しませんでした",
         "Your identity was verified; you chose not to sign the document",
-        "署名しなかったことは申込み先に伝えられます。カードをお取りください。",
-        "The provider is told that you did not sign. Please take your card.",
+        "署名しなかったことは申込み先に伝えられます。",
+        "The provider is told that you did not sign.",
     ),
     "document_not_signed": (
         "本人確認は完了しましたが、同意書に署名できませんでした",
@@ -83,7 +83,7 @@ _TEXTS: dict[str, tuple[str, str, str, str]] = {
     "declined": (
         "同意されなかったため、中止しました",
         "Stopped: you did not agree",
-        "情報は提供されていません。カードをお持ちの場合はお取りください。",
+        "情報は提供されていません。",
         "No information was shared.",
     ),
     "cancelled": (

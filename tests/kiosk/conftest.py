@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOT_VARIABLE = "COMMONID_KIOSK_SCREENSHOTS"
-VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT = {"width": 1366, "height": 768}  # the commonest kiosk and counter-PC screen
 
 
 @pytest.fixture
@@ -178,10 +178,12 @@ def open_kiosk(chromium: Any) -> Iterator[Callable[[Agent], Any]]:
     """A fresh browser page on an agent's kiosk page, ready (scripts loaded, events open)."""
     contexts: list[Any] = []
 
-    def open_page(agent: Agent) -> Any:
+    def open_page(agent: Agent, *, fake_clock: bool = False) -> Any:
         context = chromium.new_context(viewport=VIEWPORT, locale="ja-JP")
         contexts.append(context)
         page = context.new_page()
+        if fake_clock:  # the page's timers, on Playwright's clock (``page.clock.fast_forward``)
+            page.clock.install()
         page.goto(agent.url + "/")
         page.wait_for_selector("body[data-ready='true']")
         return page

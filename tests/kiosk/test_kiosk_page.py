@@ -125,14 +125,18 @@ def test_identity_verification_at_the_kiosk(
     page.get_by_test_id("consent-yes").click()
 
     expect_screen(page, "insert_card")
-    assert "カードなし" in page.get_by_test_id("reader-status").inner_text()
+    # vpcd has two readers: the footer lists both, each with its state.
+    this_reader = page.locator(f'[data-testid="reader-choice"][data-reader="{pcsc_reader}"]')
+    assert this_reader.get_attribute("data-card") == "none"
+    assert "カードなし" in this_reader.inner_text()
     screenshots.take(page, "insert-card")
     insert_card(card_in_reader, pcsc_reader)
 
     expect_screen(page, "pin")  # the page noticed the card by itself
     assert page.get_by_test_id("pin-tries").inner_text().endswith("3回")
     type_pin(page, AUTH_PIN)
-    assert page.get_by_test_id("pin-display").inner_text() == ""  # dots, never digits
+    # Dots, and for screen readers a count: never the digits.
+    assert page.get_by_test_id("pin-display").inner_text() == "4桁中4桁入力済み"
     screenshots.take(page, "pin")
     page.get_by_test_id("pin-submit").click()
 
@@ -377,9 +381,8 @@ def test_inactivity_clears_the_screen_for_the_next_person(
     expect_screen(page, "pin")
     page.get_by_test_id("lang-toggle").click()
     type_pin(page, "12")
-    warning = page.get_by_test_id("idle-warning")
-    warning.wait_for(state="visible", timeout=5_000)
-    screenshots.take(page, "idle-warning")
+    page.get_by_test_id("idle-dialog").wait_for(state="visible", timeout=5_000)
+    screenshots.take(page, "idle-prompt")
 
     expect_screen(page, "start")
     assert page.get_by_test_id("code-display").inner_text() == ""

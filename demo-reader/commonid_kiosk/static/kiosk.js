@@ -25,7 +25,11 @@
       done: "終了", clear: "消去", delete: "1字消す",
       reader_none: "カードリーダーが見つかりません", reader_service: "カードサービスに接続できません",
       card_present: "カードあり", card_absent: "カードなし",
-      idle: (n) => `操作がないため、${n}秒後に最初の画面に戻ります`,
+      idle_title: "操作を続けますか？", idle_before: "操作がないため、まもなく最初の画面に戻ります。", seconds: "秒",
+      take_card: "カードをお取りください", take_card_lead: "カードがリーダーに残っています。",
+      pin_count: (n) => `4桁中${n}桁入力済み`, secret_count: (n) => `${n}文字入力済み`,
+      readers: "カードリーダー", reader_card_my_number_card: "マイナンバーカード", reader_card_other: "対応していないカード",
+      reader_card_none: "カードなし", reader_card_checking: "確認中", reader_chosen: "使用中",
       claim_name: "氏名", claim_birthdate: "生年月日", claim_gender: "性別", claim_address: "住所",
       claim_did: "デジタルID（DID）", claim_credential: "本人確認済みの証明（VC）",
       claim_none: "本人であることの確認のみ（個人情報は提供しません）",
@@ -63,7 +67,11 @@
       done: "Done", clear: "Clear", delete: "Delete",
       reader_none: "No card reader found", reader_service: "The smart card service is not available",
       card_present: "card present", card_absent: "no card",
-      idle: (n) => `No activity: back to the first screen in ${n} s`,
+      idle_title: "Do you want to continue?", idle_before: "No activity: the screen goes back to the start soon.", seconds: "s",
+      take_card: "Please take your card", take_card_lead: "Your card is still on the reader.",
+      pin_count: (n) => `${n} of 4 digits entered`, secret_count: (n) => `${n} characters entered`,
+      readers: "Card readers", reader_card_my_number_card: "My Number Card", reader_card_other: "card not supported",
+      reader_card_none: "no card", reader_card_checking: "checking", reader_chosen: "in use",
       claim_name: "Name", claim_birthdate: "Date of birth", claim_gender: "Gender", claim_address: "Address",
       claim_did: "Digital ID (DID)", claim_credential: "Verified identity credential (VC)",
       claim_none: "Only that you are you (no personal information is shared)",
@@ -99,6 +107,7 @@
   let lastTouch = Date.now();
   let lastPing = 0;
   let pendingSecret = null; // "pin" | "password" | "document" waiting for the last-try confirmation
+  let cardToTake = false; // a session ended with the card still on the reader
 
   const t = (key) => TEXT[lang][key] ?? TEXT.ja[key] ?? key;
 
@@ -115,10 +124,11 @@
 
   // --- entry pads ----------------------------------------------------------------
 
-  function key(label, onPress, extraClass, testId) {
+  function key(label, onPress, extraClass, testId, ariaLabel) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = label;
+    if (ariaLabel) button.setAttribute("aria-label", ariaLabel);
     if (extraClass) button.className = extraClass;
     if (testId) button.dataset.testid = testId;
     button.addEventListener("click", onPress);
@@ -131,24 +141,32 @@
     for (const digit of "123456789") pad.append(key(digit, () => type("pin", digit), "", `pin-key-${digit}`));
     pad.append(key(t("clear"), () => clearEntry("pin"), "wide", "pin-clear"));
     pad.append(key("0", () => type("pin", "0"), "", "pin-key-0"));
-    pad.append(key("⌫", () => erase("pin"), "wide", "pin-delete"));
+    pad.append(key("⌫", () => erase("pin"), "wide", "pin-delete", t("delete")));
     for (const [id, target] of [["code-keyboard", "code"], ["password-keyboard", "password"], ["document-keyboard", "document"]]) {
       const board = $(id);
       board.replaceChildren();
       for (const character of ALPHANUMERIC) {
         board.append(key(character, () => type(target, character), "", `${target}-key-${character}`));
       }
-      board.append(key(t("clear"), () => clearEntry(target), "wide", `${target}-clear`));
-      board.append(key("⌫", () => erase(target), "wide", `${target}-delete`));
+      board.append(key(t("clear"), () => { clearEntry(target); codeEdited(target); }, "wide", `${target}-clear`));
+      board.append(key("⌫", () => erase(target), "wide", `${target}-delete`, t("delete")));
     }
   }
 
   function type(target, character) {
     if (entries[target].length < LIMITS[target]) entries[target].push(character);
     showEntry(target);
+    codeEdited(target);
   }
-  function erase(target) { entries[target].pop(); showEntry(target); }
+  function erase(target) { entries[target].pop(); showEntry(target); codeEdited(target); }
   function clearEntry(target) { entries[target].length = 0; showEntry(target); }
+
+  // A notice about the last code (not found, used) is stale once staff edit the code.
+  function codeEdited(target) {
+    if (target !== "code" || view.step !== "start" || !view.notice) return;
+    render({ ...view, notice: null });
+    act("/api/session/cancel");
+  }
   function clearSecrets() { clearEntry("pin"); clearEntry("password"); clearEntry("document"); }
 
   function showEntry(target) {
@@ -165,9 +183,16 @@
     const slots = target === "pin" ? 4 : Math.max(6, entry.length);
     for (let index = 0; index < slots; index++) {
       const dot = document.createElement("span");
-      if (index < entry.length) dot.className = "filled";
+      dot.className = index < entry.length ? "dot filled" : "dot";
+      dot.setAttribute("aria-hidden", "true");
       display.append(dot);
     }
+    // What a screen reader says (the display is a status region): how many, never which.
+    const count = document.createElement("span");
+    count.className = "visually-hidden";
+    count.dataset.testid = `${target}-count`;
+    count.textContent = target === "pin" ? t("pin_count")(entry.length) : t("secret_count")(entry.length);
+    display.append(count);
     $(`${target}-submit`).disabled = target === "pin" ? entry.length !== 4 : entry.length < 6;
   }
 
@@ -256,6 +281,7 @@
       pendingSecret = null;
     }
     if (view.step === "start" && previousStep !== "start") clearEntry("code");
+    if (view.step !== previousStep) stepShown(view.step);
 
     const notice = view.notice;
     $("notice").hidden = !notice;
@@ -307,6 +333,10 @@
       showEntry(kind);
     }
 
+    if (view.step === "result" && previousStep !== "result" && reader.card_present) {
+      cardToTake = true;
+      renderTakeCard();
+    }
     if (view.step === "result" && view.result) {
       const ok = view.result.success;
       $("result-icon").textContent = ok ? "✓" : "✕";
@@ -318,6 +348,16 @@
 
   }
 
+  // Keyboard and screen-reader users land on the new step: its heading takes the
+  // focus and is announced (the start screen focuses the code entry instead).
+  function stepShown(step) {
+    const heading = $(`screen-${step}`).querySelector("h1");
+    requestAnimationFrame(() => {
+      (step === "start" ? $("code-display") : heading).focus({ preventScroll: true });
+      $("announcer").textContent = heading.textContent;
+    });
+  }
+
   function renderReader() {
     document.body.classList.toggle("card-present", reader.card_present);
     document.body.classList.toggle("no-reader", !reader.reader);
@@ -327,23 +367,73 @@
     else text = `${reader.reader}: ${reader.card_present ? t("card_present") : t("card_absent")}`;
     $("reader-status").textContent = text;
     $("reader-status").dataset.cardPresent = String(reader.card_present);
+    renderTakeCard();
+    renderReaderList();
+  }
+
+  function renderTakeCard() {
+    $("take-card").hidden = !cardToTake;
+  }
+
+  // Staff choose the reader when the counter has several (contact, contactless).
+  function renderReaderList() {
+    const list = $("readers");
+    list.setAttribute("aria-label", t("readers"));
+    list.replaceChildren();
+    const readers = reader.readers ?? [];
+    // One reader: the status line says it all. Several: each is a button with its state.
+    list.hidden = readers.length < 2;
+    $("reader-status").hidden = !list.hidden;
+    $("reader-light").hidden = !list.hidden;
+    for (const item of readers) {
+      const state = item.card ?? (item.card_present ? "my_number_card" : "none");
+      const chosen = item.name === reader.reader;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = `reader-choice card-${state}`;
+      button.dataset.testid = "reader-choice";
+      button.dataset.reader = item.name;
+      button.dataset.card = state;
+      button.setAttribute("aria-pressed", String(chosen));
+      const light = document.createElement("span");
+      light.className = "status-light";
+      light.setAttribute("aria-hidden", "true");
+      const label = document.createElement("span");
+      label.textContent = `${item.name}: ${t(`reader_card_${state}`)}${chosen ? ` (${t("reader_chosen")})` : ""}`;
+      button.append(light, label);
+      button.addEventListener("click", () => chooseReader(item.name));
+      list.append(button);
+    }
+  }
+
+  async function chooseReader(name) {
+    try {
+      const response = await fetch("/api/reader", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }),
+      });
+      if (response.ok) { reader = await response.json(); renderReader(); }
+    } catch (error) { /* the next reader event shows the state as it is */ }
   }
 
   // --- inactivity ----------------------------------------------------------------------
 
+  // Cancel, Done and the inactivity timeout all end here: the same clean start
+  // (Japanese, no notice, no digits, focus on the code entry) for the next person.
   function resetForNextPerson() {
     clearSecrets();
     clearEntry("code");
     $("last-try-dialog").hidden = true;
+    $("idle-dialog").hidden = true;
     pendingSecret = null;
     lang = "ja";
+    view = { ...view, notice: null };
     applyLanguage();
-    act("/api/session/cancel");
+    act("/api/session/cancel").then(() => stepShown("start"));
   }
 
   function touched() {
     lastTouch = Date.now();
-    $("idle-warning").hidden = true;
+    $("idle-dialog").hidden = true;
     if (view.step !== "start" && lastTouch - lastPing > 2000) {
       lastPing = lastTouch;
       fetch("/api/activity", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }).catch(() => {});
@@ -351,20 +441,24 @@
   }
 
   function watchIdle() {
-    const active = view.step !== "start" || entries.code.length > 0 || lang !== "ja";
-    if (!active || busy) { $("idle-warning").hidden = true; return; }
+    const active = view.step !== "start" || entries.code.length > 0 || lang !== "ja" || Boolean(view.notice);
+    if (!active || busy) { $("idle-dialog").hidden = true; return; }
     const left = timeoutSeconds - (Date.now() - lastTouch) / 1000;
     if (left <= 0) { resetForNextPerson(); return; }
-    const warnFrom = Math.min(10, timeoutSeconds / 3);
-    $("idle-warning").hidden = left > warnFrom;
-    $("idle-warning").textContent = TEXT[lang].idle(Math.ceil(left));
+    const warnFrom = Math.min(15, timeoutSeconds / 3);
+    const dialog = $("idle-dialog");
+    const wasHidden = dialog.hidden;
+    dialog.hidden = left > warnFrom;
+    $("idle-count").textContent = String(Math.ceil(left));
+    if (wasHidden && !dialog.hidden) $("idle-continue").focus();
   }
 
   // --- wiring ----------------------------------------------------------------------------
 
   function wire() {
     $("lang-toggle").addEventListener("click", () => { lang = lang === "ja" ? "en" : "ja"; applyLanguage(); });
-    $("cancel").addEventListener("click", () => { clearSecrets(); act("/api/session/cancel"); });
+    $("cancel").addEventListener("click", resetForNextPerson);
+    $("idle-continue").addEventListener("click", touched);
     $("code-submit").addEventListener("click", () => act("/api/session/lookup", { user_code: entries.code.join("") }));
     $("consent-yes").addEventListener("click", () => act("/api/session/consent", { approved: true }));
     $("consent-no").addEventListener("click", () => act("/api/session/consent", { approved: false }));
@@ -397,6 +491,7 @@
     events.addEventListener("reader", (event) => {
       const wasPresent = reader.card_present;
       reader = JSON.parse(event.data);
+      if (!reader.card_present) cardToTake = false;
       renderReader();
       if (view.step === "insert_card" && reader.card_present && !wasPresent) checkCard();
     });
@@ -410,6 +505,7 @@
     } catch (error) { /* keep the default */ }
     wire();
     applyLanguage();
+    stepShown(view.step);
     setInterval(watchIdle, 250);
     document.body.dataset.ready = "true";
   }
