@@ -150,7 +150,9 @@ def test_every_step_of_a_verification_fits_the_kiosk_screens(
     page.get_by_test_id("document-submit").click()
     assert "パスワード" in _notice(page)
     expect_screen(page, "document")
-    _check(page, "document-submit", "notice", "document-decline", "document-key-M", "document-delete")
+    _check(
+        page, "document-submit", "notice", "document-decline", "document-key-M", "document-delete"
+    )
     screenshots.take(page, "document-wrong-password")
     _portrait_shot(page, screenshots, "document-wrong-password")
     _type(page, "document", SIGN_PASSWORD)
