@@ -34,11 +34,18 @@ from .kiosk_helpers import (
     type_password,
     type_pin,
 )
+from .page_checks import assert_accessible
 
 pytestmark = [pytest.mark.browser, pytest.mark.pcsc]
 
 IDENTITY_CLAIMS = ["name", "birthdate", "gender", "address", "did"]
 OpenKiosk = Callable[[Agent], Any]
+
+
+def _shown(page: Any, screenshots: Screenshots, name: str) -> None:
+    """Every screen a test stops at: axe finds no WCAG 2.1 AA violation; then its picture."""
+    assert_accessible(page)
+    screenshots.take(page, name)
 
 
 def _identity_steps(page: Any, session: dict[str, Any]) -> None:
@@ -104,7 +111,7 @@ def test_identity_verification_at_the_kiosk(
     expect_screen(page, "start")
     for character in session["user_code"]:
         page.get_by_test_id(f"code-key-{character}").click()
-    screenshots.take(page, "user-code")
+    _shown(page, screenshots, "user-code")
     page.get_by_test_id("code-submit").click()
 
     expect_screen(page, "consent")
@@ -117,10 +124,10 @@ def test_identity_verification_at_the_kiosk(
         "住所",
         "デジタルID（DID）",
     ]
-    screenshots.take(page, "consent")
+    _shown(page, screenshots, "consent")
     page.get_by_test_id("lang-toggle").click()
     assert page.get_by_test_id("consent-yes").inner_text() == "I agree"
-    screenshots.take(page, "consent-english")
+    _shown(page, screenshots, "consent-english")
     page.get_by_test_id("lang-toggle").click()
     page.get_by_test_id("consent-yes").click()
 
@@ -129,7 +136,7 @@ def test_identity_verification_at_the_kiosk(
     this_reader = page.locator(f'[data-testid="reader-choice"][data-reader="{pcsc_reader}"]')
     assert this_reader.get_attribute("data-card") == "none"
     assert "カードなし" in this_reader.inner_text()
-    screenshots.take(page, "insert-card")
+    _shown(page, screenshots, "insert-card")
     insert_card(card_in_reader, pcsc_reader)
 
     expect_screen(page, "pin")  # the page noticed the card by itself
@@ -137,20 +144,20 @@ def test_identity_verification_at_the_kiosk(
     type_pin(page, AUTH_PIN)
     # Dots, and for screen readers a count: never the digits.
     assert page.get_by_test_id("pin-display").inner_text() == "4桁中4桁入力済み"
-    screenshots.take(page, "pin")
+    _shown(page, screenshots, "pin")
     page.get_by_test_id("pin-submit").click()
 
     expect_screen(page, "password")
     assert page.get_by_test_id("password-tries").inner_text().endswith("5回")
     type_password(page, SIGN_PASSWORD)
-    screenshots.take(page, "password")
+    _shown(page, screenshots, "password")
     # Hold the request in the browser a moment to see the page while the card works.
     held: list[Any] = []
     page.route("**/api/session/password", lambda route: held.append(route))
     page.get_by_test_id("password-submit").click()
     expect_screen(page, "progress")
     assert page.get_by_test_id("password-display").locator("span.filled").count() == 0
-    screenshots.take(page, "progress")
+    _shown(page, screenshots, "progress")
     page.wait_for_timeout(50)
     held[0].continue_()
 
@@ -159,7 +166,7 @@ def test_identity_verification_at_the_kiosk(
     assert page.get_by_test_id("result-title").inner_text() == "本人確認が完了しました"
     # The kiosk shows no personal attribute: the name is never on screen.
     assert "山田" not in page.content()
-    screenshots.take(page, "verified")
+    _shown(page, screenshots, "verified")
 
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["status"] == "verified"
@@ -197,7 +204,7 @@ def test_reuse_needs_only_the_pin(
     enter_code(page, session["user_code"])
     expect_screen(page, "consent")
     assert "暗証番号4桁のみ" in page.get_by_test_id("method").inner_text()
-    screenshots.take(page, "consent")
+    _shown(page, screenshots, "consent")
     page.get_by_test_id("consent-yes").click()
     expect_screen(page, "pin")
     type_pin(page, AUTH_PIN)
@@ -206,7 +213,7 @@ def test_reuse_needs_only_the_pin(
     expect_screen(page, "result")
     assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "reuse_granted"
     assert not page.get_by_test_id("screen-password").is_visible()
-    screenshots.take(page, "reuse-granted")
+    _shown(page, screenshots, "reuse-granted")
     result = provider_result(service_url, service_accounts.provider_b_key, session["id"])
     assert result["status"] == "reuse_granted"
     assert set(result["verified_claims"]["claims"]) >= {"name", "birthdate"}
@@ -237,7 +244,7 @@ def test_wrong_pin_then_correct_pin(
     assert page.get_by_test_id("pin-tries").inner_text().endswith("2回")
     assert card_state.auth_pin.tries_left == 2  # exactly one VERIFY reached the card
     assert page.get_by_test_id("pin-display").locator("span.filled").count() == 0
-    screenshots.take(page, "wrong-pin")
+    _shown(page, screenshots, "wrong-pin")
     # Nothing went to the service for the wrong PIN: the session is still answerable.
     assert not any(path.endswith("/card-response") for path in agent.service_traffic.paths)
 
@@ -273,7 +280,7 @@ def test_last_try_needs_an_extra_confirmation(
 
     dialog = page.get_by_test_id("last-try-dialog")
     dialog.wait_for(state="visible")
-    screenshots.take(page, "last-try-confirmation")
+    _shown(page, screenshots, "last-try-confirmation")
     page.get_by_test_id("last-try-back").click()
     assert not dialog.is_visible()
     assert card_state.auth_pin.tries_left == 1  # backing out sent nothing to the card
@@ -313,7 +320,7 @@ def test_card_removed_at_the_pin_step(
     notice = page.get_by_test_id("notice")
     notice.wait_for(state="visible")
     assert "カードが取り外されました" in notice.inner_text()
-    screenshots.take(page, "card-removed")
+    _shown(page, screenshots, "card-removed")
 
     insert_card(card_in_reader, pcsc_reader)
     # The first signature went with the old connection: the PIN is asked again.
@@ -382,7 +389,7 @@ def test_inactivity_clears_the_screen_for_the_next_person(
     page.get_by_test_id("lang-toggle").click()
     type_pin(page, "12")
     page.get_by_test_id("idle-dialog").wait_for(state="visible", timeout=5_000)
-    screenshots.take(page, "idle-prompt")
+    _shown(page, screenshots, "idle-prompt")
 
     expect_screen(page, "start")
     assert page.get_by_test_id("code-display").inner_text() == ""
@@ -407,7 +414,7 @@ def test_blocked_pin_is_explained(
     expect_screen(page, "result")
     assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "pin_blocked"
     assert "市区町村の窓口" in page.get_by_test_id("result-advice").inner_text()
-    screenshots.take(page, "pin-blocked")
+    _shown(page, screenshots, "pin-blocked")
 
 
 class _NotAMyNumberCard:
@@ -445,7 +452,7 @@ def test_a_card_that_is_not_a_my_number_card(
         notice = page.get_by_test_id("notice")
         notice.wait_for(state="visible", timeout=15_000)
         assert "マイナンバーカードではありません" in notice.inner_text()
-        screenshots.take(page, "not-my-number-card")
+        _shown(page, screenshots, "not-my-number-card")
     finally:
         remove_card(other, pcsc_reader)
     right = VpcdBridge(virtual_card)
@@ -490,7 +497,7 @@ def test_an_expired_certificate_is_explained(
         outcome = page.get_by_test_id("screen-result").get_attribute("data-outcome")
         assert outcome == "certificate_expired"
         assert "更新" in page.get_by_test_id("result-advice").inner_text()
-        screenshots.take(page, "certificate-expired")
+        _shown(page, screenshots, "certificate-expired")
     finally:
         remove_card(bridge, pcsc_reader)
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
@@ -540,11 +547,11 @@ def test_consent_document_signed_at_the_kiosk(
     assert "渡されません" in page.get_by_test_id("document-disclosure").inner_text()
     assert page.get_by_test_id("document-tries").inner_text().endswith("5回")
     assert "山田" not in page.content()
-    screenshots.take(page, "document")
+    _shown(page, screenshots, "document")
     page.get_by_test_id("lang-toggle").click()
     assert page.get_by_test_id("document-submit").inner_text() == "Sign"
     assert "is not given" in page.get_by_test_id("document-disclosure").inner_text()
-    screenshots.take(page, "document-english")
+    _shown(page, screenshots, "document-english")
     page.get_by_test_id("lang-toggle").click()
 
     # A wrong password: the notice, one try fewer, the same document.
@@ -556,7 +563,7 @@ def test_consent_document_signed_at_the_kiosk(
     assert "署名用パスワードが違います" in page.get_by_test_id("notice").inner_text()
     assert page.get_by_test_id("document-tries").inner_text().endswith("4回")
     assert page.get_by_test_id("document-display").locator("span.filled").count() == 0
-    screenshots.take(page, "wrong-password")
+    _shown(page, screenshots, "wrong-password")
 
     # Down to the last try behind the kiosk's back (another program used two):
     # jpki reads the tries first and sends nothing without the confirmation...
@@ -568,7 +575,7 @@ def test_consent_document_signed_at_the_kiosk(
     page.get_by_test_id("notice").wait_for(state="visible")
     assert card_state.sign_password.tries_left == 1
     assert page.get_by_test_id("document-last-try").is_visible()
-    screenshots.take(page, "last-try")
+    _shown(page, screenshots, "last-try")
     # ...and the page then asks once more before the password goes to the card.
     for character in SIGN_PASSWORD:
         page.get_by_test_id(f"document-key-{character}").click()
@@ -580,7 +587,7 @@ def test_consent_document_signed_at_the_kiosk(
     expect_screen(page, "result")
     assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "document_signed"
     assert "署名が完了しました" in page.get_by_test_id("result-title").inner_text()
-    screenshots.take(page, "signed")
+    _shown(page, screenshots, "signed")
 
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["document"]["status"] == "signed"
@@ -622,7 +629,7 @@ def test_declining_to_sign_the_document(
     expect_screen(page, "result")
     assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "document_declined"
     assert "署名しませんでした" in page.get_by_test_id("result-title").inner_text()
-    screenshots.take(page, "declined")
+    _shown(page, screenshots, "declined")
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["status"] == "verified"
     assert result["document"]["status"] == "declined" and result["documents"] == []
