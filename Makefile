@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 # pcscd + vpcd: the real PC/SC stack; libpcsclite-dev + swig: to build pyscard;
 # opensc: an independent JPKI client for interoperability tests; chromium: browser tests;
 # fonts-ipafont-gothic: Japanese glyphs for the kiosk page in Chromium (screenshots, layout tests);
-# poppler-utils: pdftotext, to check that text copied out of our PDFs is the text written.
+# poppler-utils: pdftotext, to check that text copied out of our PDFs is the text written;
+# poppler-data: its CMaps for Japanese fonts (UniJIS-UTF16-H), a Recommends that --no-install-recommends skips.
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig opensc chromium \
-	fonts-ipafont-gothic poppler-utils python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
+	fonts-ipafont-gothic poppler-utils poppler-data python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
 LOCAL_POSTGRES_URL := postgresql://postgres@127.0.0.1:5432/test
 # axe-core, from npm: the kiosk page's accessibility checks inject it into Chromium.
 AXE := tests/kiosk/node_modules/axe-core/axe.min.js

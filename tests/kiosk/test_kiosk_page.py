@@ -133,7 +133,7 @@ def test_identity_verification_at_the_kiosk(
 
     expect_screen(page, "insert_card")
     # vpcd has two readers: the footer lists both, each with its state.
-    this_reader = page.locator(f'[data-testid="reader-choice"][data-reader="{pcsc_reader}"]')
+    this_reader = page.locator(f'[data-testid="reader-item"][data-reader="{pcsc_reader}"]')
     assert this_reader.get_attribute("data-card") == "none"
     assert "カードなし" in this_reader.inner_text()
     _shown(page, screenshots, "insert-card")

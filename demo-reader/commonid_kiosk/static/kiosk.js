@@ -28,8 +28,7 @@
       idle_title: "操作を続けますか？", idle_before: "操作がないため、まもなく最初の画面に戻ります。", seconds: "秒",
       take_card: "カードをお取りください", take_card_lead: "カードがリーダーに残っています。",
       pin_count: (n) => `4桁中${n}桁入力済み`, secret_count: (n) => `${n}文字入力済み`,
-      readers: "カードリーダー", reader_card_my_number_card: "マイナンバーカード", reader_card_other: "対応していないカード",
-      reader_card_none: "カードなし", reader_card_checking: "確認中", reader_chosen: "使用中",
+      readers: "カードリーダー", reader_card_present: "カードあり", reader_card_none: "カードなし", reader_chosen: "使用中",
       claim_name: "氏名", claim_birthdate: "生年月日", claim_gender: "性別", claim_address: "住所",
       claim_did: "デジタルID（DID）", claim_credential: "本人確認済みの証明（VC）",
       claim_none: "本人であることの確認のみ（個人情報は提供しません）",
@@ -70,8 +69,7 @@
       idle_title: "Do you want to continue?", idle_before: "No activity: the screen goes back to the start soon.", seconds: "s",
       take_card: "Please take your card", take_card_lead: "Your card is still on the reader.",
       pin_count: (n) => `${n} of 4 digits entered`, secret_count: (n) => `${n} characters entered`,
-      readers: "Card readers", reader_card_my_number_card: "My Number Card", reader_card_other: "card not supported",
-      reader_card_none: "no card", reader_card_checking: "checking", reader_chosen: "in use",
+      readers: "Card readers", reader_card_present: "card present", reader_card_none: "no card", reader_chosen: "in use",
       claim_name: "Name", claim_birthdate: "Date of birth", claim_gender: "Gender", claim_address: "Address",
       claim_did: "Digital ID (DID)", claim_credential: "Verified identity credential (VC)",
       claim_none: "Only that you are you (no personal information is shared)",
@@ -375,44 +373,34 @@
     $("take-card").hidden = !cardToTake;
   }
 
-  // Staff choose the reader when the counter has several (contact, contactless).
+  // A counter may have several readers (contact, contactless): each is listed with
+  // its state, the one in use marked. (Choosing one from the page is not built yet:
+  // the agent uses --reader, or the first reader holding a card.)
   function renderReaderList() {
     const list = $("readers");
     list.setAttribute("aria-label", t("readers"));
     list.replaceChildren();
     const readers = reader.readers ?? [];
-    // One reader: the status line says it all. Several: each is a button with its state.
+    // One reader: the status line says it all.
     list.hidden = readers.length < 2;
     $("reader-status").hidden = !list.hidden;
     $("reader-light").hidden = !list.hidden;
     for (const item of readers) {
-      const state = item.card ?? (item.card_present ? "my_number_card" : "none");
+      const state = item.card_present ? "present" : "none";
       const chosen = item.name === reader.reader;
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = `reader-choice card-${state}`;
-      button.dataset.testid = "reader-choice";
-      button.dataset.reader = item.name;
-      button.dataset.card = state;
-      button.setAttribute("aria-pressed", String(chosen));
+      const entry = document.createElement("li");
+      entry.className = `reader-item card-${state}${chosen ? " chosen" : ""}`;
+      entry.dataset.testid = "reader-item";
+      entry.dataset.reader = item.name;
+      entry.dataset.card = state;
       const light = document.createElement("span");
       light.className = "status-light";
       light.setAttribute("aria-hidden", "true");
       const label = document.createElement("span");
       label.textContent = `${item.name}: ${t(`reader_card_${state}`)}${chosen ? ` (${t("reader_chosen")})` : ""}`;
-      button.append(light, label);
-      button.addEventListener("click", () => chooseReader(item.name));
-      list.append(button);
+      entry.append(light, label);
+      list.append(entry);
     }
-  }
-
-  async function chooseReader(name) {
-    try {
-      const response = await fetch("/api/reader", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }),
-      });
-      if (response.ok) { reader = await response.json(); renderReader(); }
-    } catch (error) { /* the next reader event shows the state as it is */ }
   }
 
   // --- inactivity ----------------------------------------------------------------------
