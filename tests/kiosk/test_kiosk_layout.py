@@ -291,7 +291,8 @@ def test_focus_and_announcements_follow_the_steps(
     page.keyboard.press("Tab")
     ring = page.evaluate(
         "() => { const s = getComputedStyle(document.activeElement);"
-        " return [s.outlineStyle, parseFloat(s.outlineWidth)]; }"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth),"
+        " document.activeElement.id]; }"
     )
-    assert ring[0] == "solid" and ring[1] >= 3
+    assert ring[0] == "solid" and ring[1] >= 3, ring
     assert_accessible(page)
