@@ -1,4 +1,5 @@
 # Common-ID: the two entry points are `make demo` and `make test`.
+# `make demo ARGS="--service-port 9000 --keep"` passes options to `commonid demo`.
 # Both are idempotent: they install only what is missing and stay quiet otherwise.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,7 +19,7 @@ AXE := tests/kiosk/node_modules/axe-core/axe.min.js
 .PHONY: demo test venv deps lint format
 
 demo: venv
-	@$(VENV)/bin/commonid demo
+	@$(VENV)/bin/commonid demo $(ARGS)
 
 test: venv
 	@if [ -z "$$COMMONID_TEST_POSTGRES_URL" ] && pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \

@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
         "a credential on the command line would show in the process list)",
     )
     parser.add_argument("--reader", help="PC/SC reader name (default: the first holding a card)")
+    parser.add_argument(
+        "--reader-choice-file",
+        type=Path,
+        help="file where the reader chosen on the page is remembered (it wins over --reader)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
@@ -44,6 +49,8 @@ def settings_from_arguments(arguments: argparse.Namespace) -> KioskSettings:
         overrides["service_url"] = arguments.service_url
     if arguments.reader:
         overrides["reader"] = arguments.reader
+    if arguments.reader_choice_file:
+        overrides["reader_choice_file"] = arguments.reader_choice_file
     if arguments.inactivity_timeout:
         overrides["inactivity_timeout_seconds"] = arguments.inactivity_timeout
     if arguments.kiosk_credential_file:
