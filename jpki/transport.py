@@ -256,9 +256,12 @@ class PcscTransport:
         *,
         exclusive: bool = False,
         extended_length: bool | None = None,
+        reset_on_close: bool = True,
     ) -> None:
         self.reader_name = reader_name
         self._exclusive = exclusive
+        # False only for a look at the card that must not disturb another connection.
+        self._reset_on_close = reset_on_close
         self._extended_length = extended_length
         self._probed_reader = False
         self._context: Any = _establish_context()
@@ -393,7 +396,8 @@ class PcscTransport:
         if self._card is not None:
             sc = _scard()
             # Unpower on the way out: the card forgets any verified PIN.
-            sc.SCardDisconnect(self._card, sc.SCARD_RESET_CARD)
+            disposition = sc.SCARD_RESET_CARD if self._reset_on_close else sc.SCARD_LEAVE_CARD
+            sc.SCardDisconnect(self._card, disposition)
             self._card = None
 
     def close(self) -> None:

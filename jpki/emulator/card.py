@@ -23,6 +23,11 @@ from jpki.emulator.state import CardState, PinReference
 # A contact ATR seen on real cards (OpenSC's JPKI driver lists it too): T=1,
 # IFSC 254, no historical bytes.
 JPKI_ATR = bytes.fromhex("3BE000FF8131FE4514")
+# Through a contactless reader the card has no ATR of its own: the reader makes
+# one up in the PC/SC part 3 form for ISO/IEC 14443 type B (3B 88 80 01, ATQB
+# application data, protocol info, TCK), here with zeroed ATQB bytes as some
+# readers report. Clients must recognise the card by selecting the JPKI AP.
+CONTACTLESS_ATR = bytes.fromhex("3B888001000000000000000009")
 
 JPKI_AID = bytes.fromhex("D392F000260100000001")
 # The two other applications of the card. They exist on every card, so a
@@ -184,8 +189,11 @@ class VirtualMyNumberCard:
     give the try back.
     """
 
-    def __init__(self, state: CardState, state_path: Path | None = None) -> None:
+    def __init__(
+        self, state: CardState, state_path: Path | None = None, *, atr: bytes = JPKI_ATR
+    ) -> None:
         self.state = state
+        self._atr = atr
         self.state_path = Path(state_path) if state_path is not None else None
         self._lock = threading.RLock()
         self._application = _Application.NONE
@@ -201,7 +209,7 @@ class VirtualMyNumberCard:
 
     @property
     def atr(self) -> bytes:
-        return JPKI_ATR
+        return self._atr
 
     # --- power and reset: all volatile state is lost --------------------------------
 

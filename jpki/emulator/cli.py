@@ -1,6 +1,7 @@
 """``jpki-emulator``: put a virtual My Number Card into the vpcd reader.
 
     jpki-emulator --card card.json [--host 127.0.0.1] [--port 35963] [--removed] [--trace]
+                  [--atr contact|contactless|HEX]
 
 The card file is the card's memory (see ``commonid card new``); try counters
 are written back to it as they change. While the process runs, the card can
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from jpki.emulator.card import CommandApdu, VirtualMyNumberCard
+from jpki.emulator.card import CONTACTLESS_ATR, JPKI_ATR, CommandApdu, VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.emulator.vpcd import DEFAULT_HOST, DEFAULT_PORT, VirtualCard, VpcdBridge
 
@@ -155,6 +156,19 @@ def _install_signal_handlers(pending: collections.deque[str]) -> None:
         signal.signal(signum, on_signal)
 
 
+def _atr(text: str) -> bytes:
+    named = {"contact": JPKI_ATR, "contactless": CONTACTLESS_ATR}
+    if text in named:
+        return named[text]
+    try:
+        atr = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("contact, contactless or hex bytes") from None
+    if not 2 <= len(atr) <= 33 or atr[0] not in (0x3B, 0x3F):
+        raise argparse.ArgumentTypeError("an ATR is 2 to 33 bytes starting with 3B or 3F")
+    return atr
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="jpki-emulator",
@@ -169,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         "--removed", action="store_true", help="start with the card out of the reader"
     )
     parser.add_argument(
+        "--atr",
+        type=_atr,
+        default=JPKI_ATR,
+        help="the ATR the reader reports: contact (the card's own, default), contactless "
+        "(one a contactless reader makes up), or hex bytes",
+    )
+    parser.add_argument(
         "--trace", action="store_true", help="print command headers and status words (no data)"
     )
     args = parser.parse_args(argv)
@@ -178,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as error:
         print(f"jpki-emulator: cannot load card file {args.card}: {error}", file=sys.stderr)
         return 2
-    card = VirtualMyNumberCard(state, state_path=args.card)
+    card = VirtualMyNumberCard(state, state_path=args.card, atr=args.atr)
     bridge = VpcdBridge(TracingCard(card) if args.trace else card, args.host, args.port)
     control = EmulatorControl(bridge, card)
     _install_signal_handlers(control.pending)

@@ -6,7 +6,10 @@ card answers: data and status word.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -491,3 +494,21 @@ def test_change_pin_after_verify(card: VirtualMyNumberCard) -> None:
     select_ap(card)
     assert verify(card, AUTH_PIN_EF, AUTH_PIN) == 0x63C2
     assert verify(card, AUTH_PIN_EF, "5678") == 0x9000
+
+
+@pytest.mark.parametrize("atr", ["zz", "00", "3B" + "00" * 40])
+def test_the_emulator_refuses_an_atr_that_is_not_one(tmp_path: Path, atr: str) -> None:
+    from jpki.emulator.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--card", str(tmp_path / "card.json"), "--atr", atr])
+    assert exited.value.code == 2
+
+
+def test_the_emulator_presents_the_atr_it_is_given(card: VirtualMyNumberCard) -> None:
+    from jpki.emulator.card import CONTACTLESS_ATR
+
+    contactless = VirtualMyNumberCard(card.state, atr=CONTACTLESS_ATR)
+    assert contactless.atr == CONTACTLESS_ATR
+    # The ATR's check byte: the XOR of T0 to TCK is zero.
+    assert functools.reduce(operator.xor, CONTACTLESS_ATR[1:]) == 0

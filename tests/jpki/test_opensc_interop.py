@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from jpki.emulator.card import VirtualMyNumberCard
+from jpki.emulator.card import CONTACTLESS_ATR, VirtualMyNumberCard
 from jpki.emulator.state import CardState
 from jpki.emulator.vpcd import VpcdBridge
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
@@ -200,24 +200,13 @@ def test_opensc_reports_the_tries_left_after_a_wrong_pin(
     assert re.search(r"Tries left\s+: 2\n", auth_pin_block), pins
 
 
-class _ContactlessLookingCard:
-    """The same card behind an ATR that is not in OpenSC's JPKI table.
-
-    Through a contactless reader the ATR is synthesised by the reader (PC/SC
-    part 3 form), so clients must find the card by selecting the JPKI AP.
-    """
-
-    atr = bytes.fromhex("3B 88 80 01 00 00 00 00 00 00 00 00 09")
-
-    def __init__(self, card: VirtualMyNumberCard) -> None:
-        self.power_on, self.power_off, self.reset = card.power_on, card.power_off, card.reset
-        self.process_apdu = card.process_apdu
-
-
 def test_opensc_finds_the_card_by_selecting_the_ap_when_the_atr_is_unknown(
     opensc_tools: None, virtual_card: VirtualMyNumberCard, pcsc_reader: str
 ) -> None:
-    with VpcdBridge(_ContactlessLookingCard(virtual_card), port=VPCD_PORT):
+    # Through a contactless reader the ATR is the reader's (PC/SC part 3 form), not in
+    # OpenSC's JPKI table: clients must find the card by selecting the JPKI AP.
+    contactless = VirtualMyNumberCard(virtual_card.state, atr=CONTACTLESS_ATR)
+    with VpcdBridge(contactless, port=VPCD_PORT):
         wait_for_card_state(pcsc_reader, present=True)
         listing = run("pkcs15-tool", "--reader", pcsc_reader, "--list-certificates").stdout
     wait_for_card_state(pcsc_reader, present=False)
