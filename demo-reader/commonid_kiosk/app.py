@@ -24,7 +24,8 @@ from fastapi.staticfiles import StaticFiles
 
 from commonid_kiosk.card_session import CardSession
 from commonid_kiosk.events import EventBroadcaster
-from commonid_kiosk.flow import KioskFlow, StepRefused
+from commonid_kiosk.flow import KioskFlow, Step, StepRefused
+from commonid_kiosk.reader_choice import STAFF, ReaderChoice, initial_choice, remember
 from commonid_kiosk.reader_monitor import ReaderMonitor, ReaderSnapshot
 from commonid_kiosk.secret_entry import SecretEntry
 from commonid_kiosk.service_client import KioskService
@@ -47,6 +48,13 @@ class _BadRequest(Exception):
 
 class _Forbidden(Exception):
     pass
+
+
+class _ReaderRefused(Exception):
+    def __init__(self, code: str, detail: str, status: int) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status = status
 
 
 def only_the_kiosk_page(request: Request) -> None:
@@ -108,14 +116,11 @@ def create_app(
         timeout=settings.service_timeout_seconds,
         transport=service_transport,
     )
-    monitor = ReaderMonitor(settings.reader)
+    monitor = ReaderMonitor(initial_choice(settings.reader, settings.reader_choice_file))
     events = EventBroadcaster()
 
     def open_selected_card() -> CardSession:
-        # The configured reader, else the reader the monitor saw a card in.
-        selected = monitor.snapshot.selected
-        reader = settings.reader or (selected.name if selected and selected.card_present else None)
-        return CardSession.open(reader)
+        return CardSession.open(monitor.snapshot.reader_for_card)
 
     flow = KioskFlow(
         client,
@@ -175,6 +180,13 @@ def create_app(
     async def _forbidden(_request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"error": "forbidden", "detail": str(error)}, status_code=403)
 
+    @app.exception_handler(_ReaderRefused)
+    async def _reader_refused(_request: Request, error: _ReaderRefused) -> JSONResponse:
+        return JSONResponse(
+            {"error": error.code, "detail": str(error), "readers": monitor.snapshot.to_json()},
+            status_code=error.status,
+        )
+
     @app.exception_handler(StepRefused)
     async def _refused(_request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(
@@ -198,6 +210,22 @@ def create_app(
     @app.get("/api/readers")
     def readers() -> dict[str, Any]:
         return monitor.snapshot.to_json()
+
+    @app.post("/api/reader")
+    async def choose_reader(request: Request) -> JSONResponse:
+        """Staff choose the reader this kiosk uses; remembered across restarts."""
+        name = _text_field(await _json_body(request), "name")
+        if name not in {r.name for r in monitor.snapshot.readers}:
+            raise _ReaderRefused("unknown_reader", "no reader of that name is connected", 404)
+        # Never between a person's steps: the card they put down is in the old reader.
+        if flow.step is not Step.START:
+            raise _ReaderRefused(
+                "reader_busy", "the reader can be changed only on the start screen", 409
+            )
+        if settings.reader_choice_file is not None:
+            await run_in_threadpool(remember, settings.reader_choice_file, name)
+        snapshot = monitor.choose(ReaderChoice(name, STAFF))
+        return JSONResponse(snapshot.to_json(), headers=_NO_STORE)
 
     @app.get("/api/state")
     def state() -> JSONResponse:

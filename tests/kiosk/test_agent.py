@@ -100,8 +100,12 @@ def test_reader_events_follow_the_card(
         reader_thread.start()
         remove_card(card_in_reader, pcsc_reader)
         insert_card(card_in_reader, pcsc_reader)
-        _wait_until(lambda: [e["card_present"] for e in found][-3:] == [True, False, True])
+        # A card put down is asked what it is (SELECT of the JPKI AP) before it is named.
+        _wait_until(
+            lambda: [e["card"] for e in found][-3:] == ["none", "checking", "my_number_card"]
+        )
         stop.set()
+    assert [e["card_present"] for e in found][-3:] == [False, True, True]
     assert found[0]["reader"] == pcsc_reader
     assert found[0]["service_available"] is True
 

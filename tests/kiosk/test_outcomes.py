@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from commonid_kiosk.outcomes import explain_card_error, explain_service_code
-from commonid_kiosk.reader_monitor import ReaderSnapshot, ReaderState
 
 from jpki.errors import (
     CardRemovedError,
@@ -50,12 +49,3 @@ def test_wrong_pin_carries_the_tries_left() -> None:
 )
 def test_service_codes_fold_onto_what_the_person_can_do(code: str, shown: str) -> None:
     assert explain_service_code(code).code == shown
-
-
-def test_the_kiosk_uses_the_configured_reader_or_the_one_with_a_card() -> None:
-    readers = (ReaderState("Reader A", False), ReaderState("Reader B", True))
-    assert ReaderSnapshot(True, readers, None).selected == readers[1]
-    assert ReaderSnapshot(True, readers, "Reader A").selected == readers[0]
-    assert not ReaderSnapshot(True, readers, "Reader A").card_present
-    assert ReaderSnapshot(True, readers, "Reader C").selected is None
-    assert ReaderSnapshot(True, (), None).to_json()["reader"] is None

@@ -28,7 +28,9 @@
       idle_title: "操作を続けますか？", idle_before: "操作がないため、まもなく最初の画面に戻ります。", seconds: "秒",
       take_card: "カードをお取りください", take_card_lead: "カードがリーダーに残っています。",
       pin_count: (n) => `4桁中${n}桁入力済み`, secret_count: (n) => `${n}文字入力済み`,
-      readers: "カードリーダー", reader_card_present: "カードあり", reader_card_none: "カードなし", reader_chosen: "使用中",
+      readers: "カードリーダー（選ぶと切り替わります）", reader_chosen: "使用中", reader_missing: "選ばれたカードリーダーが接続されていません",
+      reader_card_none: "カードなし", reader_card_checking: "確認中", reader_card_my_number_card: "マイナンバーカード",
+      reader_card_other: "マイナンバーカード以外のカード", reader_card_unreadable: "読み取れないカード",
       claim_name: "氏名", claim_birthdate: "生年月日", claim_gender: "性別", claim_address: "住所",
       claim_did: "デジタルID（DID）", claim_credential: "本人確認済みの証明（VC）",
       claim_none: "本人であることの確認のみ（個人情報は提供しません）",
@@ -69,7 +71,9 @@
       idle_title: "Do you want to continue?", idle_before: "No activity: the screen goes back to the start soon.", seconds: "s",
       take_card: "Please take your card", take_card_lead: "Your card is still on the reader.",
       pin_count: (n) => `${n} of 4 digits entered`, secret_count: (n) => `${n} characters entered`,
-      readers: "Card readers", reader_card_present: "card present", reader_card_none: "no card", reader_chosen: "in use",
+      readers: "Card readers (choose one to switch)", reader_chosen: "in use", reader_missing: "The chosen card reader is not connected",
+      reader_card_none: "no card", reader_card_checking: "checking", reader_card_my_number_card: "My Number Card",
+      reader_card_other: "not a My Number Card", reader_card_unreadable: "unreadable card",
       claim_name: "Name", claim_birthdate: "Date of birth", claim_gender: "Gender", claim_address: "Address",
       claim_did: "Digital ID (DID)", claim_credential: "Verified identity credential (VC)",
       claim_none: "Only that you are you (no personal information is shared)",
@@ -280,6 +284,8 @@
     }
     if (view.step === "start" && previousStep !== "start") clearEntry("code");
     if (view.step !== previousStep) stepShown(view.step);
+    // Readers can be switched on the start screen only.
+    if ((view.step === "start") !== (previousStep === "start")) renderReaderList();
 
     const notice = view.notice;
     $("notice").hidden = !notice;
@@ -361,8 +367,9 @@
     document.body.classList.toggle("no-reader", !reader.reader);
     let text;
     if (!reader.service_available) text = t("reader_service");
+    else if (!reader.reader && reader.chosen_reader) text = `${t("reader_missing")}: ${reader.chosen_reader}`;
     else if (!reader.reader) text = t("reader_none");
-    else text = `${reader.reader}: ${reader.card_present ? t("card_present") : t("card_absent")}`;
+    else text = `${reader.reader}: ${t(`reader_card_${reader.card ?? "none"}`)}`;
     $("reader-status").textContent = text;
     $("reader-status").dataset.cardPresent = String(reader.card_present);
     renderTakeCard();
@@ -374,8 +381,9 @@
   }
 
   // A counter may have several readers (contact, contactless): each is listed with
-  // its state, the one in use marked. (Choosing one from the page is not built yet:
-  // the agent uses --reader, or the first reader holding a card.)
+  // what is in it (the agent asks the card itself, not its ATR), the one in use
+  // marked. Staff switch readers by choosing one; only on the start screen, never
+  // while a person is between steps. The agent remembers the choice.
   function renderReaderList() {
     const list = $("readers");
     list.setAttribute("aria-label", t("readers"));
@@ -386,21 +394,42 @@
     $("reader-status").hidden = !list.hidden;
     $("reader-light").hidden = !list.hidden;
     for (const item of readers) {
-      const state = item.card_present ? "present" : "none";
+      const state = item.card ?? (item.card_present ? "other" : "none");
       const chosen = item.name === reader.reader;
       const entry = document.createElement("li");
-      entry.className = `reader-item card-${state}${chosen ? " chosen" : ""}`;
       entry.dataset.testid = "reader-item";
       entry.dataset.reader = item.name;
       entry.dataset.card = state;
+      const choose = document.createElement("button");
+      choose.type = "button";
+      choose.className = `reader-item card-${state}${chosen ? " chosen" : ""}`;
+      choose.dataset.testid = "reader-choose";
+      choose.setAttribute("aria-pressed", String(chosen));
+      choose.disabled = view.step !== "start";
+      choose.addEventListener("click", () => chooseReader(item.name));
       const light = document.createElement("span");
       light.className = "status-light";
       light.setAttribute("aria-hidden", "true");
       const label = document.createElement("span");
       label.textContent = `${item.name}: ${t(`reader_card_${state}`)}${chosen ? ` (${t("reader_chosen")})` : ""}`;
-      entry.append(light, label);
+      choose.append(light, label);
+      entry.append(choose);
       list.append(entry);
     }
+  }
+
+  async function chooseReader(name) {
+    if (name === reader.reader || view.step !== "start") return;
+    const response = await fetch("/api/reader", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name }),
+      cache: "no-store",
+    });
+    const data = await response.json();
+    // Refused (a session started meanwhile, the reader unplugged): the list is redrawn as it is.
+    reader = response.ok ? data : data.readers ?? reader;
+    renderReader();
   }
 
   // --- inactivity ----------------------------------------------------------------------
