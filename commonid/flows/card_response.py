@@ -1,12 +1,13 @@
-"""The service's flows: sessions, consent, card responses, results, identities.
+"""The card response: one submission from a kiosk, checked, stored, and turned into a result.
 
-Routers call these with a Runtime and a database session; these functions
-speak the domain and raise Problem with a stable code for anything refused.
+The hub of a verification: the card's certificates are validated, the person is
+found or created and bound to the card's DID, the consented claims (or a
+reuse of earlier ones) become the provider's sealed result, and the audit
+entries are written, all in one transaction.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -14,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,6 @@ from commonid.api.schemas import (
     ATTRIBUTE_CLAIMS,
     CardResponse,
     ClaimName,
-    CreateSessionRequest,
     Mode,
 )
 from commonid.card_check import (
@@ -36,7 +36,6 @@ from commonid.card_check import (
     check_card,
     decode_base64,
 )
-from commonid.challenge import Challenge, challenge_for
 from commonid.claims import (
     IDENTITY_METHOD,
     basic_info_key,
@@ -44,157 +43,21 @@ from commonid.claims import (
     stored_attributes,
     verified_claims,
 )
-from commonid.documents import session_documents
+from commonid.flows.reuse import decide_reuse
+from commonid.flows.sessions import result_binding, session_challenge, session_finished
 from commonid.pairwise import pairwise_subject_id
 from commonid.problems import Problem
 from commonid.runtime import Runtime
-from commonid.store import accounts, persons, sessions, webhooks
+from commonid.store import persons, sessions
 from commonid.store.database import take_writer_gate
-from commonid.store.encryption import Sealed, binding
 from commonid.store.models import Certificate, Person
 from commonid.store.persons import PersonRow
 from commonid.store.rows import KioskRow, ProviderRow, SessionRow
 from commonid.store.sessions import SessionStatus
-from commonid.trust import StoredCertificateStatus, stored_certificate_status
 from did.credentials import certificate_serial_sha256
 from jpki.validation import ValidationResult
 
 log = logging.getLogger(__name__)
-
-SESSION_COMPLETED_EVENT = "session.completed"
-
-
-def session_challenge(runtime: Runtime, session: SessionRow) -> Challenge:
-    return challenge_for(
-        audience=runtime.service_did,
-        session_id=session.id,
-        provider_id=session.provider_id,
-        mode=session.mode,
-        nonce=session.nonce,
-        expires_at=session.expires_at,
-    )
-
-
-def challenge_view(challenge: Challenge) -> dict[str, Any]:
-    encoded = base64.urlsafe_b64encode(challenge.to_be_signed()).rstrip(b"=").decode()
-    return {"to_be_signed": encoded, "payload": challenge.payload()}
-
-
-# --- creating a session ------------------------------------------------------
-
-
-def create_session(
-    runtime: Runtime, db: DbSession, provider: ProviderRow, request: CreateSessionRequest
-) -> SessionRow:
-    requested = list(dict.fromkeys(request.claims))  # keep order, drop repeats
-    refused = [claim.value for claim in requested if claim.value not in provider.allowed_claims]
-    if refused:
-        raise Problem("claim_not_allowed", f"not allowed for this provider: {', '.join(refused)}")
-    if request.reuse and request.mode is not Mode.AUTH:
-        raise Problem("invalid_request", "reuse applies to auth mode (the PIN-only flow)")
-    if request.document is not None and request.mode is not Mode.IDENTITY:
-        # Only identity mode verifies the signature password and the sign certificate.
-        raise Problem("document_needs_identity_mode")
-    wants_attributes = any(claim in ATTRIBUTE_CLAIMS for claim in requested)
-    if wants_attributes and request.mode is Mode.AUTH and not request.reuse:
-        raise Problem(
-            "claims_need_identity_mode",
-            "name, birthdate, gender and address need identity mode, or auth mode with reuse",
-        )
-    if request.document is not None:
-        session_documents.check_document_fits(
-            provider_name=provider.name,
-            purpose=request.purpose,
-            claims=[claim.value for claim in requested],
-        )
-    session = sessions.create_session(
-        db,
-        provider_id=provider.id,
-        mode=request.mode.value,
-        claims=[claim.value for claim in requested],
-        purpose=request.purpose,
-        reuse=request.reuse,
-        document=request.document.value if request.document else None,
-        now=runtime.clock(),
-        ttl=runtime.session_ttl,
-    )
-    auditing.record(
-        runtime,
-        db,
-        [
-            (
-                "session.created",
-                {
-                    "session_id": session.id,
-                    "provider_id": provider.id,
-                    "mode": session.mode,
-                    "claims": session.claims,
-                    "reuse": session.reuse,
-                    "document": session.document,
-                },
-            )
-        ],
-    )
-    return session
-
-
-def request_fingerprint(request: CreateSessionRequest) -> str:
-    # exclude_none: requests without the newer optional fields keep their fingerprint.
-    canonical = json.dumps(request.model_dump(mode="json", exclude_none=True), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-# --- kiosk: consent ----------------------------------------------------------
-
-
-def open_session_for_kiosk(runtime: Runtime, session: SessionRow | None) -> SessionRow:
-    """The session a kiosk looked up, unless it is missing or expired."""
-    if session is None:
-        raise Problem("session_not_found")
-    if sessions.effective_status(session, runtime.clock()) is SessionStatus.EXPIRED:
-        raise Problem("session_expired")
-    return session
-
-
-def record_consent(
-    runtime: Runtime,
-    db: DbSession,
-    session_id: str,
-    kiosk: KioskRow,
-    *,
-    approved: bool,
-    claims: list[ClaimName] | None,
-) -> SessionRow:
-    now = runtime.clock()
-    requested = None if claims is None else [claim.value for claim in claims]
-    if approved:
-        session = sessions.record_consent(
-            db, session_id, kiosk_id=kiosk.id, claims=requested, now=now
-        )
-    else:
-        session = sessions.decline_consent(db, session_id, kiosk_id=kiosk.id, now=now)
-    if session is None:  # nothing moved: say why
-        open_session_for_kiosk(runtime, sessions.get_session(db, session_id))
-        raise Problem("consent_already_recorded")
-    # Checked after the UPDATE, which saved reading the session first; raising rolls it back.
-    beyond = sorted(set(requested or ()) - set(session.claims))
-    if beyond:
-        raise Problem("consent_exceeds_request", f"not requested: {', '.join(beyond)}")
-    consented = session.consent_claims or []
-    if approved:
-        event = (
-            "session.consent_given",
-            {"session_id": session.id, "kiosk_id": kiosk.id, "claims": consented},
-        )
-    else:
-        event = ("session.consent_declined", {"session_id": session.id, "kiosk_id": kiosk.id})
-    auditing.record(runtime, db, [event])
-    if not approved:
-        _session_finished(runtime, db, session)
-    return session
-
-
-# --- kiosk: the card response -------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -332,7 +195,7 @@ def process_card_response(
                     outcome, events = _apply_checked_card(
                         runtime, db, session, provider, checked, consent, now=now
                     )
-                    _session_finished(runtime, db, session, events, provider=provider)
+                    session_finished(runtime, db, session, events, provider=provider)
             break
         except _Refused as refusal:
             if refusal.record:
@@ -451,7 +314,7 @@ def _reject_in(
     sessions.record_rejected_response(
         db, session.id, kiosk_id=kiosk_id, code=rejected.code, now=now
     )
-    _session_finished(
+    session_finished(
         runtime,
         db,
         session,
@@ -560,17 +423,10 @@ def _apply_checked_card(
     reuse_info: dict[str, Any] | None = None
     wants_attributes = bool(consented & {claim.value for claim in ATTRIBUTE_CLAIMS})
     if session.reuse and wants_attributes:
-        reason = _reuse_refusal(runtime, db, person, provider, now=now)
-        if reason is not None:
-            status = SessionStatus.REVERIFICATION_REQUIRED
-        else:
-            status = SessionStatus.REUSE_GRANTED
-            attributes = persons.load_attributes(db, person.id, runtime.cipher)
-            assert person.identity_verified_at is not None
-            reuse_info = {
-                "first_verified_at": person.identity_verified_at.isoformat(),
-                "method": person.identity_method,
-            }
+        decision = decide_reuse(runtime, db, person, provider, now=now)
+        status, reason, reuse_info = decision.status, decision.reason, decision.info
+        if decision.attributes is not None:
+            attributes = decision.attributes
     subject_id = pairwise_subject_id(
         runtime.pairwise_secret, provider_id=provider.id, person_id=person.id
     )
@@ -618,7 +474,7 @@ def _apply_checked_card(
             )
         )
     sealed = runtime.cipher.seal(
-        json.dumps(result, ensure_ascii=False).encode(), binding=_result_binding(session.id)
+        json.dumps(result, ensure_ascii=False).encode(), binding=result_binding(session.id)
     )
     # The session is taken only now, after the reads above: for a returning card this
     # is the transaction's first write, where SQLite's writer gate is taken, so the
@@ -681,168 +537,3 @@ def _issue_credential(
         "status_index": int(credential["credentialStatus"]["statusListIndex"]),
     }
     return credential, ("credential.issued", event)
-
-
-def _reuse_refusal(
-    runtime: Runtime,
-    db: DbSession,
-    person: Person | PersonRow,
-    provider: ProviderRow,
-    *,
-    now: datetime,
-) -> str | None:
-    """Why earlier verified claims cannot be reused now, or None when they can."""
-    if person.identity_verified_at is None or person.sign_certificate_id is None:
-        return "no_verified_identity"
-    if now - person.identity_verified_at > timedelta(seconds=provider.reuse_max_age_seconds):
-        return "verification_stale"
-    source = db.get(Certificate, person.sign_certificate_id)
-    if source is None:
-        return "no_verified_identity"
-    if source.revoked_at is not None and source.revoked_at <= now:
-        return "sign_certificate_revoked"
-    status = stored_certificate_status(
-        runtime.trust_policy, issuer=source.issuer, serial_hex=source.serial, at=now
-    )
-    if status is StoredCertificateStatus.REVOKED:
-        return "sign_certificate_revoked"
-    if status is StoredCertificateStatus.UNKNOWN:
-        return "revocation_unavailable"
-    return None
-
-
-def _result_binding(session_id: str) -> bytes:
-    return binding("session", session_id, "result")
-
-
-def _session_finished(
-    runtime: Runtime,
-    db: DbSession,
-    session: SessionRow,
-    events: list[tuple[str, dict[str, Any]]] | None = None,
-    *,
-    provider: ProviderRow | None = None,
-) -> None:
-    """Metrics, the completion webhook, and the audit entries (last: they lock the log)."""
-    runtime.metrics.sessions_completed.labels(session.status).inc()
-    completed_at = session.completed_at or runtime.clock()
-    completion = {
-        "session_id": session.id,
-        "provider_id": session.provider_id,
-        "mode": session.mode,
-        "status": session.status,
-        "reason_code": session.reason_code,
-        "person_id": session.person_id,
-        "latency_ms": max(0.0, (completed_at - session.created_at).total_seconds() * 1000),
-    }
-    if provider is None:
-        provider = accounts.provider_by_id(db, session.provider_id)
-    webhooks.notify(
-        db,
-        provider,
-        event_type=SESSION_COMPLETED_EVENT,
-        payload={"session_id": session.id, "status": session.status},
-        now=runtime.clock(),
-    )
-    auditing.record(runtime, db, [*(events or []), ("session.completed", completion)])
-
-
-# --- results for the provider --------------------------------------------------
-
-
-def session_for_provider(
-    provider_id: str, session_id: str, session: SessionRow | None
-) -> SessionRow:
-    """``session`` as loaded for ``session_id``, if it is ``provider_id``'s."""
-    # Another provider's session is indistinguishable from a missing one.
-    if session is None or session.provider_id != provider_id:
-        raise Problem("session_not_found")
-    return session
-
-
-def session_result(runtime: Runtime, session: SessionRow) -> dict[str, Any]:
-    now = runtime.clock()
-    status = sessions.effective_status(session, now)
-    body: dict[str, Any] = {
-        "id": session.id,
-        "status": status.value,
-        "mode": session.mode,
-        "claims": session.claims,
-        "expires_at": session.expires_at,
-        "completed_at": session.completed_at,
-        "reason_code": session.reason_code,
-    }
-    if session.result_encrypted is not None and session.result_key_id is not None:
-        result = json.loads(
-            runtime.cipher.open(
-                Sealed(session.result_key_id, session.result_encrypted),
-                binding=_result_binding(session.id),
-            )
-        )
-        body.update(result)
-    return body
-
-
-def is_final(session: SessionRow, now: datetime) -> bool:
-    return sessions.effective_status(session, now) not in (
-        SessionStatus.PENDING,
-        SessionStatus.AWAITING_CARD,
-    )
-
-
-# --- identities ---------------------------------------------------------------
-
-
-def identity_view(
-    runtime: Runtime, db: DbSession, provider: ProviderRow, sub: str
-) -> dict[str, Any]:
-    consents = persons.active_consents(db, provider_id=provider.id, subject_id=sub)
-    if not consents:
-        raise Problem("identity_not_found")
-    person_id = consents[-1].person_id
-    allowed: set[str] = set()
-    for consent in consents:
-        allowed.update(consent.claims)
-    body: dict[str, Any] = {
-        "sub": sub,
-        "consents": [
-            {"session_id": c.session_id, "claims": c.claims, "granted_at": c.granted_at}
-            for c in consents
-        ],
-        "verified_claims": None,
-    }
-    person = db.get(Person, person_id)
-    if (
-        person is not None
-        and person.identity_verified_at is not None
-        and person.sign_certificate_id is not None
-        and allowed & {claim.value for claim in ATTRIBUTE_CLAIMS}
-    ):
-        source = db.get(Certificate, person.sign_certificate_id)
-        assert source is not None
-        attributes = persons.load_attributes(db, person.id, runtime.cipher)
-        body["verified_claims"] = verified_claims(
-            released_claims(attributes, allowed),
-            verified_at=person.identity_verified_at,
-            certificate_issuer=source.issuer,
-            certificate_serial_hex=source.serial,
-        )
-    return body
-
-
-def withdraw_identity(runtime: Runtime, db: DbSession, provider: ProviderRow, sub: str) -> None:
-    """Consent withdrawal: the provider's link goes, and so do its stored session results."""
-    consents = persons.active_consents(db, provider_id=provider.id, subject_id=sub)
-    if not consents:
-        raise Problem("identity_not_found")
-    person_ids = {consent.person_id for consent in consents}
-    persons.withdraw_consents(db, provider_id=provider.id, subject_id=sub, now=runtime.clock())
-    sessions.forget_results(db, provider_id=provider.id, person_ids=person_ids)
-    auditing.record(
-        runtime,
-        db,
-        [
-            ("consent.withdrawn", {"provider_id": provider.id, "person_id": person_id})
-            for person_id in sorted(person_ids)
-        ],
-    )
