@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -227,6 +228,88 @@ def provider_rotate_key(name_or_id: str) -> None:
         key = accounts.rotate_provider_key(db, provider)
         _audit_admin(db, "provider_key_rotated", "provider", provider.id)
     typer.echo(f"new api key (shown once): {key}")
+
+
+@provider_app.command("oidc")
+def provider_oidc(
+    name_or_id: str,
+    redirect_uri: Annotated[
+        list[str], typer.Option(help="A redirect URI, matched exactly (repeat for several)")
+    ],
+    jwks_file: Annotated[
+        Path | None,
+        typer.Option(help="Its public keys (JWKS) for private_key_jwt client authentication"),
+    ] = None,
+    jwks_uri: Annotated[
+        str | None, typer.Option(help="Where its JWKS is published (private_key_jwt)")
+    ] = None,
+    client_secret: Annotated[
+        bool,
+        typer.Option(
+            "--client-secret", help="client_secret_basic instead (development): a secret is printed"
+        ),
+    ] = False,
+    require_par: Annotated[
+        bool, typer.Option("--require-par", help="accept only pushed authorization requests")
+    ] = False,
+) -> None:
+    """Register a provider as an OpenID Connect client; prints its client_id.
+
+    Scopes follow the provider's allowed claims; its freshness policy for reuse
+    (acr urn:commonid:acr:jpki:reuse) is its reuse max age. The API key stays.
+    """
+    import json
+
+    from commonid.oidc.server import CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT
+    from commonid.store import oidc
+
+    if sum((jwks_file is not None, jwks_uri is not None, client_secret)) != 1:
+        typer.echo("give exactly one of --jwks-file, --jwks-uri, --client-secret", err=True)
+        raise typer.Exit(2)
+    if jwks_uri is not None:
+        # Fetching keys from a URL at every token request is not built yet: say so.
+        typer.echo("--jwks-uri is not supported yet: register the keys with --jwks-file", err=True)
+        raise typer.Exit(2)
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.loads(jwks_file.read_text())
+            from joserfc.jwk import KeySet
+
+            KeySet.import_key_set(jwks)
+        except (OSError, ValueError) as error:
+            typer.echo(f"{jwks_file}: not a JWKS: {error}", err=True)
+            raise typer.Exit(2) from None
+        if any("d" in key for key in jwks.get("keys", [])):
+            typer.echo(f"{jwks_file} holds a private key: register the public keys only", err=True)
+            raise typer.Exit(2)
+    bad = [
+        uri
+        for uri in redirect_uri
+        if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost"))
+    ]
+    if bad or any("#" in uri for uri in redirect_uri):
+        typer.echo("redirect URIs are https (or http on loopback), without a fragment", err=True)
+        raise typer.Exit(2)
+    with _store() as (db, _):
+        provider = _provider(db, name_or_id)
+        if oidc.client_of_provider(db, provider.id) is not None:
+            typer.echo(f"provider {name_or_id} is already an OpenID client", err=True)
+            raise typer.Exit(1)
+        client, secret = oidc.add_client(
+            db,
+            provider_id=provider.id,
+            redirect_uris=redirect_uri,
+            auth_method=CLIENT_SECRET_BASIC if client_secret else PRIVATE_KEY_JWT,
+            jwks=jwks,
+            jwks_uri=None,
+            require_par=require_par,
+            now=datetime.now(UTC),
+        )
+        _audit_admin(db, "oidc_client_added", "provider", provider.id)
+        typer.echo(f"client_id: {client.client_id}")
+    if secret:
+        typer.echo(f"client secret (shown once): {secret}")
 
 
 @provider_app.command("disable")

@@ -55,6 +55,9 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "certificate_revoked": (422, "A certificate is revoked"),
     "certificate_revocation_unavailable": (503, "No usable revocation data for a certificate"),
     "certificate_revocation_stale": (503, "The revocation data for a certificate is out of date"),
+    "unknown_provider": (404, "No such provider, or it is disabled"),
+    # The OpenID Provider's own pages (its OAuth endpoints answer OAuth errors instead)
+    "authorization_not_found": (404, "No such authorization request, or not this browser's"),
     # Signed documents (issue 9)
     "document_needs_identity_mode": (422, "A signed document needs identity mode"),
     "document_too_long": (422, "The purpose does not fit on the one-page document"),

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Where providers reach the service: status list URLs in credentials point here.
     public_url: str = "http://localhost:8000"
     issuer_key_file: Path | None = None
+    # The OpenID Provider's ID token keys (ES256); unset: <data_dir>/oidc-signing-keys.json.
+    # Every instance of one service shares this file, as it shares issuer_key_file.
+    oidc_signing_key_file: Path | None = None
     # The audience of card challenges; empty means the issuer key's did:key.
     service_did: str = ""
 

@@ -25,6 +25,8 @@ from commonid.audit.service import (
     install_audit_for_runtime,
 )
 from commonid.documents import api as documents_api
+from commonid.oidc.router import OidcDoor
+from commonid.oidc.router import build_router as build_oidc_router
 from commonid.revocations import refresh_and_apply
 from commonid.runtime import Runtime, build_runtime
 from commonid.settings import Settings
@@ -100,6 +102,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         documents_api.router,
     ):
         app.include_router(router)
+    # The OpenID Provider door (commonid.oidc), onto the same flows.
+    app.state.oidc = OidcDoor(runtime)
+    app.include_router(build_oidc_router(lambda request: request.app.state.oidc))
     audit_log = install_audit_for_runtime(app, runtime)
     install_openapi(app, runtime.settings)
     # The last added runs first: the fault barrier, the size limit, then the text checks.

@@ -35,6 +35,7 @@ SessionId = Annotated[str, _id("ses", "Session")]
 ProviderId = Annotated[str, _id("prv", "Provider")]
 KioskId = Annotated[str, _id("ksk", "Kiosk")]
 DocumentId = Annotated[str, _id("doc", "Signed document")]
+AuthorizationId = Annotated[str, _id("az", "OpenID authorization")]
 # Read aloud and typed at the kiosk: the user code's alphabet, in either case.
 _USER_CODE_CHARACTERS = "".join(sorted(set(USER_CODE_ALPHABET + USER_CODE_ALPHABET.lower())))
 UserCode = Annotated[

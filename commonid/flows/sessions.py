@@ -231,3 +231,20 @@ def is_final(session: SessionRow, now: datetime) -> bool:
         SessionStatus.PENDING,
         SessionStatus.AWAITING_CARD,
     )
+
+
+def active_provider(db: DbSession, provider_id: str) -> ProviderRow:
+    """A provider the standard doors act for (their clients are registered to one)."""
+    provider = accounts.provider_by_id(db, provider_id)
+    if provider is None or provider.disabled:
+        raise Problem("unknown_provider")
+    return provider
+
+
+def provider_session_result(
+    runtime: Runtime, db: DbSession, provider_id: str, session_id: str
+) -> dict[str, Any]:
+    """The result ``provider_id`` may read for its session ``session_id``, as the REST API
+    gives it, with ``final`` saying whether anything can still change."""
+    session = session_for_provider(provider_id, session_id, sessions.get_session(db, session_id))
+    return session_result(runtime, session) | {"final": is_final(session, runtime.clock())}

@@ -309,3 +309,76 @@ class SharedKeyFingerprint(Base):
     role: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(sa.String(64))
     recorded_at: Mapped[datetime]
+
+
+# --- OpenID Provider (commonid.oidc): the door's own state, never a person's data ---
+
+
+class OidcClient(Base):
+    """A provider registered as an OpenID Connect client (``commonid provider oidc``)."""
+
+    __tablename__ = "oidc_clients"
+
+    client_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("providers.id"), unique=True
+    )
+    redirect_uris: Mapped[list[str]]
+    # private_key_jwt (jwks or jwks_uri), or client_secret_basic for development
+    auth_method: Mapped[str] = mapped_column(sa.String(40))
+    secret_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    jwks: Mapped[dict[str, Any] | None]
+    jwks_uri: Mapped[str | None] = mapped_column(sa.String(2000))
+    require_par: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class OidcAuthorization(Base):
+    """One authorization request: pushed (PAR) or received, then its Common-ID session,
+    then its code. Stored by hash where a value is a bearer secret."""
+
+    __tablename__ = "oidc_authorizations"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    client_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("oidc_clients.client_id"))
+    # The authorization request's parameters as validated (no secrets in them).
+    params: Mapped[dict[str, Any]]
+    pushed: Mapped[bool] = mapped_column(default=False)
+    # No foreign key: sessions are purged on their own schedule, this row with them.
+    session_id: Mapped[str | None] = mapped_column(sa.String(40), index=True)
+    # The page that follows the person's progress holds this (hash): only that browser.
+    browser_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    code_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    code_expires_at: Mapped[datetime | None]
+    code_used_at: Mapped[datetime | None]
+    auth_time: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class OidcToken(Base):
+    """An access token (by hash): what userinfo may release, for how long, to which key."""
+
+    __tablename__ = "oidc_tokens"
+
+    token_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    authorization_id: Mapped[str] = mapped_column(
+        sa.String(40), sa.ForeignKey("oidc_authorizations.id")
+    )
+    client_id: Mapped[str] = mapped_column(sa.String(40))
+    scope: Mapped[str] = mapped_column(sa.String(400))
+    # DPoP (RFC 9449): the JWK thumbprint the token is bound to, if any.
+    jkt: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class OidcAssertionJti(Base):
+    """Client assertions seen (private_key_jwt): a jti is accepted once per client."""
+
+    __tablename__ = "oidc_assertion_jtis"
+
+    client_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    jti: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    expires_at: Mapped[datetime]
