@@ -15,6 +15,7 @@ from commonid import __version__
 from commonid.audit.cli import audit_app
 from commonid.demo import demo_command
 from commonid.documents.cli import document_app
+from commonid.oidc.cli import oidc_app
 from commonid.settings import Settings
 from did.cli import did_app, issuer_app
 from did.process import run_and_exit
@@ -31,6 +32,7 @@ app.add_typer(issuer_app, name="issuer")
 app.add_typer(did_app, name="did")
 app.add_typer(document_app, name="document")
 app.add_typer(audit_app, name="audit")
+app.add_typer(oidc_app, name="oidc")
 app.command("demo")(demo_command)
 
 db_app = typer.Typer(help="The service database: schema migrations.", no_args_is_help=True)

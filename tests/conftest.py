@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.pcsc",
+    "tests.fixtures.oidc",
     "tests.fixtures.database",
     "tests.fixtures.jpki",
     "tests.fixtures.card",

@@ -33,6 +33,7 @@ from starlette.responses import Response
 from commonid import flows
 from commonid.api.paths import AuthorizationId
 from commonid.oidc import claims as oidc_claims
+from commonid.oidc import dpop
 from commonid.oidc.keys import ALGORITHM, SigningKeysFile
 from commonid.oidc.server import (
     AUTH_METHODS,
@@ -51,6 +52,8 @@ from commonid.store.ids import hash_credential
 from commonid.store.models import OidcAuthorization
 
 STATIC = Path(__file__).parent / "static"
+# Whose jtis the seen-jti table keeps for DPoP proofs (client assertions: the client id).
+DPOP_JTI_OWNER = "dpop"
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 PAR_LIFETIME = dt.timedelta(seconds=90)
 BROWSER_COOKIE = "cid_oidc"
@@ -121,6 +124,7 @@ class OidcDoor:
             "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
             "token_endpoint_auth_signing_alg_values_supported": ["ES256", "PS256", "RS256"],
             "code_challenge_methods_supported": ["S256"],
+            "dpop_signing_alg_values_supported": list(dpop.SIGNING_ALGORITHMS),
             "acr_values_supported": list(oidc_claims.ACR_VALUES_SUPPORTED),
             "claims_parameter_supported": True,
             "claims_supported": ["sub", *oidc_claims.ATTRIBUTE_SCOPES, "verified_claims"],
@@ -363,20 +367,58 @@ class OidcDoor:
         params = _single_values(form)
         if params is None:
             return _oauth_json("invalid_request", "a parameter is repeated or too long")
-        with self.runtime.write_transaction() as db, serving(self.served(db)):
-            return self.server.create_token_response(
-                StarletteOAuth2Request("POST", url, headers, params)
-            )
+        with self.runtime.write_transaction() as db:
+            served = self.served(db)
+            proof = headers.get("dpop")
+            if proof is not None:
+                try:
+                    served.dpop_jkt = dpop.verify_proof(
+                        proof,
+                        method="POST",
+                        url=url,
+                        now=served.now,
+                        first_use=lambda seen, until: store.first_use_of_jti(
+                            db, DPOP_JTI_OWNER, seen, until
+                        ),
+                    )
+                except dpop.InvalidProof as invalid:
+                    return _oauth_json("invalid_dpop_proof", str(invalid))
+            with serving(served):
+                return self.server.create_token_response(
+                    StarletteOAuth2Request("POST", url, headers, params)
+                )
 
-    def userinfo(self, authorization_header: str | None) -> Response:
-        scheme, _, token = (authorization_header or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return _bearer_error("invalid_request", "a Bearer access token is required")
-        with self.runtime.read_only() as db:
+    def userinfo(self, method: str, headers: Mapping[str, str]) -> Response:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        scheme, token = scheme.lower(), token.strip()
+        if scheme not in ("bearer", "dpop") or not token:
+            return _bearer_error("invalid_request", "an access token is required")
+        with self.runtime.write_transaction() as db:
             now = self.runtime.clock()
-            stored = store.token_by_value(db, token.strip(), now)
+            stored = store.token_by_value(db, token, now)
             if stored is None:
                 return _bearer_error("invalid_token", "the access token is unknown or expired")
+            if (stored.jkt is not None) != (scheme == "dpop"):
+                # A bound token must come with DPoP, and DPoP with a bound token.
+                return _bearer_error("invalid_token", "the token type and the scheme differ")
+            if stored.jkt is not None:
+                try:
+                    shown = dpop.verify_proof(
+                        headers.get("dpop", ""),
+                        method=method,
+                        url=f"{self.issuer}/oidc/userinfo",
+                        now=now,
+                        first_use=lambda seen, until: store.first_use_of_jti(
+                            db, DPOP_JTI_OWNER, seen, until
+                        ),
+                        access_token=token,
+                    )
+                except dpop.InvalidProof as invalid:
+                    return _bearer_error("invalid_dpop_proof", str(invalid), scheme="DPoP")
+                if shown != stored.jkt:
+                    return _bearer_error(
+                        "invalid_dpop_proof", "the proof is from another key", scheme="DPoP"
+                    )
             authorization = store.authorization_by_id(db, stored.authorization_id)
             assert authorization is not None
             result = self.result(db, authorization)
@@ -418,12 +460,12 @@ def _oauth_json(error: str, description: str, *, status: int = 400) -> JSONRespo
     )
 
 
-def _bearer_error(error: str, description: str) -> JSONResponse:
+def _bearer_error(error: str, description: str, *, scheme: str = "Bearer") -> JSONResponse:
     return JSONResponse(
         {"error": error, "error_description": description},
-        status_code=401 if error == "invalid_token" else 400,
+        status_code=400 if error == "invalid_request" else 401,
         headers={
-            "WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"',
+            "WWW-Authenticate": f'{scheme} error="{error}", error_description="{description}"',
             "Cache-Control": "no-store",
         },
     )
@@ -505,7 +547,7 @@ def build_router(door_of: Any) -> APIRouter:
     @router.api_route("/oidc/userinfo", methods=["GET", "POST"])
     async def userinfo(request: Request) -> Response:
         door = door_of(request)
-        return await run_in_threadpool(door.userinfo, request.headers.get("authorization"))
+        return await run_in_threadpool(door.userinfo, request.method, request.headers)
 
     return router
 

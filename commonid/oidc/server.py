@@ -73,6 +73,8 @@ class Served:
     db: DbSession
     now: dt.datetime
     result_of: Any  # Callable[[OidcAuthorization], dict[str, Any]]
+    # The key a DPoP proof at the token endpoint showed: the token is bound to it.
+    dpop_jkt: str | None = None
 
 
 _served: contextvars.ContextVar[Served] = contextvars.ContextVar("oidc_served")
@@ -346,13 +348,16 @@ class Server(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         authorization = request.user.authorization
         now = _now()
+        jkt = _served.get().dpop_jkt
+        if jkt is not None:
+            token["token_type"] = "DPoP"  # noqa: S105 - RFC 9449 §5: a bound token says so
         store.save_token(
             _db(),
             token=token["access_token"],
             authorization_id=authorization.id,
             client_id=request.client.client_id,
             scope=token["scope"],
-            jkt=None,
+            jkt=jkt,
             now=now,
             expires_at=now + dt.timedelta(seconds=int(token["expires_in"])),
         )

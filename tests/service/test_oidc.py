@@ -10,12 +10,7 @@ against the discovery document and the JWKS, with explicit claim rules.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -24,185 +19,26 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from commonid.api.app import create_app
 from commonid.card_answer import answer_challenge
 from commonid.client import KioskClient
-from commonid.runtime import Runtime, build_runtime
-from commonid.settings import Settings
-from commonid.store import accounts
-from commonid.store import oidc as oidc_store
 from jpki.card import JPKICard
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.transport import InProcessTransport
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
-
-REDIRECT_A = "https://pay-a.example/callback"
-REDIRECT_B = "https://pay-b.example/cb"
-CARD = "urn:commonid:acr:jpki:card"
-REUSE = "urn:commonid:acr:jpki:reuse"
-
-
-@dataclass
-class OpenIdProvider:
-    url: str
-    runtime: Runtime
-    kiosk_credential: str
-    a_client_id: str
-    a_key: ECKey
-    b_client_id: str
-    b_secret: str
-
-    @property
-    def discovery(self) -> dict[str, Any]:
-        return httpx.get(f"{self.url}/.well-known/openid-configuration").json()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def op(database_url: str, test_hierarchy_dir: Path, tmp_path: Path) -> Iterator[OpenIdProvider]:
-    """The service on a real port whose public URL is that port: the issuer clients see."""
-    import uvicorn
-
-    port = _free_port()
-    settings = Settings(
-        data_dir=tmp_path / "service-data",
-        database_url=database_url,
-        public_url=f"http://127.0.0.1:{port}",
-        trust_mode="test",
-        test_hierarchy_dir=test_hierarchy_dir,
-        session_ttl_seconds=300,
-        webhook_dispatch_interval_seconds=0,
-        crl_refresh_interval_seconds=0,
-    )
-    runtime = build_runtime(settings)
-    a_key = ECKey.generate_key("P-256", private=True)
-    now = runtime.clock()
-    every_claim = ["name", "birthdate", "gender", "address", "did", "credential"]
-    with runtime.sessions.begin() as db:
-        a = accounts.add_provider(
-            db,
-            name="Pay A",
-            allowed_claims=every_claim,
-            reuse_max_age_seconds=86400,
-            now=now,
-            cipher=runtime.cipher,
-        )
-        b = accounts.add_provider(
-            db,
-            name="Pay B",
-            allowed_claims=["name", "birthdate", "address"],
-            reuse_max_age_seconds=86400,
-            now=now,
-            cipher=runtime.cipher,
-        )
-        kiosk = accounts.add_kiosk(db, name="Kiosk", now=now)
-        client_a, _ = oidc_store.add_client(
-            db,
-            provider_id=a.account.id,
-            redirect_uris=[REDIRECT_A],
-            auth_method="private_key_jwt",
-            jwks={"keys": [a_key.as_dict(private=False)]},
-            jwks_uri=None,
-            require_par=False,
-            now=now,
-        )
-        client_b, b_secret = oidc_store.add_client(
-            db,
-            provider_id=b.account.id,
-            redirect_uris=[REDIRECT_B],
-            auth_method="client_secret_basic",
-            jwks=None,
-            jwks_uri=None,
-            require_par=False,
-            now=now,
-        )
-        ids = client_a.client_id, client_b.client_id
-    assert b_secret is not None
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield OpenIdProvider(
-            settings.public_url, runtime, kiosk.credential, ids[0], a_key, ids[1], b_secret
-        )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        runtime.close()
-
-
-def _rp_a(op: OpenIdProvider) -> OAuth2Session:
-    """Provider A's back end: private_key_jwt with its ES256 key, PKCE S256."""
-    token_endpoint = op.discovery["token_endpoint"]
-    session = OAuth2Session(
-        op.a_client_id,
-        op.a_key,
-        token_endpoint_auth_method="private_key_jwt",
-        redirect_uri=REDIRECT_A,
-        code_challenge_method="S256",
-    )
-    session.register_client_auth_method(PrivateKeyJWT(token_endpoint, alg="ES256"))
-    return session
-
-
-def _rp_b(op: OpenIdProvider) -> OAuth2Session:
-    return OAuth2Session(
-        op.b_client_id,
-        op.b_secret,
-        token_endpoint_auth_method="client_secret_basic",
-        redirect_uri=REDIRECT_B,
-        code_challenge_method="S256",
-    )
-
-
-class Browser:
-    """The person's browser: follows the authorization redirect, then the sign-in page."""
-
-    def __init__(self, op: OpenIdProvider) -> None:
-        self.op = op
-        self.http = httpx.Client(base_url=op.url, follow_redirects=False, timeout=30)
-
-    def open(self, authorization_url: str) -> httpx.Response:
-        return self.http.get(authorization_url)
-
-    def sign_in(self, authorization_url: str) -> tuple[str, dict[str, Any]]:
-        """Open the provider's link; returns the sign-in page path and its first status."""
-        response = self.open(authorization_url)
-        assert response.status_code == 303, response.text
-        page = response.headers["location"]
-        assert self.http.get(page).status_code == 200
-        return page, self.status(page)
-
-    def status(self, page: str) -> dict[str, Any]:
-        response = self.http.get(f"{page}/status")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def wait_for_redirect(self, page: str) -> str:
-        deadline = time.monotonic() + 30
-        while True:
-            status = self.status(page)
-            if "redirect" in status:
-                return str(status["redirect"])
-            assert time.monotonic() < deadline, status
-            time.sleep(0.2)
+from tests.fixtures.oidc import (
+    CARD,
+    REDIRECT_A,
+    REDIRECT_B,
+    REUSE,
+    Browser,
+    OpenIdProvider,
+    id_token_claims,
+    rp_a,
+    rp_b,
+)
 
 
 def _card_step(
@@ -219,25 +55,6 @@ def _card_step(
             sign_password=SIGN_PASSWORD if password else None,
         )
         kiosk.submit_card_answer(session.id, answer)
-
-
-def _id_token_claims(op: OpenIdProvider, id_token: str, client_id: str, nonce: str) -> Any:
-    """The ID token as a careful relying party checks it: the JWKS named by discovery,
-    the algorithm it announces, and the claims iss, aud, exp, iat and nonce."""
-    discovery = op.discovery
-    keys = KeySet.import_key_set(httpx.get(discovery["jwks_uri"]).json())
-    token = jwt.decode(
-        id_token, keys, algorithms=discovery["id_token_signing_alg_values_supported"]
-    )
-    jwt.JWTClaimsRegistry(
-        iss={"essential": True, "value": discovery["issuer"]},
-        aud={"essential": True, "value": client_id},
-        exp={"essential": True},
-        iat={"essential": True},
-        sub={"essential": True},
-        nonce={"essential": True, "value": nonce},
-    ).validate(token.claims)
-    return token
 
 
 def _code_flow(
@@ -271,7 +88,7 @@ def _code_flow(
         discovery["token_endpoint"], authorization_response=redirect, code_verifier=verifier
     )
     assert "refresh_token" not in token
-    id_token = _id_token_claims(op, token["id_token"], rp.client_id, nonce)
+    id_token = id_token_claims(op, token["id_token"], rp.client_id, nonce)
     userinfo = rp.get(discovery["userinfo_endpoint"]).json()
     return token, id_token, userinfo
 
@@ -287,7 +104,7 @@ def test_identity_at_a_then_reuse_at_b_with_the_pin_only(
     claims_request = json.dumps({"id_token": {"verified_claims": {"claims": {"name": None}}}})
     _token, id_token, userinfo = _code_flow(
         op,
-        _rp_a(op),
+        rp_a(op),
         virtual_card,
         scope="openid name birthdate address",
         password=True,
@@ -306,7 +123,7 @@ def test_identity_at_a_then_reuse_at_b_with_the_pin_only(
 
     _token, id_token, userinfo = _code_flow(
         op,
-        _rp_b(op),
+        rp_b(op),
         virtual_card,
         scope="openid name birthdate address",
         password=False,  # the PIN only
@@ -322,7 +139,7 @@ def test_a_pushed_authorization_request_is_used_once(
     op: OpenIdProvider, virtual_card: VirtualMyNumberCard
 ) -> None:
     discovery = op.discovery
-    rp = _rp_b(op)
+    rp = rp_b(op)
     nonce, verifier = generate_token(20), generate_token(48)
     url, state = rp.create_authorization_url(
         discovery["authorization_endpoint"], scope="openid", nonce=nonce, code_verifier=verifier
@@ -345,7 +162,7 @@ def test_a_pushed_authorization_request_is_used_once(
     token = rp.fetch_token(
         discovery["token_endpoint"], authorization_response=redirect, code_verifier=verifier
     )
-    assert _id_token_claims(op, token["id_token"], op.b_client_id, nonce).claims["acr"] == CARD
+    assert id_token_claims(op, token["id_token"], op.b_client_id, nonce).claims["acr"] == CARD
     assert parse_qs(urlsplit(redirect).query)["state"] == [state]
     again = Browser(op).open(link)
     assert again.status_code == 400 and "invalid_request_uri" in again.text
@@ -445,7 +262,7 @@ def test_codes_are_single_use_bound_to_their_client_and_verifier(
         redirect = browser.wait_for_redirect(page)
         return parse_qs(urlsplit(redirect).query)["code"][0], verifier
 
-    code, verifier = signed_in(_rp_b(op))
+    code, verifier = signed_in(rp_b(op))
     exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_B}
     b_auth = (op.b_client_id, op.b_secret)
     wrong = httpx.post(token_endpoint, data=exchange | {"code_verifier": "x" * 43}, auth=b_auth)
@@ -454,19 +271,19 @@ def test_codes_are_single_use_bound_to_their_client_and_verifier(
     burnt = httpx.post(token_endpoint, data=exchange | {"code_verifier": verifier}, auth=b_auth)
     assert burnt.json()["error"] == "invalid_grant"
 
-    code, verifier = signed_in(_rp_b(op))
+    code, verifier = signed_in(rp_b(op))
     missing = httpx.post(token_endpoint, data=exchange | {"code": code}, auth=b_auth)
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
 
-    code, verifier = signed_in(_rp_b(op))
+    code, verifier = signed_in(rp_b(op))
     exchange = exchange | {"code": code, "code_verifier": verifier}
     # Client A presents B's code: refused, and the code is spent.
     with pytest.raises(OAuthError) as stolen:
-        _rp_a(op).fetch_token(token_endpoint, code=code, code_verifier=verifier)
+        rp_a(op).fetch_token(token_endpoint, code=code, code_verifier=verifier)
     assert stolen.value.error == "invalid_grant"
     assert httpx.post(token_endpoint, data=exchange, auth=b_auth).json()["error"] == "invalid_grant"
 
-    code, verifier = signed_in(_rp_b(op))
+    code, verifier = signed_in(rp_b(op))
     exchange = exchange | {"code": code, "code_verifier": verifier}
     first = httpx.post(token_endpoint, data=exchange, auth=b_auth)
     assert first.status_code == 200, first.text
@@ -531,7 +348,7 @@ def test_declining_at_the_kiosk_returns_access_denied(
     op: OpenIdProvider,
 ) -> None:
     discovery = op.discovery
-    rp = _rp_b(op)
+    rp = rp_b(op)
     url, _ = rp.create_authorization_url(
         discovery["authorization_endpoint"],
         scope="openid",
@@ -570,3 +387,141 @@ def test_repeated_or_oversized_parameters_are_refused(op: OpenIdProvider) -> Non
     assert token.status_code == 400 and token.json()["error"] == "invalid_request"
     not_a_form = httpx.post(op.discovery["token_endpoint"], json={"grant_type": "x"})
     assert not_a_form.status_code == 400
+
+
+def _proof(key: ECKey, method: str, url: str, **claims: Any) -> str:
+    """A DPoP proof as RFC 9449 §4.2 has a client make it (no client library here has DPoP)."""
+    body = {"jti": generate_token(16), "htm": method, "htu": url, "iat": int(time.time())}
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": key.as_dict(private=False)}
+    return jwt.encode(header, body | claims, key)
+
+
+def test_dpop_binds_the_access_token_to_the_clients_key(
+    op: OpenIdProvider, virtual_card: VirtualMyNumberCard
+) -> None:
+    import hashlib
+
+    discovery = op.discovery
+    assert "ES256" in discovery["dpop_signing_alg_values_supported"]
+    token_endpoint, userinfo = discovery["token_endpoint"], discovery["userinfo_endpoint"]
+    rp = rp_b(op)
+    verifier = generate_token(48)
+    url, _ = rp.create_authorization_url(
+        discovery["authorization_endpoint"],
+        scope="openid name",
+        nonce=generate_token(20),
+        code_verifier=verifier,
+    )
+    browser = Browser(op)
+    page, status = browser.sign_in(url)
+    _card_step(op, status["user_code"], virtual_card, password=True)
+    code = parse_qs(urlsplit(browser.wait_for_redirect(page)).query)["code"][0]
+    holder = ECKey.generate_key("P-256", private=True)
+    exchange = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_B,
+        "code_verifier": verifier,
+    }
+    b_auth = (op.b_client_id, op.b_secret)
+    wrong_url = httpx.post(
+        token_endpoint,
+        data=exchange,
+        auth=b_auth,
+        headers={"DPoP": _proof(holder, "POST", userinfo)},
+    )
+    assert wrong_url.status_code == 400 and wrong_url.json()["error"] == "invalid_dpop_proof"
+    issued = httpx.post(
+        token_endpoint,
+        data=exchange,
+        auth=b_auth,
+        headers={"DPoP": _proof(holder, "POST", token_endpoint)},
+    )
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["token_type"] == "DPoP"
+    access_token = issued.json()["access_token"]
+    ath = (
+        __import__("base64")
+        .urlsafe_b64encode(hashlib.sha256(access_token.encode()).digest())
+        .rstrip(b"=")
+        .decode()
+    )
+
+    def ask(scheme: str, proof: str | None) -> httpx.Response:
+        headers = {"Authorization": f"{scheme} {access_token}"}
+        if proof is not None:
+            headers["DPoP"] = proof
+        return httpx.get(userinfo, headers=headers)
+
+    good = _proof(holder, "GET", userinfo, ath=ath)
+    answered = ask("DPoP", good)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["name"]
+    # A stolen bound token is useless without the key: every other way is refused.
+    assert ask("Bearer", None).status_code == 401
+    assert ask("DPoP", None).status_code == 401
+    assert ask("DPoP", good).status_code == 401  # the same proof again (jti)
+    thief = ECKey.generate_key("P-256", private=True)
+    assert ask("DPoP", _proof(thief, "GET", userinfo, ath=ath)).status_code == 401
+    assert ask("DPoP", _proof(holder, "GET", userinfo)).status_code == 401  # no ath
+    assert ask("DPoP", _proof(holder, "POST", userinfo, ath=ath)).status_code == 401
+    stale = _proof(holder, "GET", userinfo, ath=ath, iat=int(time.time()) - 600)
+    refused = ask("DPoP", stale)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert ask("DPoP", _proof(holder, "GET", userinfo, ath=ath)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "proof",
+    ["", "x", "a.b.c", "!!!.!!!.!!!", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.", "é.é.é", "a." * 5000],
+)
+def test_a_malformed_dpop_proof_is_a_400_never_a_500(op: OpenIdProvider, proof: str) -> None:
+    response = httpx.post(
+        op.discovery["token_endpoint"],
+        data={"grant_type": "authorization_code", "code": "c"},
+        auth=(op.b_client_id, op.b_secret),
+        headers={"DPoP": proof.encode("utf-8")},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_rotated_signing_key_keeps_earlier_id_tokens_verifiable(
+    op: OpenIdProvider, virtual_card: VirtualMyNumberCard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from commonid.cli import app
+
+    def id_token_of_a_sign_in() -> str:
+        rp = rp_b(op)
+        nonce, verifier = generate_token(20), generate_token(48)
+        url, _ = rp.create_authorization_url(
+            op.discovery["authorization_endpoint"],
+            scope="openid",
+            nonce=nonce,
+            code_verifier=verifier,
+        )
+        browser = Browser(op)
+        page, status = browser.sign_in(url)
+        _card_step(op, status["user_code"], virtual_card, password=False)
+        redirect = browser.wait_for_redirect(page)
+        token = rp.fetch_token(
+            op.discovery["token_endpoint"], authorization_response=redirect, code_verifier=verifier
+        )
+        id_token_claims(op, token["id_token"], op.b_client_id, nonce)
+        return str(token["id_token"])
+
+    before = id_token_of_a_sign_in()
+    monkeypatch.setenv("COMMONID_DATA_DIR", str(op.runtime.settings.data_dir))
+    rotated = CliRunner().invoke(app, ["oidc", "rotate-key"])
+    assert rotated.exit_code == 0, rotated.output
+    after = id_token_of_a_sign_in()  # the running service signs with the new key
+    jwks = KeySet.import_key_set(httpx.get(op.discovery["jwks_uri"]).json())
+    kids = [jwt.decode(token, jwks).header["kid"] for token in (before, after)]
+    assert kids[0] != kids[1]
+    assert len(jwks.keys) == 2  # the earlier token still verifies against the JWKS
+    listed = CliRunner().invoke(app, ["oidc", "keys"]).output
+    assert f"{kids[1]}\t" in listed and "signing" in listed and "published" in listed
+    assert '"d"' not in listed
