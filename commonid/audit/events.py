@@ -217,6 +217,46 @@ EVENT_TYPES: dict[str, EventType] = {
             target_type=Kind.CODE,
             target_id=Kind.ID,
         ),
+        # The OpenID Provider (commonid.oidc): what each request became, by ids and codes.
+        _event(
+            "oidc.authorization_started",
+            ("authorization_id", "client_id", "session_id"),
+            authorization_id=Kind.ID,
+            client_id=Kind.ID,
+            session_id=Kind.ID,
+            pushed=Kind.BOOL,
+            acr_requested=Kind.ID,
+        ),
+        _event(
+            "oidc.authorization_finished",
+            ("authorization_id", "client_id", "outcome"),
+            authorization_id=Kind.ID,
+            client_id=Kind.ID,
+            session_id=Kind.ID,
+            outcome=Kind.CODE,  # code_issued | access_denied
+            acr=Kind.ID,
+        ),
+        _event(
+            "oidc.token_issued",
+            ("authorization_id", "client_id"),
+            authorization_id=Kind.ID,
+            client_id=Kind.ID,
+            dpop_bound=Kind.BOOL,
+        ),
+        _event(
+            "oidc.claims_released",
+            ("authorization_id", "client_id"),
+            authorization_id=Kind.ID,
+            client_id=Kind.ID,
+            claims=Kind.CLAIMS,
+        ),
+        _event(
+            "oidc.request_refused",
+            ("endpoint", "error"),
+            endpoint=Kind.CODE,  # authorize | par | token | userinfo
+            error=Kind.CODE,  # the OAuth error code sent
+            client_id=Kind.ID,  # when the client is a registered one
+        ),
     )
 }
 

@@ -18,11 +18,12 @@ does; OAuth errors follow RFC 6749 §4.1.2.1 and §5.2 and OIDC Core §3.1.2.6.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Request
@@ -30,7 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from starlette.responses import Response
 
-from commonid import flows
+from commonid import auditing, flows
 from commonid.api.paths import AuthorizationId
 from commonid.oidc import claims as oidc_claims
 from commonid.oidc import dpop
@@ -248,6 +249,22 @@ class OidcDoor:
                 authorization.params = kept
             try:
                 browser = self.begin(db, client, authorization)
+                auditing.record(
+                    self.runtime,
+                    db,
+                    [
+                        (
+                            "oidc.authorization_started",
+                            {
+                                "authorization_id": authorization.id,
+                                "client_id": client.client_id,
+                                "session_id": authorization.session_id,
+                                "pushed": authorization.pushed,
+                                "acr_requested": kept["acr_requested"],
+                            },
+                        )
+                    ],
+                )
             except Problem as problem:
                 return _redirect(
                     error_redirect(
@@ -334,6 +351,23 @@ class OidcDoor:
                 return view | {"status": "waiting"}
             redirect = self.finish(authorization, result)
             authorization.params = authorization.params | {"finished": True}
+            issued = "code" in parse_qs(urlsplit(redirect).query)
+            auditing.record(
+                self.runtime,
+                db,
+                [
+                    (
+                        "oidc.authorization_finished",
+                        {
+                            "authorization_id": authorization.id,
+                            "client_id": authorization.client_id,
+                            "session_id": authorization.session_id,
+                            "outcome": "code_issued" if issued else "access_denied",
+                            "acr": oidc_claims.acr_achieved(result["status"]),
+                        },
+                    )
+                ],
+            )
             return view | {"status": result["status"], "redirect": redirect}
 
     def finish(self, authorization: OidcAuthorization, result: dict[str, Any]) -> str:
@@ -384,9 +418,11 @@ class OidcDoor:
                 except dpop.InvalidProof as invalid:
                     return _oauth_json("invalid_dpop_proof", str(invalid))
             with serving(served):
-                return self.server.create_token_response(
+                response = self.server.create_token_response(
                     StarletteOAuth2Request("POST", url, headers, params)
                 )
+            auditing.record(self.runtime, db, served.events)
+            return response
 
     def userinfo(self, method: str, headers: Mapping[str, str]) -> Response:
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -429,7 +465,62 @@ class OidcDoor:
                 verified = oidc_claims.verified_claims(result, scopes)
                 if verified is not None:
                     info["verified_claims"] = verified
+            released = [name for name in info if name in oidc_claims.ATTRIBUTE_SCOPES]
+            released += [
+                name
+                for name in info.get("verified_claims", {}).get("claims", {})
+                if name not in released
+            ]
+            auditing.record(
+                self.runtime,
+                db,
+                [
+                    (
+                        "oidc.claims_released",
+                        {
+                            "authorization_id": authorization.id,
+                            "client_id": stored.client_id,
+                            "claims": sorted(released),
+                        },
+                    )
+                ],
+            )
         return JSONResponse(info, headers={"Cache-Control": "no-store"})
+
+    def record_refusal(self, endpoint: str, response: Response) -> Response:
+        """Bad input is recorded: every OAuth error this door sends gets an audit entry."""
+        error = refusal_of(response)
+        if error is not None:
+            with self.runtime.write_transaction() as db:
+                auditing.record(
+                    self.runtime,
+                    db,
+                    [("oidc.request_refused", {"endpoint": endpoint, "error": error})],
+                )
+        return response
+
+
+def refusal_of(response: Response) -> str | None:
+    """The OAuth error code a response carries (JSON body, error page or redirect), if any."""
+    if response.status_code in (302, 303):
+        query = parse_qs(urlsplit(response.headers.get("location", "")).query)
+        return _error_code(query.get("error", [None])[0])
+    if response.status_code < 400:
+        return None
+    marked = getattr(response, "oauth_error", None)
+    if marked is not None:
+        return _error_code(marked)
+    try:
+        return _error_code(json.loads(bytes(response.body)).get("error"))
+    except (ValueError, AttributeError):
+        return "unknown_error"
+
+
+def _error_code(error: object) -> str | None:
+    if not isinstance(error, str):
+        return None
+    # Codes are the door's own or Authlib's: lowercase words; anything else is not echoed.
+    return error if error.replace("_", "").isalpha() and error.islower() else "unknown_error"
 
 
 def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str] | None:
@@ -483,7 +574,9 @@ def _error_page(error: str, description: str) -> HTMLResponse:
         "Please contact that service.</p>"
         f"<p><code>{error}</code>: {_html(description)}</p></body></html>"
     )
-    return HTMLResponse(body, status_code=400, headers={"Cache-Control": "no-store"})
+    page = HTMLResponse(body, status_code=400, headers={"Cache-Control": "no-store"})
+    page.oauth_error = error  # type: ignore[attr-defined]
+    return page
 
 
 def _html(text: str) -> str:
@@ -507,15 +600,19 @@ def build_router(door_of: Any) -> APIRouter:
     async def authorize(request: Request) -> Response:
         door = door_of(request)
         query = list(request.query_params.multi_items())
-        return await run_in_threadpool(door.authorize, query, str(request.url))
+        response = await run_in_threadpool(door.authorize, query, str(request.url))
+        return await run_in_threadpool(door.record_refusal, "authorize", response)
 
     @router.post("/oidc/par")
     async def par(request: Request) -> Response:
         door = door_of(request)
         form = await _form(request)
         if form is None:
-            return _oauth_json("invalid_request", "the body must be a form")
-        return await run_in_threadpool(door.push, form, f"{door.issuer}/oidc/par", request.headers)
+            response: Response = _oauth_json("invalid_request", "the body must be a form")
+        else:
+            url = f"{door.issuer}/oidc/par"
+            response = await run_in_threadpool(door.push, form, url, request.headers)
+        return await run_in_threadpool(door.record_refusal, "par", response)
 
     @router.get("/oidc/static/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:
@@ -539,15 +636,17 @@ def build_router(door_of: Any) -> APIRouter:
         door = door_of(request)
         form = await _form(request)
         if form is None:
-            return _oauth_json("invalid_request", "the body must be a form")
-        return await run_in_threadpool(
-            door.token, form, door.server.token_endpoint, request.headers
-        )
+            response: Response = _oauth_json("invalid_request", "the body must be a form")
+        else:
+            url = door.server.token_endpoint
+            response = await run_in_threadpool(door.token, form, url, request.headers)
+        return await run_in_threadpool(door.record_refusal, "token", response)
 
     @router.api_route("/oidc/userinfo", methods=["GET", "POST"])
     async def userinfo(request: Request) -> Response:
         door = door_of(request)
-        return await run_in_threadpool(door.userinfo, request.method, request.headers)
+        response = await run_in_threadpool(door.userinfo, request.method, request.headers)
+        return await run_in_threadpool(door.record_refusal, "userinfo", response)
 
     return router
 

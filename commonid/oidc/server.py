@@ -28,7 +28,7 @@ import contextvars
 import datetime as dt
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -75,6 +75,8 @@ class Served:
     result_of: Any  # Callable[[OidcAuthorization], dict[str, Any]]
     # The key a DPoP proof at the token endpoint showed: the token is bound to it.
     dpop_jkt: str | None = None
+    # Audit entries the request makes, written with its transaction.
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 _served: contextvars.ContextVar[Served] = contextvars.ContextVar("oidc_served")
@@ -360,6 +362,16 @@ class Server(AuthorizationServer):
             jkt=jkt,
             now=now,
             expires_at=now + dt.timedelta(seconds=int(token["expires_in"])),
+        )
+        _served.get().events.append(
+            (
+                "oidc.token_issued",
+                {
+                    "authorization_id": authorization.id,
+                    "client_id": request.client.client_id,
+                    "dpop_bound": jkt is not None,
+                },
+            )
         )
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:

@@ -9,6 +9,7 @@ against the discovery document and the JWKS, with explicit claim rules.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -24,6 +25,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from commonid.card_answer import answer_challenge
 from commonid.client import KioskClient
+from commonid.store import oidc as oidc_store
 from jpki.card import JPKICard
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.transport import InProcessTransport
@@ -525,3 +527,90 @@ def test_a_rotated_signing_key_keeps_earlier_id_tokens_verifiable(
     listed = CliRunner().invoke(app, ["oidc", "keys"]).output
     assert f"{kids[1]}\t" in listed and "signing" in listed and "published" in listed
     assert '"d"' not in listed
+
+
+def _audited(op: OpenIdProvider, event_type: str) -> list[dict[str, Any]]:
+    assert op.runtime.audit is not None
+    return [
+        json.loads(entry.entry)["data"] for entry in op.runtime.audit.entries(event_type=event_type)
+    ]
+
+
+def test_the_audit_log_follows_every_sign_in_and_every_refusal(
+    op: OpenIdProvider, virtual_card: VirtualMyNumberCard
+) -> None:
+    _code_flow(op, rp_b(op), virtual_card, scope="openid name", password=True)
+    started = _audited(op, "oidc.authorization_started")
+    assert [e["client_id"] for e in started] == [op.b_client_id]
+    session_id = started[0]["session_id"]
+    finished = _audited(op, "oidc.authorization_finished")
+    assert finished[0]["outcome"] == "code_issued" and finished[0]["session_id"] == session_id
+    assert _audited(op, "oidc.token_issued")[0]["dpop_bound"] is False
+    assert _audited(op, "oidc.claims_released")[0]["claims"] == ["name"]
+    # The session itself is audited as every REST session is.
+    completed = _audited(op, "session.completed")
+    assert [e["session_id"] for e in completed] == [session_id]
+
+    _authorize_error(op, scope="openid email")
+    httpx.post(op.discovery["token_endpoint"], data={"grant_type": "password"})
+    refused = [(e["endpoint"], e["error"]) for e in _audited(op, "oidc.request_refused")]
+    assert ("authorize", "invalid_scope") in refused
+    assert ("token", "invalid_client") in refused or ("token", "unsupported_grant_type") in refused
+    # Nothing personal in any of it.
+    assert not any("山田" in json.dumps(e) for e in _audited(op, "oidc.claims_released"))
+
+
+def _signed_in_code(op: OpenIdProvider, card: VirtualMyNumberCard, **extra: str) -> tuple[str, str]:
+    rp = rp_b(op)
+    verifier = generate_token(48)
+    url, _ = rp.create_authorization_url(
+        op.discovery["authorization_endpoint"],
+        scope="openid",
+        nonce=generate_token(20),
+        code_verifier=verifier,
+        **extra,
+    )
+    browser = Browser(op)
+    page, status = browser.sign_in(url)
+    _card_step(op, status["user_code"], card, password=False)
+    return parse_qs(urlsplit(browser.wait_for_redirect(page)).query)["code"][0], verifier
+
+
+def test_a_code_expires_within_a_minute(
+    op: OpenIdProvider, virtual_card: VirtualMyNumberCard
+) -> None:
+    code, verifier = _signed_in_code(op, virtual_card)
+    op.clock.advance(dt.timedelta(seconds=61))
+    late = httpx.post(
+        op.discovery["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_B,
+            "code_verifier": verifier,
+        },
+        auth=(op.b_client_id, op.b_secret),
+    )
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+
+
+def test_max_age_gets_the_card_authentication_time(
+    op: OpenIdProvider, virtual_card: VirtualMyNumberCard
+) -> None:
+    before = int(time.time())
+    _token, id_token, _userinfo = _code_flow(
+        op, rp_b(op), virtual_card, scope="openid", password=False, max_age="0"
+    )
+    # Every sign-in authenticates with the card, so any max_age is met: auth_time says when.
+    assert before - 1 <= id_token.claims["auth_time"] <= int(time.time()) + 1
+    assert id_token.claims["amr"] == ["sc", "hwk", "pin"]
+    assert _authorize_error(op, max_age="-1")["error"] == ["invalid_request"]
+
+
+def test_a_client_that_must_push_its_requests(op: OpenIdProvider) -> None:
+    with op.runtime.sessions.begin() as db:
+        client = oidc_store.client_by_id(db, op.b_client_id)
+        assert client is not None
+        client.require_par = True
+    assert _authorize_error(op)["error"] == ["invalid_request"]
+    assert op.discovery["pushed_authorization_request_endpoint"].endswith("/oidc/par")
