@@ -268,9 +268,10 @@ def provider_oidc(
     if sum((jwks_file is not None, jwks_uri is not None, client_secret)) != 1:
         typer.echo("give exactly one of --jwks-file, --jwks-uri, --client-secret", err=True)
         raise typer.Exit(2)
-    if jwks_uri is not None:
-        # Fetching keys from a URL at every token request is not built yet: say so.
-        typer.echo("--jwks-uri is not supported yet: register the keys with --jwks-file", err=True)
+    if jwks_uri is not None and not jwks_uri.startswith(
+        ("https://", "http://127.0.0.1", "http://localhost")
+    ):
+        typer.echo("--jwks-uri must be https (or http on loopback)", err=True)
         raise typer.Exit(2)
     jwks = None
     if jwks_file is not None:
@@ -304,7 +305,7 @@ def provider_oidc(
             redirect_uris=redirect_uri,
             auth_method=CLIENT_SECRET_BASIC if client_secret else PRIVATE_KEY_JWT,
             jwks=jwks,
-            jwks_uri=None,
+            jwks_uri=jwks_uri,
             require_par=require_par,
             now=datetime.now(UTC),
         )

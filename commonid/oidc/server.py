@@ -36,6 +36,7 @@ from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
+    InvalidClientError,
     InvalidRequestError,
     JsonRequest,
 )
@@ -52,6 +53,7 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from commonid.oidc import claims as oidc_claims
+from commonid.oidc.client_keys import JwksCache
 from commonid.oidc.keys import ALGORITHM, SigningKeysFile
 from commonid.store import oidc as store
 from commonid.store.ids import hash_credential
@@ -80,6 +82,9 @@ class Served:
 
 
 _served: contextvars.ContextVar[Served] = contextvars.ContextVar("oidc_served")
+_assertion_kid: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "oidc_assertion_kid", default=None
+)
 
 
 @contextlib.contextmanager
@@ -102,9 +107,12 @@ def _db() -> DbSession:
 class Client(ClientMixin):
     """A registered client, as Authlib asks about it."""
 
-    def __init__(self, row: OidcClient, allowed_claims: list[str]) -> None:
+    def __init__(
+        self, row: OidcClient, allowed_claims: list[str], jwks_cache: JwksCache | None = None
+    ) -> None:
         self.row = row
         self.allowed_claims = allowed_claims
+        self._jwks_cache = jwks_cache
 
     @property
     def client_id(self) -> str:
@@ -135,10 +143,12 @@ class Client(ClientMixin):
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type == "authorization_code"
 
-    def public_keys(self) -> KeySet:
-        if self.row.jwks is None:
-            raise InvalidRequestError("the client has no registered keys")
-        return KeySet.import_key_set(self.row.jwks)
+    def public_keys(self, kid: str | None = None) -> KeySet:
+        if self.row.jwks is not None:
+            return KeySet.import_key_set(self.row.jwks)
+        if self.row.jwks_uri is not None and self._jwks_cache is not None:
+            return self._jwks_cache.keys(self.row.jwks_uri, kid=kid)
+        raise InvalidClientError(description="the client has no registered keys")
 
 
 @dataclass
@@ -282,7 +292,21 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
         return self.audiences
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
-        return client.public_keys()
+        return client.public_keys(_assertion_kid.get())
+
+    def __call__(self, query_client: Any, request: OAuth2Request) -> Any:
+        # The assertion's key id picks a key, and tells a JWKS URL's cache when to refetch.
+        assertion = request.form.get("client_assertion") or ""
+        try:
+            kid = self.extract_assertion(assertion)[0].get("kid") if assertion else None
+        except InvalidClientError:
+            kid = None
+        # Per request (this object serves every thread): a context variable, not an attribute.
+        token = _assertion_kid.set(kid if isinstance(kid, str) else None)
+        try:
+            return super().__call__(query_client, request)
+        finally:
+            _assertion_kid.reset(token)
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
@@ -333,6 +357,7 @@ class Server(AuthorizationServer):
         self.register_client_auth_method(
             PRIVATE_KEY_JWT, PrivateKeyJwt(issuer, self.token_endpoint)
         )
+        self.jwks_cache = JwksCache()
         self.register_extension(Issuer(issuer))
 
     def query_client(self, client_id: str) -> Client | None:
@@ -345,7 +370,7 @@ class Server(AuthorizationServer):
             provider = flows.active_provider(_db(), row.provider_id)
         except Exception:  # a disabled provider's client does not exist for OAuth
             return None
-        return Client(row, provider.allowed_claims)
+        return Client(row, provider.allowed_claims, self.jwks_cache)
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         authorization = request.user.authorization

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -296,7 +297,7 @@ def test_codes_are_single_use_bound_to_their_client_and_verifier(
     )
 
 
-def _assertion(op: OpenIdProvider, key: ECKey, **claims: Any) -> str:
+def _assertion(op: OpenIdProvider, key: ECKey, *, kid: str | None = None, **claims: Any) -> str:
     now = int(time.time())
     body = {
         "iss": op.a_client_id,
@@ -306,7 +307,8 @@ def _assertion(op: OpenIdProvider, key: ECKey, **claims: Any) -> str:
         "iat": now,
         "exp": now + 60,
     } | claims
-    return jwt.encode({"alg": "ES256"}, body, key)
+    header = {"alg": "ES256"} | ({"kid": kid} if kid else {})
+    return jwt.encode(header, body, key)
 
 
 @pytest.mark.parametrize(
@@ -614,3 +616,139 @@ def test_a_client_that_must_push_its_requests(op: OpenIdProvider) -> None:
         client.require_par = True
     assert _authorize_error(op)["error"] == ["invalid_request"]
     assert op.discovery["pushed_authorization_request_endpoint"].endswith("/oidc/par")
+
+
+class _JwksServer:
+    """The client's own web server publishing its JWKS (what it registered as jwks_uri)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.document: dict[str, Any] = {"keys": []}
+        served = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps(served.document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None: ...
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_private_key_jwt_with_keys_from_the_clients_jwks_url(op: OpenIdProvider) -> None:
+    published = _JwksServer()
+    try:
+        with op.runtime.sessions.begin() as db:
+            client = oidc_store.client_by_id(db, op.a_client_id)
+            assert client is not None
+            client.jwks, client.jwks_uri = None, published.url
+        first = ECKey.generate_key("P-256", private=True, parameters={"kid": "k1"})
+        published.document = {"keys": [first.as_dict(private=False)]}
+        token_endpoint = op.discovery["token_endpoint"]
+
+        def assertion_with(key: ECKey) -> httpx.Response:
+            # The key id tells the service which published key to use.
+            return httpx.post(token_endpoint, data=_token_form(_assertion(op, key, kid=key.kid)))
+
+        # Authenticated (the code is made up, so the grant is what fails).
+        assert assertion_with(first).json()["error"] == "invalid_grant"
+        # The client rotates: a new key id makes the service fetch the JWKS again.
+        second = ECKey.generate_key("P-256", private=True, parameters={"kid": "k2"})
+        published.document = {"keys": [second.as_dict(private=False)]}
+        time.sleep(1.1)  # unknown key ids refetch at most once a second
+        assert assertion_with(second).json()["error"] == "invalid_grant"
+        stranger = ECKey.generate_key("P-256", private=True, parameters={"kid": "k2"})
+        assert assertion_with(stranger).json()["error"] == "invalid_client"
+        published.document = {"keys": [second.as_dict(private=True)]}  # a private key: refused
+        third = ECKey.generate_key("P-256", private=True, parameters={"kid": "k3"})
+        time.sleep(1.1)
+        assert assertion_with(third).json()["error"] == "invalid_client"
+    finally:
+        published.close()
+
+
+PAY_C = "https://pay-c.example/cb"
+
+
+def test_the_admin_cli_registers_a_client(
+    op: OpenIdProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from commonid.cli import app
+
+    monkeypatch.setenv("COMMONID_DATA_DIR", str(op.runtime.settings.data_dir))
+    monkeypatch.setenv("COMMONID_DATABASE_URL", op.runtime.settings.effective_database_url)
+    runner = CliRunner()
+    added = runner.invoke(app, ["provider", "add", "Pay C", "--claims", "name"])
+    assert added.exit_code == 0, added.output
+    refused = runner.invoke(app, ["provider", "oidc", "Pay C", "--redirect-uri", "http://x/cb"])
+    assert refused.exit_code == 2
+    registered = runner.invoke(
+        app,
+        [
+            "provider",
+            "oidc",
+            "Pay C",
+            "--redirect-uri",
+            "https://pay-c.example/cb",
+            "--client-secret",
+        ],
+    )
+    assert registered.exit_code == 0, registered.output
+    client_id = registered.output.split("client_id: ")[1].split()[0]
+    secret = registered.output.split("(shown once): ")[1].split()[0]
+    again = runner.invoke(
+        app,
+        [
+            "provider",
+            "oidc",
+            "Pay C",
+            "--redirect-uri",
+            "https://pay-c.example/cb",
+            "--client-secret",
+        ],
+    )
+    assert again.exit_code == 1 and "already" in again.output
+    answer = httpx.post(
+        op.discovery["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": "c",
+            "redirect_uri": "https://pay-c.example/cb",
+            "code_verifier": "v" * 43,
+        },
+        auth=(client_id, secret),
+    )
+    assert answer.json()["error"] == "invalid_grant"  # authenticated; the code is made up
+    # Its scopes follow its allowed claims: only name.
+    assert (
+        _authorize_error_for(op, client_id, "https://pay-c.example/cb", "openid birthdate")
+        == "invalid_scope"
+    )
+
+
+def _authorize_error_for(op: OpenIdProvider, client_id: str, redirect_uri: str, scope: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": "s",
+        "nonce": "n",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }
+    response = Browser(op).open("/oidc/authorize?" + urlencode(params))
+    return parse_qs(urlsplit(response.headers["location"]).query)["error"][0]
