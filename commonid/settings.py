@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # The OpenID Provider's ID token keys (ES256); unset: <data_dir>/oidc-signing-keys.json.
     # Every instance of one service shares this file, as it shares issuer_key_file.
     oidc_signing_key_file: Path | None = None
+    # Where the OpenID sign-in page sends a person whose computer runs the kiosk agent.
+    oidc_local_kiosk_url: str = "http://127.0.0.1:8765"
     # The audience of card challenges; empty means the issuer key's did:key.
     service_did: str = ""
 

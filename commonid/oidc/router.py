@@ -18,6 +18,7 @@ does; OAuth errors follow RFC 6749 §4.1.2.1 and §5.2 and OIDC Core §3.1.2.6.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import secrets
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import segno
 from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -53,6 +55,7 @@ from commonid.store.ids import hash_credential
 from commonid.store.models import OidcAuthorization
 
 STATIC = Path(__file__).parent / "static"
+_NO_STORE = {"Cache-Control": "no-store"}
 # Whose jtis the seen-jti table keeps for DPoP proofs (client assertions: the client id).
 DPOP_JTI_OWNER = "dpop"
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
@@ -323,16 +326,25 @@ class OidcDoor:
 
     # --- the sign-in page's progress ---------------------------------------------------
 
+    def _browsers(self, db: Any, authorization_id: str, browser: str | None) -> OidcAuthorization:
+        """The authorization this browser started (its cookie), else authorization_not_found."""
+        authorization = store.authorization_by_id(db, authorization_id)
+        if (
+            authorization is None
+            or browser is None
+            or authorization.browser_hash != hash_credential(browser)
+            or authorization.session_id is None
+        ):
+            raise Problem("authorization_not_found")
+        return authorization
+
+    def user_code(self, authorization_id: str, browser: str | None) -> str:
+        with self.runtime.read_only() as db:
+            return str(self._browsers(db, authorization_id, browser).params["user_code"])
+
     def status(self, authorization_id: str, browser: str | None) -> dict[str, Any]:
         with self.runtime.write_transaction() as db, serving(self.served(db)):
-            authorization = store.authorization_by_id(db, authorization_id)
-            if (
-                authorization is None
-                or browser is None
-                or authorization.browser_hash != hash_credential(browser)
-                or authorization.session_id is None
-            ):
-                raise Problem("authorization_not_found")
+            authorization = self._browsers(db, authorization_id, browser)
             params = authorization.params
             view = {
                 "provider": params["provider_name"],
@@ -342,6 +354,7 @@ class OidcDoor:
                 "reuse": params["reuse"],
                 "user_code": params["user_code"],
                 "expires_at": params["expires_at"],
+                "local_kiosk_url": self.runtime.settings.oidc_local_kiosk_url,
             }
             if params.get("finished"):
                 # The browser was sent back already; a code is handed out once.
@@ -623,6 +636,16 @@ def build_router(door_of: Any) -> APIRouter:
     @router.get("/oidc/sign-in/{authorization_id}", include_in_schema=False)
     async def sign_in_page(authorization_id: AuthorizationId) -> FileResponse:
         return FileResponse(STATIC / "sign-in.html", headers={"Cache-Control": "no-store"})
+
+    @router.get("/oidc/sign-in/{authorization_id}/qr.svg", include_in_schema=False)
+    async def sign_in_qr(request: Request, authorization_id: AuthorizationId) -> Response:
+        """The user code as a QR code: kiosk scanners type what they read."""
+        door = door_of(request)
+        browser = request.cookies.get(BROWSER_COOKIE)
+        code = await run_in_threadpool(door.user_code, authorization_id, browser)
+        svg = io.BytesIO()
+        segno.make(code, error="m").save(svg, kind="svg", scale=6, border=2)
+        return Response(svg.getvalue(), media_type="image/svg+xml", headers=_NO_STORE)
 
     @router.get("/oidc/sign-in/{authorization_id}/status")
     async def sign_in_status(request: Request, authorization_id: AuthorizationId) -> JSONResponse:

@@ -19,7 +19,7 @@ from jpki.emulator.vpcd import VpcdBridge
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
 from tests.fixtures.oidc import CARD, REUSE, OpenIdProvider, id_token_claims, rp_a, rp_b
 
-from .conftest import VIEWPORT, Agent, RecordingTransport, serve_in_thread
+from .conftest import VIEWPORT, Agent, RecordingTransport, Screenshots, serve_in_thread
 from .kiosk_helpers import STEP_TIMEOUT_MS, enter_code, expect_screen, type_password, type_pin
 from .page_checks import assert_accessible
 
@@ -46,6 +46,8 @@ def _sign_in(
     *,
     scope: str,
     at_the_kiosk: Callable[[Any], None],
+    here: str | None = None,
+    screenshots: Any = None,
     **extra: str,
 ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     discovery = op.discovery
@@ -65,7 +67,20 @@ def _sign_in(
     code.wait_for(state="visible")
     person.wait_for_function("document.getElementById('user-code').textContent.length > 0")
     assert_accessible(person)
-    enter_code(kiosk_page, code.inner_text())
+    if screenshots is not None:
+        person.wait_for_selector("#user-code-qr:not([hidden])")
+        screenshots.take(person, "sign-in-page")
+    if here is None:
+        enter_code(kiosk_page, code.inner_text())
+    else:
+        # This computer runs the agent: the page's link opens it with the code typed in.
+        link = person.get_by_test_id("use-this-computer").get_attribute("href")
+        assert link == f"http://127.0.0.1:8765/?code={code.inner_text()}"
+        kiosk_page.goto(f"{here}/?code={code.inner_text()}")
+        kiosk_page.wait_for_selector("body[data-ready='true']")
+        assert "?code" not in kiosk_page.url  # a reload starts clean
+        kiosk_page.get_by_test_id("code-submit").click()
+        expect_screen(kiosk_page, "consent")
     kiosk_page.get_by_test_id("consent-yes").click()
     at_the_kiosk(kiosk_page)
     person.wait_for_url(f"{back_home}/**", timeout=STEP_TIMEOUT_MS)
@@ -84,6 +99,7 @@ def test_identity_at_provider_a_then_reuse_at_provider_b_through_the_kiosk(
     op_agent: Agent,
     open_kiosk: Callable[..., Any],
     card_in_reader: VpcdBridge,
+    screenshots: Screenshots,
 ) -> None:
     kiosk = open_kiosk(op_agent)
 
@@ -105,6 +121,7 @@ def test_identity_at_provider_a_then_reuse_at_provider_b_through_the_kiosk(
         kiosk,
         scope="openid name birthdate address",
         at_the_kiosk=pin_and_password,
+        screenshots=screenshots,
     )
     assert id_token.claims["acr"] == CARD
     assert userinfo["name"] == "山田\u3000太郎"
@@ -124,6 +141,7 @@ def test_identity_at_provider_a_then_reuse_at_provider_b_through_the_kiosk(
         kiosk,
         scope="openid name birthdate address",
         at_the_kiosk=pin_only,
+        here=op_agent.url,
         acr_values=REUSE,
     )
     assert id_token.claims["acr"] == REUSE

@@ -752,3 +752,26 @@ def _authorize_error_for(op: OpenIdProvider, client_id: str, redirect_uri: str, 
     }
     response = Browser(op).open("/oidc/authorize?" + urlencode(params))
     return parse_qs(urlsplit(response.headers["location"]).query)["error"][0]
+
+
+def test_the_sign_in_page_offers_the_code_as_a_qr_code_and_this_computers_reader(
+    op: OpenIdProvider, virtual_card: VirtualMyNumberCard
+) -> None:
+    rp = rp_b(op)
+    url, _ = rp.create_authorization_url(
+        op.discovery["authorization_endpoint"],
+        scope="openid",
+        nonce=generate_token(20),
+        code_verifier=generate_token(48),
+    )
+    browser = Browser(op)
+    page, status = browser.sign_in(url)
+    assert status["local_kiosk_url"] == "http://127.0.0.1:8765"
+    qr = browser.http.get(f"{page}/qr.svg")
+    assert qr.status_code == 200 and qr.headers["content-type"] == "image/svg+xml"
+    assert qr.text.lstrip().startswith("<?xml") and "<svg" in qr.text
+    assert httpx.get(f"{op.url}{page}/qr.svg").status_code == 404  # not this browser's
+    _card_step(op, status["user_code"], virtual_card, password=False)
+    # Fetching the picture never uses up the way back: the page still gets its redirect.
+    assert browser.http.get(f"{page}/qr.svg").status_code == 200
+    assert "code=" in browser.wait_for_redirect(page)

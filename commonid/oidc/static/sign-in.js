@@ -20,6 +20,9 @@
       list.append(item);
     }
     $("user-code").textContent = view.user_code;
+    $("user-code-qr").src = `/oidc/sign-in/${encodeURIComponent(id)}/qr.svg`;
+    $("user-code-qr").hidden = false;
+    $("use-this-computer").href = `${view.local_kiosk_url}/?code=${encodeURIComponent(view.user_code)}`;
     $("method").textContent = view.reuse
       ? "利用者証明用暗証番号（数字4桁）だけで確認します。 (PIN only: your earlier verification is reused.)"
       : view.mode === "identity"

@@ -523,8 +523,20 @@
     wire();
     applyLanguage();
     stepShown(view.step);
+    prefillCode();
     setInterval(watchIdle, 250);
     document.body.dataset.ready = "true";
+  }
+
+  // Opened from a sign-in page on this computer (OpenID Connect, docs/oidc.md):
+  // the code arrives in the address; it is typed in, never sent by itself, and
+  // taken out of the address so that a reload starts clean.
+  function prefillCode() {
+    const code = new URLSearchParams(location.search).get("code") ?? "";
+    history.replaceState(null, "", location.pathname);
+    if (view.step !== "start" || !/^[0-9A-Za-z]{8}$/.test(code)) return;
+    clearEntry("code");
+    for (const character of code.toUpperCase()) type("code", character);
   }
 
   start();
