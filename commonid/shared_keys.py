@@ -8,8 +8,12 @@ directory used to generate its own: every card response then failed
 the keys' SHA-256 fingerprints (never the keys) in ``shared_key_fingerprints``; a
 later one whose keys differ refuses to start, naming the key and what to do.
 
-Changes that are allowed: a rotated issuer key (the recorded one is now among this
-instance's retired keys), and attribute keys added beside the recorded ones.
+The OpenID Provider's ID token signing key is shared the same way: ID tokens one
+instance signs must verify against the JWKS every instance publishes.
+
+Changes that are allowed: a rotated issuer or ID token signing key (the recorded one
+is now among this instance's earlier keys), and attribute keys added beside the
+recorded ones.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
+from commonid.oidc.keys import SigningKeys
 from commonid.settings import Settings
 from commonid.store.models import SharedKeyFingerprint
 from did.keys import IssuerKeyring
 
 HOW_TO_SHARE = (
     "every instance on one database needs the same keys: point issuer_key_file "
-    "(COMMONID_ISSUER_KEY_FILE) at the shared issuer key file, and give "
+    "(COMMONID_ISSUER_KEY_FILE) and oidc_signing_key_file (COMMONID_OIDC_SIGNING_KEY_FILE) "
+    "at the shared key files, and give "
     "COMMONID_ATTRIBUTE_KEYS, COMMONID_CURRENT_ATTRIBUTE_KEY_ID and COMMONID_PAIRWISE_SECRET "
     "(or secrets_file) the service's values (docs/service.md, Several instances)"
 )
@@ -56,7 +62,14 @@ def expected_fingerprints(settings: Settings, keyring: IssuerKeyring) -> dict[st
     }
     for key_id, key in settings.attribute_key_bytes().items():
         held[f"attribute:{key_id}"] = fingerprint("attribute", key)
+    held["oidc_signing"] = fingerprint("oidc_signing", _oidc_keys(settings).current_kid.encode())
     return held
+
+
+def _oidc_keys(settings: Settings) -> SigningKeys:
+    return SigningKeys.open(
+        settings.oidc_signing_key_file or settings.data_dir / "oidc-signing-keys.json"
+    )
 
 
 def check_shared_keys(
@@ -105,6 +118,17 @@ def _check(
                     f"attribute key {role.partition(':')[2]}",
                     "this instance has another key under that id",
                 )
+        signing = recorded.get("oidc_signing")
+        if signing is not None and signing.fingerprint != held["oidc_signing"]:
+            earlier = {
+                fingerprint("oidc_signing", str(entry["jwk"]["kid"]).encode())
+                for entry in _oidc_keys(settings).keys[:-1]
+            }
+            if signing.fingerprint not in earlier:
+                raise SharedKeysMismatch(
+                    "OpenID signing key", "this instance's ID token key is not the service's"
+                )
+            signing.fingerprint, signing.recorded_at = held["oidc_signing"], now  # rotated
         for role, value in held.items():
             if role not in recorded:
                 db.add(SharedKeyFingerprint(role=role, fingerprint=value, recorded_at=now))

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from commonid.oidc.keys import SigningKeys
 from commonid.settings import Settings
 from commonid.store import accounts
 from commonid.store.database import create_engine, session_factory, upgrade
@@ -39,6 +40,7 @@ def _register_provider(database_url: str, data_dir: Path) -> str:
     # The hosts of one service share its keys (copied with this data directory below):
     # one with its own issuer key would be refused at start (commonid.shared_keys).
     IssuerKeyring.open(data_dir / "issuer-key.json")
+    SigningKeys.open(data_dir / "oidc-signing-keys.json")  # the ID token key, likewise
     upgrade(database_url)
     engine = create_engine(database_url)
     cipher = AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id)

@@ -83,6 +83,38 @@ def test_every_shared_key_is_checked(
     )
     with pytest.raises(SharedKeysMismatch, match="attribute key k1"):
         build_runtime(other_attribute_key)
+    own_signing_key = _settings(
+        tmp_path / "d",
+        database_url,
+        test_hierarchy_dir,
+        secrets_file=first.data_dir / SECRETS_FILE_NAME,
+        **issuer,  # the issuer key and the secrets shared, the ID token key not
+    )
+    with pytest.raises(SharedKeysMismatch, match="OpenID signing key") as refused:
+        build_runtime(own_signing_key)
+    assert "COMMONID_OIDC_SIGNING_KEY_FILE" in str(refused.value)
+
+
+def test_a_rotated_id_token_key_is_taken_up_not_refused(
+    first_host: tuple[Runtime, Settings],
+    tmp_path: Path,
+    database_url: str,
+    test_hierarchy_dir: Path,
+) -> None:
+    from commonid.oidc.keys import SigningKeys
+
+    _, first = first_host
+    key_file = first.data_dir / "oidc-signing-keys.json"
+    SigningKeys.load(key_file).rotated().save()  # `commonid oidc rotate-key`
+    again = _settings(
+        tmp_path / "e",
+        database_url,
+        test_hierarchy_dir,
+        issuer_key_file=first.data_dir / "issuer-key.json",
+        secrets_file=first.data_dir / SECRETS_FILE_NAME,
+        oidc_signing_key_file=key_file,
+    )
+    build_runtime(again).close()
 
 
 def test_hosts_given_the_shared_keys_serve_one_service(
@@ -99,6 +131,7 @@ def test_hosts_given_the_shared_keys_serve_one_service(
         test_hierarchy_dir,
         issuer_key_file=first.data_dir / "issuer-key.json",
         secrets_file=first.data_dir / SECRETS_FILE_NAME,
+        oidc_signing_key_file=first.data_dir / "oidc-signing-keys.json",
     )
     runtime_b = build_runtime(second)
     try:
