@@ -380,7 +380,8 @@ def purge() -> None:
         f"purged {report.sessions} sessions ({report.signed_documents} signed documents), "
         f"{report.rejected_responses} rejected responses, "
         f"{report.webhook_deliveries} webhook deliveries, "
-        f"{report.idempotency_keys} idempotency keys"
+        f"{report.idempotency_keys} idempotency keys, "
+        f"{report.oidc_authorizations} OpenID authorizations"
     )
 
 

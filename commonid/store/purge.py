@@ -9,7 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session as DbSession
 
 from commonid.store import documents
-from commonid.store.models import IdempotencyKey, RejectedResponse, Session, WebhookDelivery
+from commonid.store.models import (
+    IdempotencyKey,
+    OidcAssertionJti,
+    OidcAuthorization,
+    OidcToken,
+    RejectedResponse,
+    Session,
+    WebhookDelivery,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class PurgeReport:
     webhook_deliveries: int
     idempotency_keys: int
     signed_documents: int = 0
+    oidc_authorizations: int = 0
 
 
 def purge(db: DbSession, policy: RetentionPolicy, *, now: datetime) -> PurgeReport:
@@ -52,4 +61,14 @@ def purge(db: DbSession, policy: RetentionPolicy, *, now: datetime) -> PurgeRepo
     keys = db.execute(
         sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < now - policy.idempotency_keys)
     ).rowcount
-    return PurgeReport(sessions, rejected, deliveries, keys, signed_documents)
+    # The OpenID door's records go with the sessions they were for; seen jtis once
+    # they could no longer be replayed anyway.
+    old_authorizations = sa.select(OidcAuthorization.id).where(
+        OidcAuthorization.expires_at < session_cutoff
+    )
+    db.execute(sa.delete(OidcToken).where(OidcToken.authorization_id.in_(old_authorizations)))
+    authorizations = db.execute(
+        sa.delete(OidcAuthorization).where(OidcAuthorization.expires_at < session_cutoff)
+    ).rowcount
+    db.execute(sa.delete(OidcAssertionJti).where(OidcAssertionJti.expires_at < now))
+    return PurgeReport(sessions, rejected, deliveries, keys, signed_documents, authorizations)

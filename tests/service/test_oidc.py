@@ -775,3 +775,27 @@ def test_the_sign_in_page_offers_the_code_as_a_qr_code_and_this_computers_reader
     # Fetching the picture never uses up the way back: the page still gets its redirect.
     assert browser.http.get(f"{page}/qr.svg").status_code == 200
     assert "code=" in browser.wait_for_redirect(page)
+
+
+def test_purge_takes_the_door_records_with_the_sessions(
+    op: OpenIdProvider, virtual_card: VirtualMyNumberCard
+) -> None:
+    from commonid.store.models import OidcAssertionJti, OidcAuthorization, OidcToken
+    from commonid.store.purge import RetentionPolicy, purge
+
+    _code_flow(op, rp_a(op), virtual_card, scope="openid", password=False)
+    policy = RetentionPolicy(
+        sessions=dt.timedelta(days=30),
+        webhook_deliveries=dt.timedelta(days=30),
+        idempotency_keys=dt.timedelta(hours=24),
+    )
+    with op.runtime.sessions.begin() as db:
+        kept = purge(db, policy, now=op.runtime.clock())
+        assert kept.oidc_authorizations == 0
+        assert db.query(OidcToken).count() == 1 and db.query(OidcAssertionJti).count() == 1
+    with op.runtime.sessions.begin() as db:
+        later = op.runtime.clock() + dt.timedelta(days=31)
+        report = purge(db, policy, now=later)
+        assert report.oidc_authorizations == 1 and report.sessions == 1
+        assert db.query(OidcAuthorization).count() == 0
+        assert db.query(OidcToken).count() == 0 and db.query(OidcAssertionJti).count() == 0
