@@ -91,7 +91,7 @@ def _code_flow(
         discovery["token_endpoint"], authorization_response=redirect, code_verifier=verifier
     )
     assert "refresh_token" not in token
-    id_token = id_token_claims(op, token["id_token"], rp.client_id, nonce)
+    id_token = id_token_claims(op, token["id_token"], rp.client_id, nonce, token["access_token"])
     userinfo = rp.get(discovery["userinfo_endpoint"]).json()
     return token, id_token, userinfo
 
