@@ -2,9 +2,9 @@
 
 pytest_plugins = [
     "tests.fixtures.pcsc",
-    "tests.fixtures.oidc",
     "tests.fixtures.database",
     "tests.fixtures.jpki",
     "tests.fixtures.card",
     "tests.fixtures.service",
+    "tests.fixtures.oidc",
 ]
