@@ -251,21 +251,7 @@ def test_codes_are_single_use_bound_to_their_client_and_verifier(
     discovery = op.discovery
     token_endpoint = discovery["token_endpoint"]
 
-    def signed_in(rp: OAuth2Session) -> tuple[str, str]:
-        verifier = generate_token(48)
-        url, _ = rp.create_authorization_url(
-            discovery["authorization_endpoint"],
-            scope="openid",
-            nonce=generate_token(20),
-            code_verifier=verifier,
-        )
-        browser = Browser(op)
-        page, status = browser.sign_in(url)
-        _card_step(op, status["user_code"], virtual_card, password=False)
-        redirect = browser.wait_for_redirect(page)
-        return parse_qs(urlsplit(redirect).query)["code"][0], verifier
-
-    code, verifier = signed_in(rp_b(op))
+    code, verifier = _signed_in_code(op, virtual_card)
     exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_B}
     b_auth = (op.b_client_id, op.b_secret)
     wrong = httpx.post(token_endpoint, data=exchange | {"code_verifier": "x" * 43}, auth=b_auth)
@@ -274,11 +260,11 @@ def test_codes_are_single_use_bound_to_their_client_and_verifier(
     burnt = httpx.post(token_endpoint, data=exchange | {"code_verifier": verifier}, auth=b_auth)
     assert burnt.json()["error"] == "invalid_grant"
 
-    code, verifier = signed_in(rp_b(op))
+    code, verifier = _signed_in_code(op, virtual_card)
     missing = httpx.post(token_endpoint, data=exchange | {"code": code}, auth=b_auth)
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
 
-    code, verifier = signed_in(rp_b(op))
+    code, verifier = _signed_in_code(op, virtual_card)
     exchange = exchange | {"code": code, "code_verifier": verifier}
     # Client A presents B's code: refused, and the code is spent.
     with pytest.raises(OAuthError) as stolen:
@@ -286,7 +272,7 @@ def test_codes_are_single_use_bound_to_their_client_and_verifier(
     assert stolen.value.error == "invalid_grant"
     assert httpx.post(token_endpoint, data=exchange, auth=b_auth).json()["error"] == "invalid_grant"
 
-    code, verifier = signed_in(rp_b(op))
+    code, verifier = _signed_in_code(op, virtual_card)
     exchange = exchange | {"code": code, "code_verifier": verifier}
     first = httpx.post(token_endpoint, data=exchange, auth=b_auth)
     assert first.status_code == 200, first.text
