@@ -31,6 +31,7 @@ from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from commonid import auditing, flows
@@ -596,6 +597,19 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 §5.2: what the OAuth endpoints answer instead of a problem document."""
+
+    error: str
+    error_description: str | None = None
+
+
+# The OAuth endpoints' refusals in the OpenAPI document (they are not problem documents).
+OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": OAuthErrorBody, "description": "An OAuth error (RFC 6749 §5.2, RFC 6750 §3)"}
+}
+
+
 def build_router(door_of: Any) -> APIRouter:
     """The endpoints; ``door_of(request)`` gives the app's :class:`OidcDoor`."""
     router = APIRouter(tags=["openid"])
@@ -616,7 +630,7 @@ def build_router(door_of: Any) -> APIRouter:
         response = await run_in_threadpool(door.authorize, query, str(request.url))
         return await run_in_threadpool(door.record_refusal, "authorize", response)
 
-    @router.post("/oidc/par")
+    @router.post("/oidc/par", responses=OAUTH_ERRORS)
     async def par(request: Request) -> Response:
         door = door_of(request)
         form = await _form(request)
@@ -654,7 +668,7 @@ def build_router(door_of: Any) -> APIRouter:
         view = await run_in_threadpool(door.status, authorization_id, browser)
         return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
-    @router.post("/oidc/token")
+    @router.post("/oidc/token", responses=OAUTH_ERRORS)
     async def token(request: Request) -> Response:
         door = door_of(request)
         form = await _form(request)
@@ -665,11 +679,26 @@ def build_router(door_of: Any) -> APIRouter:
             response = await run_in_threadpool(door.token, form, url, request.headers)
         return await run_in_threadpool(door.record_refusal, "token", response)
 
-    @router.api_route("/oidc/userinfo", methods=["GET", "POST"])
     async def userinfo(request: Request) -> Response:
         door = door_of(request)
         response = await run_in_threadpool(door.userinfo, request.method, request.headers)
         return await run_in_threadpool(door.record_refusal, "userinfo", response)
+
+    # OpenID Connect Core §5.3.1: GET and POST; one operation each in the OpenAPI document.
+    router.add_api_route(
+        "/oidc/userinfo",
+        userinfo,
+        methods=["GET"],
+        operation_id="oidc_userinfo_get",
+        responses=OAUTH_ERRORS,
+    )
+    router.add_api_route(
+        "/oidc/userinfo",
+        userinfo,
+        methods=["POST"],
+        operation_id="oidc_userinfo_post",
+        responses=OAUTH_ERRORS,
+    )
 
     return router
 
