@@ -32,10 +32,30 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "scheme": "bearer",
         "description": "The reviewer credential (the admin token is accepted too).",
     },
+    # The OpenID Provider's callers (docs/oidc.md).
+    "oidcClient": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "An OpenID client: client_secret_basic, or private_key_jwt "
+        "(client_assertion in the form instead).",
+    },
+    "oidcAccessToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An access token from /oidc/token (a DPoP-bound one as "
+        "`Authorization: DPoP <token>` with a `DPoP` proof).",
+    },
+    "oidcBrowser": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "cid_oidc",
+        "description": "The browser that opened the sign-in page (set by /oidc/authorize).",
+    },
 }
 
 # (method or "*", path prefix) -> the schemes that admit a caller; first match wins.
-# Public operations (DID document, health, metrics, status lists) have none.
+# Public operations (DID document, health, metrics, status lists, OpenID discovery and
+# JWKS) have none.
 _CALLERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("*", "/v1/sessions", ("providerKey",)),
     ("*", "/v1/identities", ("providerKey",)),
@@ -45,6 +65,10 @@ _CALLERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("*", "/v1/admin/", ("adminToken",)),
     ("post", "/v1/audit/checkpoint", ("adminToken",)),
     ("*", "/v1/audit/", ("reviewerToken", "adminToken")),
+    ("post", "/oidc/par", ("oidcClient",)),
+    ("post", "/oidc/token", ("oidcClient",)),
+    ("*", "/oidc/userinfo", ("oidcAccessToken",)),
+    ("get", "/oidc/sign-in/", ("oidcBrowser",)),
 )
 
 

@@ -11,7 +11,14 @@ from tests.fixtures.service import ServiceAccounts
 
 from .flow_helpers import bearer
 
-PUBLIC = {"/.well-known/did.json", "/healthz", "/metrics", "/v1/status-lists/{list_id}"}
+PUBLIC = {
+    "/.well-known/did.json",
+    "/.well-known/openid-configuration",
+    "/oidc/jwks",
+    "/healthz",
+    "/metrics",
+    "/v1/status-lists/{list_id}",
+}
 
 
 @pytest.fixture
