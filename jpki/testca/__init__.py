@@ -8,6 +8,7 @@ from jpki.testca.crl import RevokedEntry
 from jpki.testca.hierarchy import (
     CertificateStatus,
     Hierarchy,
+    Linkage,
     UnknownPersonError,
     UnknownSerialError,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "CertificateStatus",
     "Hierarchy",
     "IssuedPerson",
+    "Linkage",
     "PersonRecord",
     "RevokedEntry",
     "UnknownPersonError",

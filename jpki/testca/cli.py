@@ -7,6 +7,7 @@ Personal attributes are not echoed either: commands print ids and serials.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import sys
@@ -146,6 +147,13 @@ def _residence(address: str, prefecture: str | None, municipality: str | None) -
     return prefecture, municipality
 
 
+def _family_given(name: str) -> str:
+    """Family and given name as the card writes them: one ideographic space between."""
+    if "\u3000" in name:
+        return name
+    return re.sub(r"\s+", "\u3000", name.strip(), count=1)
+
+
 @person_app.command("new")
 def person_new_command(
     directory: DirOption,
@@ -168,8 +176,7 @@ def person_new_command(
 ) -> None:
     """Issue a person's auth and sign certificates (and key pairs)."""
     hierarchy = open_hierarchy(directory)
-    if "\u3000" not in name:
-        name = re.sub(r"\s+", "\u3000", name.strip(), count=1)
+    name = _family_given(name)
     try:
         born = dt.date.fromisoformat(birth_date)
     except ValueError:
@@ -213,6 +220,91 @@ def person_list_command(directory: DirOption) -> None:
         typer.echo(
             f"{person_id}  auth {person.auth_serial:#010x} {statuses['auth']:<8}"
             f"  sign {person.sign_serial:#010x} {statuses['sign']}"
+        )
+
+
+def _describe(person: IssuedPerson, what: str) -> None:
+    typer.echo(f"person {person.person_id} ({what})")
+    typer.echo(f"  auth certificate serial {person.auth_serial:#010x}")
+    typer.echo(f"  sign certificate serial {person.sign_serial:#010x}")
+
+
+@person_app.command("renew")
+def person_renew_command(
+    directory: DirOption,
+    person_id: Annotated[str, typer.Argument(help="The person whose card is renewed.")],
+    at: Annotated[str | None, typer.Option(help="Renewal time (ISO 8601); default now.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the new person here.")] = None,
+) -> None:
+    """Card renewal: new keys and certificates; the old ones revoked as superseded and
+    linked to the new ones (certificate linkage, as a platform operator offers it)."""
+    hierarchy = open_hierarchy(directory)
+    try:
+        person = hierarchy.renew(person_id, at=parse_time(at))
+    except UnknownPersonError:
+        raise fail(f"no person {person_id}") from None
+    if out is not None:
+        write_private_file(out, person.dumps().encode("utf-8"))
+    _describe(person, f"renewal of {person_id}; old certificates revoked: superseded")
+
+
+@person_app.command("change")
+def person_change_command(
+    directory: DirOption,
+    person_id: Annotated[str, typer.Argument(help="The person who moved or changed name.")],
+    address: Annotated[str | None, typer.Option(help="The new address.")] = None,
+    name: Annotated[str | None, typer.Option(help="The new name.")] = None,
+    at: Annotated[str | None, typer.Option(help="Change time (ISO 8601); default now.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the new person here.")] = None,
+) -> None:
+    """A change of address or name: the signature certificate is revoked
+    (affiliationChanged) and reissued with the new attributes; the authentication
+    certificate stays."""
+    if address is None and name is None:
+        raise fail("give --address, --name or both")
+    hierarchy = open_hierarchy(directory)
+    try:
+        old = hierarchy.load_person(person_id)
+    except UnknownPersonError:
+        raise fail(f"no person {person_id}") from None
+    changes: dict[str, str] = {}
+    if name is not None:
+        changes["name"] = _family_given(name)
+    if address is not None:
+        changes["prefecture"], changes["municipality"] = _residence(address, None, None)
+        changes["address"] = address
+    try:
+        record = dataclasses.replace(old.record, **changes)
+        person = hierarchy.change(person_id, record, at=parse_time(at))
+    except ValueError as e:
+        raise fail(str(e)) from None
+    if out is not None:
+        write_private_file(out, person.dumps().encode("utf-8"))
+    _describe(person, f"change of {person_id}; old sign certificate revoked: affiliationChanged")
+
+
+@person_app.command("lose")
+def person_lose_command(
+    directory: DirOption,
+    person_id: Annotated[str, typer.Argument(help="The person whose card is lost.")],
+    at: Annotated[str | None, typer.Option(help="Report time (ISO 8601); default now.")] = None,
+) -> None:
+    """A card reported lost: both certificates revoked (keyCompromise)."""
+    hierarchy = open_hierarchy(directory)
+    try:
+        hierarchy.lose(person_id, at=parse_time(at))
+    except UnknownPersonError:
+        raise fail(f"no person {person_id}") from None
+    typer.echo(f"person {person_id}: both certificates revoked (keyCompromise)")
+
+
+@testca_app.command("linkage")
+def linkage_command(directory: DirOption) -> None:
+    """Certificate linkage records: purpose, old serial, new serial, reason, time."""
+    for link in open_hierarchy(directory).linkages():
+        typer.echo(
+            f"{link.purpose}\t{link.old_serial:#010x}\t{link.new_serial:#010x}"
+            f"\t{link.reason.value}\t{link.at.isoformat()}"
         )
 
 

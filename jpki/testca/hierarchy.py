@@ -56,6 +56,17 @@ class UnknownPersonError(KeyError):
 
 
 @dataclass(frozen=True)
+class Linkage:
+    """One certificate replaced by another for the same person (renewal or change)."""
+
+    purpose: str
+    old_serial: int
+    new_serial: int
+    reason: x509.ReasonFlags
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
 class CertificateStatus:
     """What the CA knows about one serial: good, revoked (when, why) or unknown."""
 
@@ -272,6 +283,18 @@ class Hierarchy:
         Validity defaults to: from now until the end of the holder's fifth
         birthday after issue (capped at the CA's end).
         """
+        return self._issue(record, not_before=not_before, not_after=not_after)
+
+    def _issue(
+        self,
+        record: PersonRecord,
+        *,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        keep_auth_of: IssuedPerson | None = None,
+    ) -> IssuedPerson:
+        """Issue a person; with ``keep_auth_of``, a new signature certificate only (the card's
+        authentication key and certificate stay: what a change of address or name does)."""
         issued_at = (not_before or self.now()).replace(microsecond=0)
         if not_after is None:
             not_after = min(
@@ -279,19 +302,24 @@ class Hierarchy:
                 self.auth_ca_certificate.not_valid_after_utc,
                 self.sign_ca_certificate.not_valid_after_utc,
             )
-        auth_key, sign_key = new_rsa_key(), new_rsa_key()
+        sign_key = new_rsa_key()
+        auth_key = keep_auth_of.auth_private_key if keep_auth_of else new_rsa_key()
         with self._updating_state() as state:
             serials = self._new_serials(state, 2)
-            auth_certificate = build_end_entity_certificate(
-                purpose="auth",
-                subject=names.auth_subject(opaque_identifier()),
-                public_key=auth_key.public_key(),
-                serial=serials[0],
-                not_before=issued_at,
-                not_after=not_after,
-                ca_certificate=self.auth_ca_certificate,
-                ca_key=self._keys["auth"],
-            )
+            if keep_auth_of is not None:
+                auth_certificate = keep_auth_of.auth_certificate
+                serials[0] = keep_auth_of.auth_serial
+            else:
+                auth_certificate = build_end_entity_certificate(
+                    purpose="auth",
+                    subject=names.auth_subject(opaque_identifier()),
+                    public_key=auth_key.public_key(),
+                    serial=serials[0],
+                    not_before=issued_at,
+                    not_after=not_after,
+                    ca_certificate=self.auth_ca_certificate,
+                    ca_key=self._keys["auth"],
+                )
             sign_certificate = build_end_entity_certificate(
                 purpose="sign",
                 subject=names.sign_subject(
@@ -316,6 +344,9 @@ class Hierarchy:
                 sign_ca_certificate=self.sign_ca_certificate,
             )
             for purpose, serial in person.serials.items():
+                if purpose == "auth" and keep_auth_of is not None:
+                    state["issued"][purpose][str(serial)]["person_id"] = person.person_id
+                    continue
                 state["issued"][purpose][str(serial)] = {
                     "person_id": person.person_id,
                     "not_after": not_after.isoformat(),
@@ -349,6 +380,76 @@ class Hierarchy:
 
     def person_ids(self) -> list[str]:
         return sorted(path.stem for path in (self.directory / "persons").glob("*.json"))
+
+    # --- a person's card over the years (J-LIS's revocation reasons, per its CPS 4.9) ---------
+
+    def renew(self, person_id: str, *, at: dt.datetime | None = None) -> IssuedPerson:
+        """Card renewal: new keys and certificates for the same person. The old ones are
+        revoked as ``superseded`` (証明書を更新した) and linked to the new ones."""
+        old = self.load_person(person_id)
+        new = self._issue(old.record, not_before=at)
+        for purpose in names.PURPOSES:
+            self._retire(old, new, purpose, x509.ReasonFlags.superseded, at)
+        return new
+
+    def change(
+        self, person_id: str, record: PersonRecord, *, at: dt.datetime | None = None
+    ) -> IssuedPerson:
+        """A change of address or name (証明書の記載内容に変更): the signature certificate is
+        revoked as ``affiliationChanged`` and a new one issued with the new attributes;
+        the authentication certificate, which holds none, stays as it is."""
+        old = self.load_person(person_id)
+        new = self._issue(record, not_before=at, keep_auth_of=old)
+        self._retire(old, new, "sign", x509.ReasonFlags.affiliation_changed, at)
+        return new
+
+    def lose(self, person_id: str, *, at: dt.datetime | None = None) -> None:
+        """A card reported lost or stolen: both certificates revoked as ``keyCompromise``
+        (利用者の秘密鍵が危殆化した); nothing replaces them until the person renews."""
+        person = self.load_person(person_id)
+        for purpose in names.PURPOSES:
+            self.revoke(
+                person.serials[purpose],
+                purpose=purpose,
+                reason=x509.ReasonFlags.key_compromise,
+                revoked_at=at,
+            )
+
+    def _retire(
+        self,
+        old: IssuedPerson,
+        new: IssuedPerson,
+        purpose: str,
+        reason: x509.ReasonFlags,
+        at: dt.datetime | None,
+    ) -> None:
+        moment = (at or self.now()).replace(microsecond=0)
+        self.revoke(old.serials[purpose], purpose=purpose, reason=reason, revoked_at=moment)
+        with self._updating_state() as state:
+            state.setdefault("linkage", []).append(
+                {
+                    "purpose": purpose,
+                    "old_serial": str(old.serials[purpose]),
+                    "new_serial": str(new.serials[purpose]),
+                    "reason": reason.value,
+                    "at": moment.isoformat(),
+                }
+            )
+
+    def linkages(self, purpose: str | None = None) -> list[Linkage]:
+        """Certificate linkage records, as a platform operator offers them: old serial to
+        new serial, so that a relying party can follow a person across a renewal."""
+        return [
+            Linkage(
+                purpose=entry["purpose"],
+                old_serial=int(entry["old_serial"]),
+                new_serial=int(entry["new_serial"]),
+                reason=x509.ReasonFlags(entry["reason"]),
+                at=dt.datetime.fromisoformat(entry["at"]),
+            )
+            for entry in self._read_state().get("linkage", [])
+            if purpose is None or entry["purpose"] == purpose
+        ]
 
     # --- revocation --------------------------------------------------------------------------
 
