@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import segno
 from authlib.oauth2 import OAuth2Error
@@ -148,9 +148,11 @@ class OidcDoor:
 
     # --- authorization request --------------------------------------------------------
 
-    def validate(self, client: Client, params: dict[str, str], url: str) -> dict[str, Any]:
+    def validate(
+        self, client: Client, params: dict[str, str], url: str
+    ) -> tuple[dict[str, Any], oidc_claims.Wanted]:
         """Check an authorization request as Authlib and this profile require; returns the
-        parameters to keep. Raises OAuth2Error or RequestRefused."""
+        parameters to keep and what the request asks for. Raises OAuth2Error."""
         if not params.get("state"):
             raise _oauth_error("invalid_request", "state is required")
         prompts = params.get("prompt", "").split()
@@ -160,26 +162,32 @@ class OidcDoor:
         max_age = params.get("max_age")
         if max_age is not None and (not max_age.isdigit() or len(max_age) > 9):
             raise _oauth_error("invalid_request", "max_age must be a number of seconds")
-        wanted = oidc_claims.wanted(
-            params.get("scope", ""),
-            params.get("acr_values"),
-            params.get("claims"),
-            client.allowed_claims,
-        )
+        try:
+            wanted = oidc_claims.wanted(
+                params.get("scope", ""),
+                params.get("acr_values"),
+                params.get("claims"),
+                client.allowed_claims,
+            )
+        except oidc_claims.RequestRefused as refused:
+            raise _oauth_error(refused.error, refused.description) from None
         request = StarletteOAuth2Request("GET", url, {}, params)
         self.server.get_consent_grant(request)  # client, redirect_uri, response_type, PKCE, nonce
         kept: dict[str, Any] = {k: params[k] for k in _KEPT if k in params}
         kept["verified_claims_in_id_token"] = wanted.verified_claims_in_id_token
         kept["verified_claims_in_userinfo"] = wanted.verified_claims_in_userinfo
         kept["acr_requested"] = wanted.acr
-        return kept
+        return kept, wanted
 
-    def begin(self, db: Any, client: Client, authorization: OidcAuthorization) -> str:
+    def begin(
+        self,
+        db: Any,
+        client: Client,
+        authorization: OidcAuthorization,
+        wanted: oidc_claims.Wanted,
+    ) -> str:
         """Create the Common-ID session for a validated request; returns the browser's secret."""
         params = authorization.params
-        wanted = oidc_claims.wanted(
-            params["scope"], params.get("acr_values"), params.get("claims"), client.allowed_claims
-        )
         provider = flows.active_provider(db, client.row.provider_id)
         purpose = f"{provider.name} へのログイン・本人確認 (OpenID Connect)"
         session = flows.create_session(self.runtime, db, provider, wanted.session_request(purpose))
@@ -222,18 +230,11 @@ class OidcDoor:
                 return _error_page("invalid_request", "redirect_uri is missing or not registered")
             state = params.get("state")
             if authorization is None and client.row.require_par:
-                return RedirectResponse(
-                    error_redirect(redirect_uri, "invalid_request", "use PAR", state, self.issuer),
-                    status_code=302,
+                return _redirect(
+                    error_redirect(redirect_uri, "invalid_request", "use PAR", state, self.issuer)
                 )
             try:
-                kept = self.validate(client, params, url)
-            except oidc_claims.RequestRefused as refused:
-                return _redirect(
-                    error_redirect(
-                        redirect_uri, refused.error, refused.description, state, self.issuer
-                    )
-                )
+                kept, wanted = self.validate(client, params, url)
             except OAuth2Error as error:
                 return _redirect(
                     error_redirect(
@@ -252,7 +253,7 @@ class OidcDoor:
             else:
                 authorization.params = kept
             try:
-                browser = self.begin(db, client, authorization)
+                browser = self.begin(db, client, authorization, wanted)
                 auditing.record(
                     self.runtime,
                     db,
@@ -303,9 +304,7 @@ class OidcDoor:
             authorize_params = {k: v for k, v in params.items() if not k.startswith("client_")}
             authorize_params["client_id"] = client.client_id
             try:
-                kept = self.validate(client, authorize_params, url)
-            except oidc_claims.RequestRefused as refused:
-                return _oauth_json(refused.error, refused.description)
+                kept, _wanted = self.validate(client, authorize_params, url)
             except OAuth2Error as error:
                 return _oauth_json(error.error, error.description or "")
             pushed = store.new_authorization(
@@ -420,15 +419,7 @@ class OidcDoor:
             proof = headers.get("dpop")
             if proof is not None:
                 try:
-                    served.dpop_jkt = dpop.verify_proof(
-                        proof,
-                        method="POST",
-                        url=url,
-                        now=served.now,
-                        first_use=lambda seen, until: store.first_use_of_jti(
-                            db, DPOP_JTI_OWNER, seen, until
-                        ),
-                    )
+                    served.dpop_jkt = _verify_proof(db, proof, "POST", url, served.now)
                 except dpop.InvalidProof as invalid:
                     return _oauth_json("invalid_dpop_proof", str(invalid))
             with serving(served):
@@ -453,15 +444,9 @@ class OidcDoor:
                 return _bearer_error("invalid_token", "the token type and the scheme differ")
             if stored.jkt is not None:
                 try:
-                    shown = dpop.verify_proof(
-                        headers.get("dpop", ""),
-                        method=method,
-                        url=f"{self.issuer}/oidc/userinfo",
-                        now=now,
-                        first_use=lambda seen, until: store.first_use_of_jti(
-                            db, DPOP_JTI_OWNER, seen, until
-                        ),
-                        access_token=token,
+                    userinfo_url = f"{self.issuer}/oidc/userinfo"
+                    shown = _verify_proof(
+                        db, headers.get("dpop", ""), method, userinfo_url, now, access_token=token
                     )
                 except dpop.InvalidProof as invalid:
                     return _bearer_error("invalid_dpop_proof", str(invalid), scheme="DPoP")
@@ -512,6 +497,26 @@ class OidcDoor:
                     [("oidc.request_refused", {"endpoint": endpoint, "error": error})],
                 )
         return response
+
+
+def _verify_proof(
+    db: Any,
+    proof: str,
+    method: str,
+    url: str,
+    now: dt.datetime,
+    *,
+    access_token: str | None = None,
+) -> str:
+    """A DPoP proof for this request, its jti recorded once; the key's thumbprint."""
+    return dpop.verify_proof(
+        proof,
+        method=method,
+        url=url,
+        now=now,
+        first_use=lambda seen, until: store.first_use_of_jti(db, DPOP_JTI_OWNER, seen, until),
+        access_token=access_token,
+    )
 
 
 def refusal_of(response: Response) -> str | None:
@@ -706,8 +711,6 @@ def build_router(door_of: Any) -> APIRouter:
 async def _form(request: Request) -> list[tuple[str, str]] | None:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return None
-    from urllib.parse import parse_qsl
-
     try:
         body = (await request.body()).decode("utf-8")
         return parse_qsl(body, keep_blank_values=True, strict_parsing=False)
@@ -715,4 +718,4 @@ async def _form(request: Request) -> list[tuple[str, str]] | None:
         return None
 
 
-__all__ = ["OidcDoor", "build_router", "urlencode"]
+__all__ = ["OidcDoor", "build_router"]

@@ -27,11 +27,11 @@ import contextlib
 import contextvars
 import datetime as dt
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
@@ -55,8 +55,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from commonid.oidc import claims as oidc_claims
 from commonid.oidc.client_keys import JwksCache
 from commonid.oidc.keys import ALGORITHM, SigningKeysFile
+from commonid.problems import Problem
 from commonid.store import oidc as store
-from commonid.store.ids import hash_credential
+from commonid.store.ids import hash_credential, new_secret
 from commonid.store.models import OidcAuthorization, OidcClient
 
 CODE_LIFETIME = dt.timedelta(seconds=60)
@@ -74,7 +75,7 @@ class Served:
 
     db: DbSession
     now: dt.datetime
-    result_of: Any  # Callable[[OidcAuthorization], dict[str, Any]]
+    result_of: Callable[[OidcAuthorization], dict[str, Any]]
     # The key a DPoP proof at the token endpoint showed: the token is bound to it.
     dpop_jkt: str | None = None
     # Audit entries the request makes, written with its transaction.
@@ -368,7 +369,7 @@ class Server(AuthorizationServer):
             return None
         try:
             provider = flows.active_provider(_db(), row.provider_id)
-        except Exception:  # a disabled provider's client does not exist for OAuth
+        except Problem:  # a disabled provider's client does not exist for OAuth
             return None
         return Client(row, provider.allowed_claims, self.jwks_cache)
 
@@ -433,8 +434,6 @@ class AuthorizationRedirect(RedirectResponse):
 
 
 def _random_token(**_kwargs: Any) -> str:
-    from commonid.store.ids import new_secret
-
     return new_secret("cid_at")
 
 
@@ -442,8 +441,7 @@ def error_redirect(
     redirect_uri: str, error: str, description: str, state: str | None, issuer: str
 ) -> str:
     """An OAuth error sent back to a redirect URI already known to be the client's."""
-    params = {"error": error, "error_description": description, "iss": issuer}
+    params = [("error", error), ("error_description", description), ("iss", issuer)]
     if state is not None:
-        params["state"] = state
-    separator = "&" if "?" in redirect_uri else "?"
-    return f"{redirect_uri}{separator}{urlencode(params)}"
+        params.append(("state", state))
+    return add_params_to_uri(redirect_uri, params)

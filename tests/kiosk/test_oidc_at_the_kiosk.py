@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from authlib.common.security import generate_token
@@ -60,7 +61,8 @@ def _sign_in(
         **extra,
     )
     person = chromium.new_context(viewport=VIEWPORT, locale="ja-JP").new_page()
-    back_home = rp.redirect_uri.split("/cb")[0].split("/callback")[0]
+    redirect = urlsplit(rp.redirect_uri)
+    back_home = f"{redirect.scheme}://{redirect.netloc}"  # the provider's site
     person.route(f"{back_home}/**", lambda route: route.fulfill(status=200, body="back"))
     person.goto(url)
     code = person.get_by_test_id("user-code")
