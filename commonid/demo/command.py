@@ -157,7 +157,7 @@ def run_demo(data_dir: Path, *, service_port: int, kiosk_port: int, once: bool, 
         )
         children.wait_http("kiosk-agent", kiosk, world.kiosk_url, "the kiosk agent")
         print_guide(world, children)
-        _announce_card(slot, "1", slot.insert("1", world.card_files["1"]), children)
+        _announce_card(slot, "1", slot.insert(world.card_files["1"]), children)
         if not once:
             _interact(world, slot, children, stopping)
     except DemoStopped:
@@ -189,7 +189,7 @@ def _interact(
                 time.sleep(3600)
         command = line.strip().lower()
         if command in world.card_files:
-            _announce_card(slot, command, slot.insert(command, world.card_files[command]), children)
+            _announce_card(slot, command, slot.insert(world.card_files[command]), children)
         elif command == "r":
             slot.remove()
             say(f"Reader {slot.reader} is empty")

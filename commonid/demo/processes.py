@@ -212,10 +212,9 @@ class CardSlot:
         self.reader = reader
         self._vpcd_port = vpcd_port
         self._process: subprocess.Popen[bytes] | None = None
-        self.person: str | None = None
 
-    def insert(self, person: str, card_file: Path, *, timeout: float = 15) -> bool:
-        """Put ``person``'s card in the reader; True once PC/SC reports it there."""
+    def insert(self, card_file: Path, *, timeout: float = 15) -> bool:
+        """Put the card in ``card_file`` in the reader; True once PC/SC reports it there."""
         from jpki.errors import JPKIError
         from jpki.transport import wait_for_card
 
@@ -225,7 +224,6 @@ class CardSlot:
             [script("jpki-emulator"), "--card", str(card_file), "--port", str(self._vpcd_port)],
             env=os.environ | {"PYTHONUNBUFFERED": "1"},
         )
-        self.person = person
         try:
             wait_for_card(self.reader, timeout=timeout)
         except JPKIError:
@@ -237,4 +235,3 @@ class CardSlot:
             # The emulator takes the card out of the reader on SIGTERM.
             self._children.stop(self._process)
         self._process = None
-        self.person = None

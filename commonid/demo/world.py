@@ -124,10 +124,6 @@ class DemoWorld:
         return {demo.key: card_path(self.data_dir, demo.key) for demo in DEMO_PERSONS}
 
     @property
-    def log_dir(self) -> Path:
-        return self.data_dir / "logs"
-
-    @property
     def reader_choice_file(self) -> Path:
         """Where the agent remembers the reader staff chose (kept with the world)."""
         return self.data_dir / "kiosk" / "reader-choice.json"
@@ -137,7 +133,7 @@ def card_path(data_dir: Path, key: str) -> Path:
     return data_dir / "cards" / f"person{key}.card.json"
 
 
-def _card_file(directory: Path, person: IssuedPerson, demo: DemoPerson, h: Hierarchy) -> Path:
+def _card_file(data_dir: Path, person: IssuedPerson, demo: DemoPerson, h: Hierarchy) -> Path:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     state = CardState.create(
@@ -150,7 +146,7 @@ def _card_file(directory: Path, person: IssuedPerson, demo: DemoPerson, h: Hiera
         auth_pin=demo.auth_pin,
         sign_password=demo.sign_password,
     )
-    path = card_path(directory.parent, demo.key)
+    path = card_path(data_dir, demo.key)
     state.save(path)
     return path
 
@@ -168,7 +164,7 @@ def build_world(
     cards_dir.mkdir()
     for demo in DEMO_PERSONS:
         person = hierarchy.issue_person(demo.record)
-        _card_file(cards_dir, person, demo, hierarchy)
+        _card_file(data_dir, person, demo, hierarchy)
         if demo.key == "3":
             import cryptography.x509 as x509
 
