@@ -525,6 +525,14 @@ class KioskClient:
             )
         )
 
+    def report_visit(self, session_id: str, tally: dict[str, Any]) -> dict[str, Any]:
+        """How a visit went (``KioskVisit``: outcome, times, counts), for the PoC report."""
+        return _check(
+            self._http.post(
+                f"/v1/kiosk/sessions/{session_id}/visit", json=tally, headers=_headers(self._key)
+            )
+        )
+
     def submit_card_answer(
         self,
         session_id: str,

@@ -139,6 +139,29 @@ class ConsentRequest(Strict):
     claims: list[ClaimName] | None = Field(None, max_length=6)
 
 
+_VISIT_MS = 86_400_000.0  # a day: no visit lasts longer
+_VISIT_COUNT = 100
+
+
+class KioskVisit(Strict):
+    """What the kiosk saw of one visit: times and counts, nothing that identifies anyone."""
+
+    outcome: str = Field(pattern=r"^[a-z][a-z0-9_]{0,59}$", examples=["verified", "cancelled"])
+    duration_ms: float = Field(ge=0, le=_VISIT_MS)
+    card_ms: float = Field(0, ge=0, le=_VISIT_MS)
+    service_ms: float = Field(0, ge=0, le=_VISIT_MS)
+    pin_wrong: int = Field(0, ge=0, le=_VISIT_COUNT)
+    password_wrong: int = Field(0, ge=0, le=_VISIT_COUNT)
+    last_try_confirmed: int = Field(0, ge=0, le=_VISIT_COUNT)
+    card_blocked: int = Field(0, ge=0, le=_VISIT_COUNT)
+    card_removed: int = Field(0, ge=0, le=_VISIT_COUNT)
+
+
+class KioskVisitRecorded(BaseModel):
+    session_id: str
+    kiosk_id: str
+
+
 class ConsentRecorded(BaseModel):
     session_id: str
     status: str

@@ -91,6 +91,23 @@ EVENT_TYPES: dict[str, EventType] = {
         ),
         _event("session.consent_declined", ("session_id",), session_id=Kind.ID, kiosk_id=Kind.ID),
         _event("card_response.received", ("session_id",), session_id=Kind.ID, kiosk_id=Kind.ID),
+        # What a kiosk saw of one visit (a session looked up until the screen is cleared):
+        # times and counts only, nothing about the person or the card.
+        _event(
+            "kiosk.visit_ended",
+            ("session_id", "kiosk_id", "outcome"),
+            session_id=Kind.ID,
+            kiosk_id=Kind.ID,
+            outcome=Kind.CODE,  # the result screen's code, or cancelled | timed_out
+            duration_ms=Kind.MILLISECONDS,  # look-up to result (or to cancellation)
+            card_ms=Kind.MILLISECONDS,  # time spent talking to the card
+            service_ms=Kind.MILLISECONDS,  # time spent waiting for the service
+            pin_wrong=Kind.COUNT,
+            password_wrong=Kind.COUNT,
+            last_try_confirmed=Kind.COUNT,
+            card_blocked=Kind.COUNT,
+            card_removed=Kind.COUNT,
+        ),
         _event(
             "card_response.rejected",
             ("session_id", "reason_code"),

@@ -8,6 +8,7 @@ code for anything refused. Nothing outside this package reaches into
 
 from commonid.flows.card_response import CardOutcome, KioskCredential, process_card_response
 from commonid.flows.identities import identity_view, withdraw_identity
+from commonid.flows.kiosk_visits import record_kiosk_visit
 from commonid.flows.sessions import (
     SESSION_COMPLETED_EVENT,
     active_provider,
@@ -36,6 +37,7 @@ __all__ = [
     "process_card_response",
     "provider_session_result",
     "record_consent",
+    "record_kiosk_visit",
     "request_fingerprint",
     "session_challenge",
     "session_for_provider",

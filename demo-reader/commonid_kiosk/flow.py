@@ -33,6 +33,7 @@ from commonid_kiosk.service_client import (
     KioskSession,
     ServiceProblem,
 )
+from commonid_kiosk.visit import VisitTally, send_visit
 from jpki.card import PinKind
 from jpki.errors import (
     CardRemovedError,
@@ -108,6 +109,7 @@ class KioskFlow:
         self._clock = clock
         self.inactivity_timeout = inactivity_timeout
         self._lock = threading.RLock()
+        self._visit: VisitTally | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -184,6 +186,7 @@ class KioskFlow:
             if not _USER_CODE.fullmatch(code):
                 self._notice = explain("session_not_found")
                 return self._view()
+            asked = self._clock()
             try:
                 session = self._client.session_by_user_code(code)
             except ServiceProblem as problem:
@@ -193,6 +196,8 @@ class KioskFlow:
                 self._notice = explain("session_used")
                 return self._view()
             self._session = session
+            self._visit = VisitTally(session.id, started=asked, clock=self._clock)
+            self._visit.service_seconds = self._clock() - asked
             self._step = Step.CONSENT
             return self._view()
 
@@ -203,7 +208,8 @@ class KioskFlow:
             session = self._session
             assert session is not None
             try:
-                self._client.record_consent(session.id, approved=approved)
+                with self._at_the_service():
+                    self._client.record_consent(session.id, approved=approved)
             except ServiceProblem as problem:
                 # Agreed at this kiosk before (then cancelled): the consent stands.
                 if not (
@@ -227,16 +233,19 @@ class KioskFlow:
             self._drop_card()
             self._step = Step.INSERT_CARD
             try:
-                self._card = self._open_card()
-                status = self._card.status(with_sign=_needs_sign_certificate(session))
+                with self._at_the_card():
+                    self._card = self._open_card()
+                    status = self._card.status(with_sign=_needs_sign_certificate(session))
             except JPKIError as error:
                 self._drop_card()
                 self._notice = explain_card_error(error)
                 return self._view()
             self._card_status = status
             if status.auth_tries_left == 0:
+                self._tally("card_blocked")
                 return self._finish(False, explain("pin_blocked", tries_left=0))
             if status.sign_tries_left == 0:
+                self._tally("card_blocked")
                 return self._finish(False, explain("password_blocked", tries_left=0))
             self._step = Step.PIN
             return self._view()
@@ -252,12 +261,13 @@ class KioskFlow:
             session, card = self._session, self._card
             assert session is not None and card is not None
             try:
-                signed = card.sign(
-                    PinKind.AUTH,
-                    entry,
-                    session.challenge.to_be_signed,
-                    confirm_last_try=confirm_last_try,
-                )
+                with self._at_the_card(confirm_last_try):
+                    signed = card.sign(
+                        PinKind.AUTH,
+                        entry,
+                        session.challenge.to_be_signed,
+                        confirm_last_try=confirm_last_try,
+                    )
             except JPKIError as error:
                 return self._card_failed(error, PinKind.AUTH)
             if not _needs_sign_certificate(session):
@@ -279,12 +289,13 @@ class KioskFlow:
             session, card, auth = self._session, self._card, self._auth_signed
             assert session is not None and card is not None and auth is not None
             try:
-                signed = card.sign(
-                    PinKind.SIGN,
-                    entry,
-                    session.challenge.to_be_signed,
-                    confirm_last_try=confirm_last_try,
-                )
+                with self._at_the_card(confirm_last_try):
+                    signed = card.sign(
+                        PinKind.SIGN,
+                        entry,
+                        session.challenge.to_be_signed,
+                        confirm_last_try=confirm_last_try,
+                    )
             except JPKIError as error:
                 return self._card_failed(error, PinKind.SIGN)
             return self._submit(
@@ -311,17 +322,19 @@ class KioskFlow:
             card = self._card
             assert card is not None
             try:
-                signed = card.sign_document(
-                    entry,
-                    document.pdf,
-                    confirm_last_try=confirm_last_try,
-                    timestamp_url=document.timestamp_url,
-                )
+                with self._at_the_card(confirm_last_try):
+                    signed = card.sign_document(
+                        entry,
+                        document.pdf,
+                        confirm_last_try=confirm_last_try,
+                        timestamp_url=document.timestamp_url,
+                    )
             except JPKIError as error:
                 return self._document_card_failed(error)
             self._drop_card()
             try:
-                self._client.submit_document(session.id, signed)
+                with self._at_the_service():
+                    self._client.submit_document(session.id, signed)
             except ServiceProblem as problem:
                 return self._finish(False, explain_document_code(problem.code))
             return self._finish(True, explain("document_signed"))
@@ -335,7 +348,8 @@ class KioskFlow:
             session = self._session
             assert session is not None
             try:
-                self._client.decline_document(session.id)
+                with self._at_the_service():
+                    self._client.decline_document(session.id)
             except ServiceProblem as problem:
                 return self._finish(False, explain_document_code(problem.code))
             return self._finish(True, explain("document_declined"))
@@ -343,6 +357,8 @@ class KioskFlow:
     def card_removed(self) -> dict[str, Any]:
         """The reader reports the card gone: whatever was verified on it is lost."""
         with self._lock:
+            if self._card is not None:
+                self._tally("card_removed")
             if self._step is Step.DOCUMENT and self._card is not None:
                 self._drop_card()
                 self._notice = explain("card_removed")
@@ -373,12 +389,33 @@ class KioskFlow:
             at_clean_start = self._step is Step.START and self._notice is None
             if at_clean_start or idle < self.inactivity_timeout:
                 return False
-            self._end()
+            self._end(outcome="timed_out")
             return True
 
     def close(self) -> None:
         with self._lock:
             self._end()
+
+    # --- the visit's account (commonid_kiosk.visit) ------------------------------------
+
+    def _at_the_card(self, confirm_last_try: bool = False) -> contextlib.AbstractContextManager:
+        if self._visit is None:
+            return contextlib.nullcontext()
+        if confirm_last_try:
+            self._visit.count("last_try_confirmed")
+        return self._visit.at_the_card()
+
+    def _at_the_service(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext() if self._visit is None else self._visit.at_the_service()
+
+    def _tally(self, what: str) -> None:
+        if self._visit is not None:
+            self._visit.count(what)
+
+    def _send_visit(self, outcome: str) -> None:
+        visit, self._visit = self._visit, None
+        if visit is not None:
+            send_visit(self._client, visit, outcome)
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -391,7 +428,12 @@ class KioskFlow:
         is_password = kind is PinKind.SIGN
         explanation = explain_card_error(error, password=is_password)
         if isinstance(error, PinBlockedError):
+            self._tally("card_blocked")
             return self._finish(False, explanation)
+        if isinstance(error, WrongPinError) and self._visit is not None:
+            self._visit.wrong_entry(kind)
+        if isinstance(error, CardRemovedError | CardResetError) and self._card is not None:
+            self._tally("card_removed")
         if isinstance(error, WrongPinError | LastTryConfirmationRequired | PinFormatError):
             tries = getattr(error, "tries_left", None)
             if tries is not None and self._card_status is not None:
@@ -416,7 +458,8 @@ class KioskFlow:
         assert session is not None
         self._drop_card()  # the card's part is done: reset it before talking to the service
         try:
-            outcome = self._client.submit_card_response(session.id, answer)
+            with self._at_the_service():
+                outcome = self._client.submit_card_response(session.id, answer)
         except ServiceProblem as problem:
             return self._finish(False, explain_service_code(problem.code))
         if outcome.status == "verified" and session.document is not None:
@@ -430,7 +473,8 @@ class KioskFlow:
         session = self._session
         assert session is not None
         try:
-            self._document = self._client.document(session.id)
+            with self._at_the_service():
+                self._document = self._client.document(session.id)
         except ServiceProblem as problem:
             return self._finish(False, explain_document_code(problem.code))
         self._step = Step.DOCUMENT
@@ -440,20 +484,23 @@ class KioskFlow:
     def _connect_for_document(self) -> bool:
         """A fresh connection to the card (the identity steps reset it), and its tries left."""
         try:
-            self._card = self._open_card()
-            status = self._card.status(with_sign=True)
+            with self._at_the_card():
+                self._card = self._open_card()
+                status = self._card.status(with_sign=True)
         except JPKIError as error:
             self._drop_card()
             self._notice = explain_card_error(error)
             return False
         self._card_status = status
         if status.sign_tries_left == 0:
+            self._tally("card_blocked")
             self._finish(False, explain("password_blocked", tries_left=0))
             return False
         return True
 
     def _document_card_failed(self, error: JPKIError) -> dict[str, Any]:
         if isinstance(error, CardRemovedError | CardResetError):
+            self._tally("card_removed")
             self._drop_card()  # signing again reconnects; the password is asked again
             self._notice = explain("card_removed")
             return self._view()
@@ -469,6 +516,7 @@ class KioskFlow:
         self._card_status = None
         self._result = Result(success, explanation)
         self._step = Step.RESULT
+        self._send_visit(explanation.code)
         return self._view()
 
     def _drop_card(self) -> None:
@@ -480,6 +528,8 @@ class KioskFlow:
             with contextlib.suppress(JPKIError):
                 card.close()
 
-    def _end(self) -> None:
+    def _end(self, outcome: str = "cancelled") -> None:
+        """Clear everything; a visit that had no result yet is reported as ``outcome``."""
+        self._send_visit(outcome)
         self._drop_card()
         self._clear()

@@ -96,6 +96,11 @@ class KioskService:
         with _calling_the_service():
             return str(self._client.submit_document(session_id, signed_pdf)["sha256"])
 
+    def report_visit(self, session_id: str, tally: dict[str, float | int | str]) -> None:
+        """How a visit went, for the PoC report (commonid_kiosk.visit)."""
+        with _calling_the_service():
+            self._client.report_visit(session_id, tally)
+
     def decline_document(self, session_id: str) -> None:
         """The person declines to sign the document."""
         with _calling_the_service():

@@ -117,6 +117,15 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def _visits(runtime: Runtime) -> list[dict[str, Any]]:
+    """The kiosk's visit reports as the service logged them."""
+    assert runtime.audit is not None
+    return [
+        json.loads(logged.entry)["data"]
+        for logged in runtime.audit.entries(event_type="kiosk.visit_ended")
+    ]
+
+
 def _post(agent: Agent, path: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(agent.url + path, json=body, timeout=30)
 
@@ -150,6 +159,7 @@ def _to_document_step(
 @pytest.mark.pcsc
 def test_one_pin_entry_reaches_the_card_once(
     agent: Agent,
+    service_runtime: Runtime,
     service_url: str,
     service_accounts: ServiceAccounts,
     card_in_reader: VpcdBridge,
@@ -165,6 +175,12 @@ def test_one_pin_entry_reaches_the_card_once(
     assert again.status_code == 409
     assert "9999" not in again.text
     assert card_state.auth_pin.tries_left == 2
+    # Cancelled by staff: the visit is reported with its one wrong PIN, counted once.
+    assert _post(agent, "/api/session/cancel", {}).json()["step"] == "start"
+    (visit,) = _visits(service_runtime)
+    assert visit["outcome"] == "cancelled"
+    assert (visit["pin_wrong"], visit["password_wrong"], visit["card_blocked"]) == (1, 0, 0)
+    assert visit["card_ms"] > 0 and visit["duration_ms"] >= visit["card_ms"]
 
 
 @pytest.mark.pcsc
@@ -337,6 +353,7 @@ def test_other_web_sites_cannot_drive_the_agent(
 @pytest.mark.pcsc
 def test_wrong_password_asks_only_for_the_password_again(
     agent: Agent,
+    service_runtime: Runtime,
     service_url: str,
     service_accounts: ServiceAccounts,
     card_in_reader: VpcdBridge,
@@ -359,6 +376,15 @@ def test_wrong_password_asks_only_for_the_password_again(
     assert card_state.sign_password.tries_left == 5
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["verified_claims"]["claims"]["name"] == "山田\u3000太郎"
+    # The visit is reported once, at its result: times and counts, nothing else.
+    (visit,) = _visits(service_runtime)
+    assert visit["session_id"] == session["id"] and visit["outcome"] == "verified"
+    assert (visit["pin_wrong"], visit["password_wrong"]) == (0, 1)
+    assert visit["service_ms"] > 0 and visit["card_ms"] > 0
+    assert set(visit) == {
+        "session_id", "kiosk_id", "outcome", "duration_ms", "card_ms", "service_ms",
+        "pin_wrong", "password_wrong", "last_try_confirmed", "card_blocked", "card_removed",
+    }  # fmt: skip
 
 
 @pytest.mark.pcsc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -157,3 +158,31 @@ def test_long_poll_returns_as_soon_as_the_session_completes(
     poller.join(timeout=10)
     assert polled["status"] == "verified"
     assert polled["seconds"] < 5
+
+
+def test_a_kiosk_reports_a_visit_with_counts_only(
+    service_client: TestClient, service_accounts: ServiceAccounts, service_runtime: Runtime
+) -> None:
+    session = create_session(service_client, service_accounts.provider_a_key, mode="auth")
+    tally = {"outcome": "timed_out", "duration_ms": 61000.5, "card_ms": 812, "pin_wrong": 2}
+    kiosk = bearer(service_accounts.kiosk_credential)
+    path = f"/v1/kiosk/sessions/{session['id']}/visit"
+    recorded = service_client.post(path, json=tally, headers=kiosk)
+    assert recorded.status_code == 200 and recorded.json()["session_id"] == session["id"]
+    assert service_runtime.audit is not None
+    (logged,) = service_runtime.audit.entries(event_type="kiosk.visit_ended")
+    data = json.loads(logged.entry)["data"]
+    assert data["kiosk_id"] == recorded.json()["kiosk_id"]
+    assert (data["outcome"], data["pin_wrong"], data["card_removed"]) == ("timed_out", 2, 0)
+    # Anything else a kiosk might add (a name, a PIN) has no field to go into.
+    extra = service_client.post(path, json={**tally, "pin": "1234"}, headers=kiosk)
+    assert extra.status_code == 422 and extra.json()["code"] == "invalid_request"
+    for bad in ({**tally, "outcome": "Yamada Taro"}, {**tally, "pin_wrong": -1}, {}):
+        refused = service_client.post(path, json=bad, headers=kiosk)
+        assert refused.status_code == 422, bad
+    unknown = service_client.post(
+        "/v1/kiosk/sessions/ses_unknownunknownunknown/visit", json=tally, headers=kiosk
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "session_not_found"
+    assert service_client.post(path, json=tally).status_code == 401
+    assert len(list(service_runtime.audit.entries(event_type="kiosk.visit_ended"))) == 1

@@ -21,6 +21,8 @@ from commonid.api.schemas import (
     ConsentRecorded,
     ConsentRequest,
     KioskSessionView,
+    KioskVisit,
+    KioskVisitRecorded,
     ProviderView,
 )
 from commonid.store import accounts, sessions
@@ -91,3 +93,20 @@ async def card_response(
         ).model_dump_json(),
         media_type="application/json",
     )
+
+
+@router.post("/{session_id}/visit", response_model=KioskVisitRecorded)
+async def visit(
+    session_id: SessionId, body: KioskVisit, request: Request, runtime: RuntimeDep
+) -> Response:
+    """How one visit at this kiosk went (times, wrong entries, removals), for the PoC
+    report. Sent by the kiosk when its screen is cleared; counts only."""
+
+    def work() -> KioskVisitRecorded:
+        with runtime.write_transaction() as db:
+            kiosk = authenticate_kiosk(request, db)
+            flows.record_kiosk_visit(runtime, db, session_id, kiosk, body.model_dump())
+            return KioskVisitRecorded(session_id=session_id, kiosk_id=kiosk.id)
+
+    recorded = await run_handler_work(runtime, work)
+    return Response(recorded.model_dump_json(), media_type="application/json")
