@@ -125,7 +125,8 @@ EVENT_TYPES: dict[str, EventType] = {
             status=Kind.CODE,
             reason_code=Kind.CODE,
             person_id=Kind.ID,
-            latency_ms=Kind.MILLISECONDS,
+            latency_ms=Kind.MILLISECONDS,  # from the session's creation
+            verification_ms=Kind.MILLISECONDS,  # the service's time for the card response
         ),
         _event(
             "claims.released",

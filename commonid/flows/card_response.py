@@ -187,15 +187,22 @@ def process_card_response(
                         )
                     except CardRejected as error:
                         rejected = error
+                # The service's own time for this response (what the verification_seconds
+                # metric measures, less the commit), logged for the PoC report.
+                spent_ms = (time.perf_counter() - started) * 1000
                 if rejected is not None:
-                    _reject_in(runtime, db, session, provider, caller_id, rejected, consent)
+                    _reject_in(
+                        runtime, db, session, provider, caller_id, rejected, consent, spent_ms
+                    )
                     outcome = None
                 else:
                     assert checked is not None
                     outcome, events = _apply_checked_card(
                         runtime, db, session, provider, checked, consent, now=now
                     )
-                    session_finished(runtime, db, session, events, provider=provider)
+                    session_finished(
+                        runtime, db, session, events, provider=provider, verification_ms=spent_ms
+                    )
             break
         except _Refused as refusal:
             if refusal.record:
@@ -306,6 +313,7 @@ def _reject_in(
     kiosk_id: str,
     rejected: CardRejected,
     consent: sessions.ConsentWithCard | None,
+    verification_ms: float,
 ) -> None:
     """A checked-and-failed response burns the session: the challenge was used."""
     now = runtime.clock()
@@ -323,6 +331,7 @@ def _reject_in(
             *_rejection_events(session.id, kiosk_id, rejected.code, rejected.validation),
         ],
         provider=provider,
+        verification_ms=verification_ms,
     )
 
 

@@ -168,6 +168,7 @@ def session_finished(
     events: list[tuple[str, dict[str, Any]]] | None = None,
     *,
     provider: ProviderRow | None = None,
+    verification_ms: float | None = None,
 ) -> None:
     """Metrics, the completion webhook, and the audit entries (last: they lock the log)."""
     runtime.metrics.sessions_completed.labels(session.status).inc()
@@ -180,6 +181,7 @@ def session_finished(
         "reason_code": session.reason_code,
         "person_id": session.person_id,
         "latency_ms": max(0.0, (completed_at - session.created_at).total_seconds() * 1000),
+        "verification_ms": verification_ms,
     }
     if provider is None:
         provider = accounts.provider_by_id(db, session.provider_id)
