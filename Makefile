@@ -9,9 +9,11 @@ STAMP := $(VENV)/.installed
 # opensc: an independent JPKI client for interoperability tests; chromium: browser tests;
 # fonts-ipafont-gothic: Japanese glyphs for the kiosk page in Chromium (screenshots, layout tests);
 # poppler-utils: pdftotext, to check that text copied out of our PDFs is the text written;
-# poppler-data: its CMaps for Japanese fonts (UniJIS-UTF16-H), a Recommends that --no-install-recommends skips.
+# poppler-data: its CMaps for Japanese fonts (UniJIS-UTF16-H), a Recommends that --no-install-recommends skips;
+# libpango-1.0-0, libpangoft2-1.0-0, libharfbuzz-subset0: WeasyPrint's layout and font subsetting (the PDFs).
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig opensc chromium \
-	fonts-ipafont-gothic poppler-utils poppler-data python3-venv python3-dev gcc pkg-config openssl procps postgresql-client
+	fonts-ipafont-gothic poppler-utils poppler-data python3-venv python3-dev gcc pkg-config openssl procps postgresql-client \
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 LOCAL_POSTGRES_URL := postgresql://postgres@127.0.0.1:5432/test
 # axe-core, from npm: the kiosk page's accessibility checks inject it into Chromium.
 AXE := tests/kiosk/node_modules/axe-core/axe.min.js
@@ -48,7 +50,7 @@ $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || { echo "Creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	@echo "Installing the commonid package (editable) and test tools into $(VENV)"
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
-	@$(VENV)/bin/python -c 'import smartcard, didkit, pyhanko, jpki, did, commonid, commonid_kiosk'
+	@$(VENV)/bin/python -c 'import smartcard, didkit, pyhanko, weasyprint, jpki, did, commonid, commonid_kiosk'
 	@touch $(STAMP)
 
 $(AXE): tests/kiosk/package-lock.json

@@ -117,7 +117,7 @@ def build_runtime(
     engine = create_engine(url)
     assert settings.pairwise_secret is not None
     keyring = IssuerKeyring.open(settings.issuer_key_file or settings.data_dir / "issuer-key.json")
-    timestamp_roots = tuple(_load_certificate(path) for path in settings.timestamp_roots)
+    timestamp_roots = tuple(load_certificate(path) for path in settings.timestamp_roots)
     if settings.timestamp_url and not timestamp_roots:
         # B-T is required then, and no timestamp could ever be trusted.
         raise ValueError("timestamp_url is set: name the TSA's root in timestamp_roots")
@@ -152,7 +152,7 @@ def build_runtime(
     return runtime
 
 
-def _load_certificate(path: Path) -> x509.Certificate:
+def load_certificate(path: Path) -> x509.Certificate:
     data = path.read_bytes()
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data)

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     # timestamp validates under timestamp_roots (PEM or DER files); unset: B-B.
     timestamp_url: str | None = None
     timestamp_roots: list[Path] = Field(default_factory=list)
+    # The PoC report's signing material (commonid.audit.report_signing): the
+    # organisation's key and chain, its root and CRLs; default <data_dir>/report-signing.
+    # The report is timestamped (B-T, B-LT) with the timestamp authority above.
+    report_signing_dir: Path | None = None
+
+    @property
+    def effective_report_signing_dir(self) -> Path:
+        return self.report_signing_dir or self.data_dir / "report-signing"
 
     # Admin endpoints are disabled while this is unset.
     admin_token: SecretStr | None = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
+# Japanese labels need a Japanese font: IPA's (Debian fonts-ipafont-gothic), else the default.
+FONT = "IPAPGothic, IPAGothic, sans-serif"
 PALETTE = ["#2f6f4f", "#c0392b", "#d68910", "#2e86c1", "#7d3c98", "#566573", "#17a589"]
 
 
@@ -22,7 +25,17 @@ def outcome_colour(name: str, position: int) -> str:
     return OUTCOME_COLOURS.get(name, PALETTE[(position + 3) % len(PALETTE)])
 
 
-def stacked_bars(labels: list[str], series: dict[str, list[int]], *, title: str) -> str:
+def _day(label: str) -> str:
+    return label[5:]  # 2026-11-25 -> 11-25
+
+
+def stacked_bars(
+    labels: list[str],
+    series: dict[str, list[int]],
+    *,
+    title: str,
+    label: Callable[[str], str] = _day,
+) -> str:
     """Vertical stacked bars: one per label, one colour per series, with a legend."""
     width, height, left, bottom, top = 640, 260, 40, 40, 30
     plot_height = height - bottom - top
@@ -33,16 +46,16 @@ def stacked_bars(labels: list[str], series: dict[str, list[int]], *, title: str)
     bar = min(48.0, max(4.0, slot * 0.7))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}"><title>{escape(title)}</title>',
+        f'width="{width}" height="{height}" font-family="{FONT}"><title>{escape(title)}</title>',
         f'<line x1="{left}" y1="{top + plot_height}" x2="{width - 10}" y2="{top + plot_height}" '
         'stroke="#555"/>',
         f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">{peak}</text>',
         f'<text x="{left - 6}" y="{top + plot_height}" font-size="11" text-anchor="end">0</text>',
     ]
-    for i, label in enumerate(labels):
+    for i, name in enumerate(labels):
         x = left + i * slot + (slot - bar) / 2
         y = top + plot_height
-        for s, (name, values) in enumerate(series.items()):
+        for s, (series_name, values) in enumerate(series.items()):
             value = values[i]
             if not value:
                 continue
@@ -50,13 +63,14 @@ def stacked_bars(labels: list[str], series: dict[str, list[int]], *, title: str)
             y -= h
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                f'fill="{outcome_colour(name, s)}"><title>{escape(label)} {escape(name)}: {value}'
+                f'fill="{outcome_colour(series_name, s)}"><title>{escape(name)} '
+                f"{escape(series_name)}: {value}"
                 "</title></rect>"
             )
         if count <= 16 or i % max(1, count // 8) == 0:
             parts.append(
                 f'<text x="{x + bar / 2:.1f}" y="{top + plot_height + 14}" font-size="10" '
-                f'text-anchor="middle">{escape(label[5:])}</text>'
+                f'text-anchor="middle">{escape(label(name))}</text>'
             )
     for s, name in enumerate(series):
         x = left + s * 130
@@ -76,7 +90,7 @@ def horizontal_bars(counts: list[tuple[str, int]], *, title: str) -> str:
     peak = max((value for _, value in counts), default=0) or 1
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}"><title>{escape(title)}</title>'
+        f'width="{width}" height="{height}" font-family="{FONT}"><title>{escape(title)}</title>'
     ]
     if not counts:
         parts.append('<text x="10" y="24" font-size="12">none in this period</text>')

@@ -239,35 +239,127 @@ def verify(
 
 @audit_app.command()
 def report(
-    out_dir: Annotated[Path, typer.Argument(help="Directory for report.html and report.pdf")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the report's files")],
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD (UTC)")],
     end: Annotated[str, typer.Option(help="Day after the last, YYYY-MM-DD (UTC)")],
+    unsigned: Annotated[
+        bool, typer.Option("--unsigned", help="Write report.html and an unsigned PDF only")
+    ] = False,
     database_url: DatabaseOption = None,
     key_file: KeyFileOption = None,
     origin: OriginOption = None,
 ) -> None:
-    """The PoC results report for a period: HTML, and PDF signed by the service (PAdES)."""
+    """The PoC results report for a period: report.html, the signed PDF, and a CSV per table.
+
+    The PDF is signed with the organisation's report signing material
+    (COMMONID_REPORT_SIGNING_DIR, default <data dir>/report-signing) and
+    timestamped when COMMONID_TIMESTAMP_URL is set.
+    """
     from datetime import UTC, date, datetime, time
 
     from commonid.audit.figures import compute_figures
-    from commonid.audit.report import ReportSigner, report_pdf
-    from commonid.audit.web import report_html
+    from commonid.audit.report import REPORT_FILE, ReportSigning, render_pdf, report_html
+    from commonid.audit.report_content import report_content
+    from commonid.audit.report_signing import ReportSigningUnavailable
+    from commonid.runtime import load_certificate
     from did.keys import IssuerKeyring
 
     settings = _service_settings()
+    try:
+        period = [
+            datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC) for day in (start, end)
+        ]
+    except ValueError:
+        raise typer.BadParameter("--start and --end are dates, YYYY-MM-DD") from None
+    if period[0] >= period[1]:
+        raise typer.BadParameter("--start must be before --end")
     log = _open_log(database_url, key_file, origin)
     key_path = key_file or settings.issuer_key_file or settings.data_dir / "issuer-key.json"
-    service_did = settings.service_did or IssuerKeyring.load(key_path).current.did
-    period = [datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC) for day in (start, end)]
+    service = settings.service_did or IssuerKeyring.load(key_path).current.did
+    typer.echo(f"counting the log's events from {start} to {end}...", err=True)
     figures = compute_figures(log, period[0], period[1])
     generated = datetime.now(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)
-    html = report_html(figures, service_did=service_did, generated=generated)
-    (out_dir / "report.html").write_text(html, encoding="utf-8")
-    signer = ReportSigner.open(settings.data_dir, service_did)
-    (out_dir / "report.pdf").write_bytes(report_pdf(figures, signer=signer, generated=generated))
+    (out_dir / "report.html").write_text(
+        report_html(figures, service=service, generated=generated), encoding="utf-8"
+    )
+    tables = report_content(figures, service=service, generated=generated).tables
+    for key, table in tables.items():
+        (out_dir / f"{key}.csv").write_text("\ufeff" + table.csv(), encoding="utf-8")
+    typer.echo("rendering the PDF...", err=True)
+    if unsigned:
+        pdf = render_pdf(report_html(figures, service=service, generated=generated))
+        signed_by = "unsigned"
+    else:
+        signing = ReportSigning(
+            settings.effective_report_signing_dir,
+            service,
+            settings.timestamp_url,
+            tuple(load_certificate(path) for path in settings.timestamp_roots),
+        )
+        try:
+            pdf = signing.signed_report(figures, generated=generated)
+        except ReportSigningUnavailable as missing:
+            typer.echo(f"not signed: {missing}", err=True)
+            raise typer.Exit(2) from None
+        signed_by = f"signed by the certificates in {signing.directory}" + (
+            ", timestamped" if settings.timestamp_url else " (no timestamp authority: B-B)"
+        )
+    (out_dir / REPORT_FILE).write_bytes(pdf)
     checkpoint = figures.checkpoint.tree_size if figures.checkpoint else 0
     typer.echo(
-        f"report for {start}..{end}: {figures.verifications} sessions, from the checkpoint of "
-        f"size {checkpoint}; signed with {signer.certificate_file}"
+        f"report for {start}..{end}: {figures.verifications} sessions, {figures.visits} kiosk "
+        f"visits, from the checkpoint of size {checkpoint}; {out_dir / REPORT_FILE} {signed_by}; "
+        f"{len(tables)} tables as CSV"
     )
+
+
+report_signer_app = typer.Typer(
+    name="report-signer",
+    help="The organisation's report signing material.",
+    no_args_is_help=True,
+)
+audit_app.add_typer(report_signer_app)
+
+
+@report_signer_app.command("init")
+def report_signer_init(
+    directory: Annotated[
+        Path | None, typer.Option(help="Where (default: COMMONID_REPORT_SIGNING_DIR)")
+    ] = None,
+    organisation: Annotated[str, typer.Option(help="Organisation name")] = (
+        "Common-ID demo organisation"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Replace existing material")] = False,
+) -> None:
+    """Make a TEST organisation CA and a report signer under it (demo and tests only:
+    in production the organisation's CA issues the signer's certificate)."""
+    from commonid.audit.report_signing import KEY_FILE, ROOT_FILE, create_test_organisation
+
+    target = directory or _service_settings().effective_report_signing_dir
+    if (target / KEY_FILE).exists() and not force:
+        typer.echo(f"{target} already holds a report signer (--force replaces it)")
+        raise typer.Exit(1)
+    signer = create_test_organisation(target, organisation=organisation)
+    typer.echo(f"test report signer: {signer.describe()}")
+    typer.echo(f"reviewers trust: {target / ROOT_FILE}")
+
+
+@report_signer_app.command("show")
+def report_signer_show(
+    directory: Annotated[
+        Path | None, typer.Option(help="Where (default: COMMONID_REPORT_SIGNING_DIR)")
+    ] = None,
+) -> None:
+    """Who signs the reports, under which root, until when."""
+    from commonid.audit.report_signing import ReportSigner, ReportSigningUnavailable
+
+    target = directory or _service_settings().effective_report_signing_dir
+    try:
+        signer = ReportSigner.load(target)
+    except ReportSigningUnavailable as missing:
+        typer.echo(str(missing), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"signer: {signer.describe()}")
+    typer.echo(f"root: {signer.root.subject.rfc4514_string()}")
+    typer.echo(f"CRLs: {len(signer.crls)}")

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from commonid.audit.api import AuditAccess, install_audit
 from commonid.audit.checkpoint import NoteSigner, NoteVerifier
 from commonid.audit.log import AuditForkError, AuditLog
-from commonid.audit.report import ReportSigner
+from commonid.audit.report import ReportSigning
 from commonid.audit.settings import AuditSettings
 from commonid.runtime import Runtime
 from did.keys import IssuerKeyring
@@ -84,5 +84,13 @@ def install_audit_for_runtime(app: FastAPI, runtime: Runtime) -> AuditLog:
     )
     from commonid.audit.web import install_reviewer_pages
 
-    install_reviewer_pages(app, ReportSigner.open(runtime.settings.data_dir, runtime.service_did))
+    install_reviewer_pages(
+        app,
+        ReportSigning(
+            runtime.settings.effective_report_signing_dir,
+            runtime.service_did,
+            runtime.settings.timestamp_url,
+            runtime.timestamp_roots,
+        ),
+    )
     return audit_log

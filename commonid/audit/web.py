@@ -10,28 +10,33 @@ import hashlib
 import io
 import json
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from typing import Annotated, Any
+from html import escape
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi import APIRouter, FastAPI, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from commonid.api.paths import MAX_BIGINT, AuditIndex
 from commonid.audit.api import AuditAccess, _matches
-from commonid.audit.charts import horizontal_bars, stacked_bars
 from commonid.audit.events import EVENT_TYPES
 from commonid.audit.export import entry_line, export_csv
-from commonid.audit.figures import PocFigures, compute_figures, per_day_series
+from commonid.audit.figures import PocFigures, compute_figures
 from commonid.audit.merkle import hash_text, verify_inclusion
-from commonid.audit.report import ReportSigner, report_pdf
+from commonid.audit.report import (
+    REPORT_FILE,
+    TEMPLATES,
+    ReportSigning,
+    body_context,
+    report_html,
+)
+from commonid.audit.report_content import report_content
+from commonid.audit.report_signing import ReportSigningUnavailable
 
 COOKIE = "commonid_reviewer"
 PAGE_SIZE = 50
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
+# Japanese first; ?lang=en switches (and the links carry it on).
+LanguageQuery = Annotated[Literal["ja", "en"], Query()]
 
 router = APIRouter(prefix="/reviewer", include_in_schema=False)
 
@@ -40,9 +45,9 @@ class NotSignedIn(Exception):
     """Raised by pages when the reviewer cookie is missing or wrong."""
 
 
-def install_reviewer_pages(app: FastAPI, report_signer: ReportSigner | None = None) -> None:
+def install_reviewer_pages(app: FastAPI, report_signing: ReportSigning | None = None) -> None:
     """Mount the pages (after install_audit, whose AuditAccess they use)."""
-    app.state.report_signer = report_signer
+    app.state.report_signing = report_signing
     app.include_router(router)
 
     @app.exception_handler(NotSignedIn)
@@ -68,8 +73,15 @@ def _access(request: Request) -> AuditAccess:
     return access
 
 
-def _page(template: str, **context: Any) -> HTMLResponse:
-    return HTMLResponse(TEMPLATES.get_template(template).render(signed_in=True, **context))
+def _page(request: Request, template: str, lang: str = "ja", **context: Any) -> HTMLResponse:
+    # The language switch keeps the rest of the query (the period, a search).
+    other = "en" if lang == "ja" else "ja"
+    switch = urlencode({**request.query_params, "lang": other})
+    return HTMLResponse(
+        TEMPLATES.get_template(template).render(
+            signed_in=True, lang=lang, switch_query=switch, other_lang=other, **context
+        )
+    )
 
 
 class BadPeriod(Exception):
@@ -91,22 +103,14 @@ def _at_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def figures_context(figures: PocFigures) -> dict[str, Any]:
-    labels, series = per_day_series(figures)
-    return {
-        "f": figures,
-        "latency": figures.latency_percentiles(),
-        "ages": figures.revocation_ages_hours(),
-        "per_day_chart": stacked_bars(labels, series, title="Verifications per day by outcome"),
-        "reasons_chart": horizontal_bars(
-            figures.rejection_reasons.most_common(12), title="Rejection reasons"
-        ),
-    }
+def _service(request: Request) -> str:
+    signing: ReportSigning | None = request.app.state.report_signing
+    return signing.service if signing else "Common-ID"
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(failed: bool = False) -> HTMLResponse:
-    html = TEMPLATES.get_template("login.html").render(signed_in=False, failed=failed)
+def login_page(failed: bool = False, lang: LanguageQuery = "ja") -> HTMLResponse:
+    html = TEMPLATES.get_template("login.html").render(signed_in=False, failed=failed, lang=lang)
     return HTMLResponse(html, status_code=401 if failed else 200)
 
 
@@ -133,16 +137,13 @@ def dashboard(
     request: Request,
     start: Annotated[str | None, Query(max_length=10)] = None,
     end: Annotated[str | None, Query(max_length=10)] = None,
+    lang: LanguageQuery = "ja",
 ) -> HTMLResponse:
-    access = _access(request)
-    start_day, end_day = _period(start, end, datetime.now(UTC))
-    figures = compute_figures(access.log, _at_midnight(start_day), _at_midnight(end_day))
-    return _page(
-        "dashboard.html",
-        start=start_day.isoformat(),
-        end=end_day.isoformat(),
-        **figures_context(figures),
-    )
+    """The report's figures, tables and charts for a period, in Japanese or English."""
+    figures = _report_figures(request, start, end)
+    now = datetime.now(UTC)
+    content = report_content(figures, service=_service(request), generated=now)
+    return _page(request, "dashboard.html", **body_context(figures, content, lang, csv_links=True))
 
 
 @router.get("/events", response_class=HTMLResponse)
@@ -151,6 +152,7 @@ def events(
     event_type: Annotated[str | None, Query(alias="type", max_length=60)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     before: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
+    lang: LanguageQuery = "ja",
 ) -> HTMLResponse:
     access = _access(request)
     found = list(
@@ -165,7 +167,9 @@ def events(
     entries = [{"index": e.index, "event": json.loads(e.entry)} for e in found]
     older = found[-1].index if len(found) == PAGE_SIZE else None
     return _page(
+        request,
         "events.html",
+        lang,
         entries=entries,
         event_types=sorted(EVENT_TYPES),
         event_type=event_type,
@@ -175,7 +179,7 @@ def events(
 
 
 @router.get("/events/{index}", response_class=HTMLResponse)
-def event_detail(index: AuditIndex, request: Request) -> HTMLResponse:
+def event_detail(index: AuditIndex, request: Request, lang: LanguageQuery = "ja") -> HTMLResponse:
     access = _access(request)
     logged = access.log.entry(index)
     if logged is None:
@@ -194,7 +198,9 @@ def event_detail(index: AuditIndex, request: Request) -> HTMLResponse:
             ),
         }
     return _page(
+        request,
         "event.html",
+        lang,
         e={"index": index, "entry": logged.entry, "event": json.loads(logged.entry)},
         leaf_hash=hash_text(logged.leaf_hash),
         proof=proof,
@@ -207,26 +213,17 @@ def _report_figures(request: Request, start: str | None, end: str | None) -> Poc
     return compute_figures(access.log, _at_midnight(start_day), _at_midnight(end_day))
 
 
-def report_html(figures: PocFigures, *, service_did: str, generated: datetime) -> str:
-    return TEMPLATES.get_template("report.html").render(
-        start=figures.start.date().isoformat(),
-        end=figures.end.date().isoformat(),
-        generated=generated.isoformat(timespec="seconds"),
-        service_did=service_did,
-        **figures_context(figures),
-    )
-
-
 @router.get("/report.html", response_class=HTMLResponse)
 def report_page(
     request: Request,
     start: Annotated[str | None, Query(max_length=10)] = None,
     end: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
+    """The report as the PDF has it (both languages), as a page."""
     figures = _report_figures(request, start, end)
-    signer: ReportSigner | None = request.app.state.report_signer
-    service = signer.service_did if signer else "the Common-ID service"
-    return HTMLResponse(report_html(figures, service_did=service, generated=datetime.now(UTC)))
+    return HTMLResponse(
+        report_html(figures, service=_service(request), generated=datetime.now(UTC))
+    )
 
 
 @router.get("/report.pdf")
@@ -236,14 +233,37 @@ def report_pdf_download(
     end: Annotated[str | None, Query(max_length=10)] = None,
 ) -> Response:
     figures = _report_figures(request, start, end)
-    signer: ReportSigner | None = request.app.state.report_signer
-    if signer is None:
-        return HTMLResponse("<p>No report signing key is configured.</p>", status_code=503)
-    pdf = report_pdf(figures, signer=signer, generated=datetime.now(UTC))
+    signing: ReportSigning | None = request.app.state.report_signing
+    if signing is None:
+        return HTMLResponse("<p>Report signing is not configured.</p>", status_code=503)
+    try:
+        pdf = signing.signed_report(figures, generated=datetime.now(UTC))
+    except ReportSigningUnavailable as missing:
+        return HTMLResponse(f"<p>{escape(str(missing))}</p>", status_code=503)
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": 'attachment; filename="commonid-poc-report.pdf"'},
+        headers={"Content-Disposition": f'attachment; filename="{REPORT_FILE}"'},
+    )
+
+
+@router.get("/tables/{key}.csv")
+def table_csv(
+    request: Request,
+    key: Annotated[str, Path(max_length=40, pattern=r"^[a-z_]+$")],
+    start: Annotated[str | None, Query(max_length=10)] = None,
+    end: Annotated[str | None, Query(max_length=10)] = None,
+) -> Response:
+    """One of the report's tables as CSV (UTF-8 with a byte order mark, for spreadsheets)."""
+    figures = _report_figures(request, start, end)
+    content = report_content(figures, service=_service(request), generated=datetime.now(UTC))
+    table = content.tables.get(key)
+    if table is None:
+        return HTMLResponse("<p>No such table.</p>", status_code=404)
+    return Response(
+        "\ufeff" + table.csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{key}.csv"'},
     )
 
 

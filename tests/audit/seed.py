@@ -20,6 +20,8 @@ def seed_poc_log(log: AuditLog, clock: SteppingClock, *, days: int = 7, seed: in
     """Sessions with outcomes, rejections, releases and CRL refreshes; returns what was logged."""
     randomizer = random.Random(seed)
     logged = {"verified": 0, "rejected": 0, "reuse_granted": 0, "reasons": {}, "latencies": []}
+    logged |= {"declined": 0, "withdrawn": 0, "pin_wrong": 0, "card_removed": 0, "visits": 0}
+    logged |= {"webhooks": 0, "visit_ms": []}
     first_morning = clock()
     for day in range(days):
         clock.now = first_morning + timedelta(days=day)
@@ -43,9 +45,25 @@ def seed_poc_log(log: AuditLog, clock: SteppingClock, *, days: int = 7, seed: in
                 claims=["name", "birthdate"],
                 reuse=reuse,
             )
-            log.append(
-                "session.consent_given", session_id=session, kiosk_id="ksk_1", claims=["name"]
-            )
+            kiosk = "ksk_1" if number % 2 else "ksk_2"
+            if number == 5:  # the person changed their mind at the kiosk
+                log.append("session.consent_declined", session_id=session, kiosk_id=kiosk)
+                log.append(
+                    "session.completed",
+                    session_id=session,
+                    provider_id="prv_a",
+                    mode="identity",
+                    status="rejected",
+                    reason_code="consent_declined",
+                )
+                _visit(log, logged, session, kiosk, "declined", 20_000.0, {})
+                logged["declined"] += 1
+                logged["rejected"] += 1
+                logged["reasons"]["consent_declined"] = (
+                    logged["reasons"].get("consent_declined", 0) + 1
+                )
+                continue
+            log.append("session.consent_given", session_id=session, kiosk_id=kiosk, claims=["name"])
             clock.advance(40)
             latency = randomizer.uniform(180, 900)
             if randomizer.random() < 0.2:
@@ -80,17 +98,62 @@ def seed_poc_log(log: AuditLog, clock: SteppingClock, *, days: int = 7, seed: in
                     subject_id=f"SUB{number}X{day}",
                     claims=["name"],
                     reuse=reuse,
+                    verified_at=clock() - timedelta(days=3) if reuse else None,
                 )
                 reason = None
             log.append(
                 "session.completed",
                 session_id=session,
+                provider_id="prv_b" if reuse else "prv_a",
+                mode="auth" if reuse else "identity",
                 status=status,
                 reason_code=reason,
                 latency_ms=latency,
+                verification_ms=latency / 10,
             )
+            counts = {"pin_wrong": number % 3, "card_removed": int(number == 2)}
+            duration = randomizer.uniform(40_000, 200_000)
+            _visit(log, logged, session, kiosk, status, duration, counts)
+            if status != "rejected":
+                log.append(
+                    "webhook.delivered",
+                    delivery_id=f"whd_{session}",
+                    provider_id="prv_a",
+                    event_type="session.completed",
+                    attempts=1,
+                    status_code=200,
+                )
+                logged["webhooks"] += 1
             logged[status] += 1
             logged["latencies"].append(round(latency, 3))
             clock.advance(1800)
+        if day == 3:
+            log.append("consent.withdrawn", provider_id="prv_b", subject_id="SUB1X0")
+            logged["withdrawn"] += 1
     log.checkpoint()
     return logged
+
+
+def _visit(
+    log: AuditLog,
+    logged: dict,
+    session: str,
+    kiosk: str,
+    outcome: str,
+    duration_ms: float,
+    counts: dict[str, int],
+) -> None:
+    log.append(
+        "kiosk.visit_ended",
+        session_id=session,
+        kiosk_id=kiosk,
+        outcome=outcome,
+        duration_ms=duration_ms,
+        card_ms=duration_ms / 4,
+        service_ms=duration_ms / 20,
+        **counts,
+    )
+    logged["visits"] += 1
+    logged["visit_ms"].append(round(duration_ms, 3))
+    for name, count in counts.items():
+        logged[name] += count

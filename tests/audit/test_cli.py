@@ -83,21 +83,35 @@ def test_checkpoint_prove_export_verify(service_env: dict[str, str], tmp_path: P
     assert "result: FAILED" in tampered.output
 
 
-def test_report_writes_html_and_a_signed_pdf(service_env: dict[str, str], tmp_path: Path) -> None:
+def test_report_writes_html_a_signed_pdf_and_csv_tables(
+    service_env: dict[str, str], tmp_path: Path
+) -> None:
     import io
 
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     out = tmp_path / "report"
-    made = CliRunner().invoke(
-        audit_app,
-        ["report", str(out), "--start", "2020-01-01", "--end", "2100-01-01"],
-        env=service_env,
-    )
+    command = ["report", str(out), "--start", "2020-01-01", "--end", "2100-01-01"]
+    # No signing material yet: refused with what to do, nothing half-signed.
+    unsigned = CliRunner().invoke(audit_app, command, env=service_env)
+    assert unsigned.exit_code == 2 and "report-signer init" in unsigned.output
+    assert not (out / "commonid-poc-report.pdf").exists()
+    init = CliRunner().invoke(audit_app, ["report-signer", "init"], env=service_env)
+    assert init.exit_code == 0, init.output
+    assert "organisation-root.pem" in init.output
+    again = CliRunner().invoke(audit_app, ["report-signer", "init"], env=service_env)
+    assert again.exit_code == 1  # an existing signer is never replaced silently
+    made = CliRunner().invoke(audit_app, command, env=service_env)
     assert made.exit_code == 0, made.output
-    assert "Common-ID proof of concept" in (out / "report.html").read_text()
-    (signature,) = PdfFileReader(io.BytesIO((out / "report.pdf").read_bytes())).embedded_signatures
+    assert "共通ID 実証実験(PoC)結果報告書" in (out / "report.html").read_text()
+    pdf = (out / "commonid-poc-report.pdf").read_bytes()
+    (signature,) = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
     assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"
+    assert "Common-ID PoC report signer" in signature.signer_cert.subject.human_friendly
+    tables = sorted(path.name for path in out.glob("*.csv"))
+    assert "outcomes_per_day.csv" in tables and "goals.csv" in tables
+    shown = CliRunner().invoke(audit_app, ["report-signer", "show"], env=service_env)
+    assert shown.exit_code == 0 and "Common-ID demo organisation test CA" in shown.output
 
 
 def test_registered_on_the_commonid_command(service_env: dict[str, str]) -> None:

@@ -22,7 +22,8 @@ from commonid.api.problems import install_problem_handlers
 from commonid.audit.api import AuditAccess, install_audit
 from commonid.audit.figures import compute_figures, percentile
 from commonid.audit.log import AuditLog
-from commonid.audit.report import ReportSigner, report_pdf
+from commonid.audit.report import ReportSigning, report_pdf
+from commonid.audit.report_signing import ReportSigner, create_test_organisation
 from commonid.audit.web import install_reviewer_pages
 from tests.audit.seed import seed_poc_log
 
@@ -35,16 +36,19 @@ def seeded(audit_log: AuditLog, clock) -> dict:
     return seed_poc_log(audit_log, clock)
 
 
+SERVICE = "did:key:z6MkReviewTest"
+
+
 @pytest.fixture
 def report_signer(tmp_path: Path) -> ReportSigner:
-    return ReportSigner.open(tmp_path / "report-keys", "did:key:z6MkReviewTest")
+    return create_test_organisation(tmp_path / "report-signing")
 
 
 def reviewer_app(audit_log: AuditLog, signer, report_signer: ReportSigner) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
     install_audit(app, AuditAccess(audit_log, [signer.verifier()], SecretStr(REVIEWER)))
-    install_reviewer_pages(app, report_signer)
+    install_reviewer_pages(app, ReportSigning(report_signer.directory, SERVICE))
     return app
 
 
@@ -69,6 +73,22 @@ def test_figures_are_what_the_log_says(audit_log: AuditLog, seeded: dict, clock)
         seeded["verified"] + seeded["reuse_granted"]
     )
     assert figures.checkpoint is not None and figures.checkpoint.tree_size == audit_log.size()
+    assert figures.consent_declined == seeded["declined"]
+    assert figures.consent_withdrawn == seeded["withdrawn"]
+    assert figures.visits == seeded["visits"]
+    assert figures.card_counts["pin_wrong"] == seeded["pin_wrong"]
+    assert figures.card_counts["card_removed"] == seeded["card_removed"]
+    assert sorted(figures.visit_ms) == sorted(seeded["visit_ms"])
+    assert figures.webhooks_delivered == seeded["webhooks"]
+    assert set(figures.per_kiosk) == {"ksk_1", "ksk_2"}
+    assert set(figures.per_provider) == {"prv_a", "prv_b"}
+    assert figures.per_provider["prv_b"]["reuse_granted"] == seeded["reuse_granted"]
+    # Reused claims were verified three days before each release.
+    assert figures.reuse_ages_hours and set(figures.reuse_ages_hours) == {72.0}
+    # Daily CRLs: the data was at most a day (and the 40 minutes before the first
+    # session of the next day) old while held.
+    (track,) = figures.revocation.values()
+    assert len(track.installed) == 7 and 24 <= track.ages_hours(figures.observed_until)[0] < 26
 
 
 def test_pages_need_the_reviewer_credential(audit_log, signer, report_signer, seeded) -> None:
@@ -84,17 +104,25 @@ def test_pages_need_the_reviewer_credential(audit_log, signer, report_signer, se
 
 
 def test_dashboard_event_list_and_detail_with_its_proof(pages: TestClient, seeded) -> None:
-    dashboard = pages.get("/reviewer/").text
-    assert dashboard.count("<svg") == 2
+    dashboard = pages.get("/reviewer/", params={"start": "2026-11-25", "end": "2026-12-02"}).text
+    assert dashboard.count("<svg") == 4
+    assert '<html lang="ja">' in dashboard and "窓口でのカード" in dashboard
+    english = pages.get("/reviewer/", params={"start": "2026-11-25", "lang": "en"}).text
+    assert '<html lang="en">' in english and "The card at the kiosk" in english
+    assert "窓口でのカード" not in english
+    # The language switch keeps the period.
+    assert 'href="?start=2026-11-25&amp;lang=ja"' in english
     assert "certificate_revoked" in dashboard or "signature_invalid" in dashboard
     # No external assets: nothing is loaded from anywhere.
     assert not re.search(r'(src|href)="(https?:)?//', dashboard)
     listed = pages.get("/reviewer/events", params={"q": "ses_d2n1"}).text
-    indexes = re.findall(r'href="/reviewer/events/(\d+)"', listed)
+    indexes = re.findall(r'href="/reviewer/events/(\d+)\?lang=ja"', listed)
     assert indexes
     detail = pages.get(f"/reviewer/events/{indexes[-1]}").text
     assert "ses_d2n1" in detail
-    assert "the proof leads to the signed root" in detail
+    assert "証明は署名付きルートに一致します" in detail
+    detail_en = pages.get(f"/reviewer/events/{indexes[-1]}", params={"lang": "en"}).text
+    assert "the proof leads to the signed root" in detail_en
 
 
 def test_signed_pdf_report_validates_with_pyhanko(
@@ -102,25 +130,38 @@ def test_signed_pdf_report_validates_with_pyhanko(
 ) -> None:
     start = datetime(2026, 11, 25, tzinfo=UTC)
     figures = compute_figures(audit_log, start, start + timedelta(days=7))
-    pdf = report_pdf(figures, signer=report_signer, generated=datetime.now(UTC))
+    pdf = report_pdf(figures, signer=report_signer, service=SERVICE, generated=datetime.now(UTC))
     reader = PdfFileReader(io.BytesIO(pdf))
     (signature,) = reader.embedded_signatures
     assert signature.sig_object["/SubFilter"] == "/ETSI.CAdES.detached"  # PAdES
-    trust = asn1_x509.Certificate.load(report_signer.certificate.public_bytes(Encoding.DER))
+    # Trusted through the organisation's root, not through the signer's own certificate.
+    assert report_signer.certificate.issuer == report_signer.root.subject
+    assert report_signer.certificate.subject != report_signer.root.subject
+    trust = asn1_x509.Certificate.load(report_signer.root.public_bytes(Encoding.DER))
     status = validate_pdf_signature(signature, ValidationContext(trust_roots=[trust]))
     assert status.intact and status.valid and status.trusted
-    assert status.coverage is SignatureCoverageLevel.ENTIRE_FILE
-    # A changed byte in the signed range breaks it.
-    position = pdf.index(b"Common-ID proof of concept")
-    tampered = pdf[:position] + b"X" + pdf[position + 1 :]
-    (broken,) = PdfFileReader(io.BytesIO(tampered)).embedded_signatures
-    assert not validate_pdf_signature(broken, ValidationContext(trust_roots=[trust])).intact
+    # The DSS (validation data) is appended after the signature: signature maintenance.
+    assert status.coverage is SignatureCoverageLevel.ENTIRE_REVISION
+    assert "/DSS" in reader.root
     # The page route serves the same kind of document.
     served = pages.get("/reviewer/report.pdf", params={"start": "2026-11-25", "end": "2026-12-02"})
     assert served.status_code == 200 and served.content.startswith(b"%PDF")
     html = pages.get("/reviewer/report.html", params={"start": "2026-11-25"}).text
     assert "2026-11-25" in html and figures.checkpoint is not None
     assert figures.checkpoint.note.split("\n")[2] in html
+
+
+def test_without_signing_material_the_pdf_says_what_is_missing(
+    audit_log: AuditLog, signer, tmp_path: Path, seeded
+) -> None:
+    app = FastAPI()
+    install_audit(app, AuditAccess(audit_log, [signer.verifier()], SecretStr(REVIEWER)))
+    install_reviewer_pages(app, ReportSigning(tmp_path / "nothing-here", SERVICE))
+    client = TestClient(app)
+    client.post("/reviewer/login", data={"token": REVIEWER}, follow_redirects=False)
+    refused = client.get("/reviewer/report.pdf")
+    assert refused.status_code == 503
+    assert "report-signing-key.pem" in refused.text and "report-signer init" in refused.text
 
 
 def test_a_bad_period_is_refused_not_crashed(pages: TestClient) -> None:

@@ -1,4 +1,5 @@
-"""Reviewer pages in Debian's Chromium: sign in, dashboard, search, event proof, report.
+"""Reviewer pages in Debian's Chromium: sign in, dashboard in Japanese and English, a
+table's CSV, search, event proof, report.
 
 ``COMMONID_REVIEWER_SCREENSHOTS=docs/reviewer`` refreshes the documentation's screenshots.
 """
@@ -42,12 +43,10 @@ def _free_port() -> int:
 
 @pytest.fixture
 def live_pages(audit_log: AuditLog, clock, signer, tmp_path: Path) -> Iterator[str]:
-    from commonid.audit.report import ReportSigner
+    from commonid.audit.report_signing import create_test_organisation
 
     seed_poc_log(audit_log, clock)
-    app = reviewer_app(
-        audit_log, signer, ReportSigner.open(tmp_path / "keys", "did:key:z6MkReviewerDemo")
-    )
+    app = reviewer_app(audit_log, signer, create_test_organisation(tmp_path / "report-signing"))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -79,15 +78,28 @@ def test_reviewer_walks_through_the_pages_in_chromium(live_pages: str, tmp_path:
             page.goto(f"{live_pages}/reviewer/")
             assert page.url.endswith("/reviewer/login")
             page.screenshot(path=str(shots / "01-sign-in.png"))
+            assert page.locator("h1").inner_text() == "レビュアーのサインイン"
             page.fill("input[name=token]", REVIEWER)
             page.click("button[type=submit]")
             page.wait_for_url(f"{live_pages}/reviewer/")
             page.fill("input[name=start]", "2026-11-25")
             page.fill("input[name=end]", "2026-12-02")
-            page.click("text=Show")
-            assert page.locator("svg").count() == 2
+            page.click("text=表示")
+            assert page.locator("svg").count() == 4
             assert page.locator("svg rect").count() > 7
+            assert page.locator("h2").first.inner_text() == "1. 範囲と方法"
             page.screenshot(path=str(shots / "02-dashboard.png"), full_page=True)
+            # Every table has its CSV, with the figures the page shows.
+            link = page.locator("#table-card_at_kiosk a.csv")
+            table_csv = page.request.get(live_pages + link.get_attribute("href"))
+            visits = page.locator("#table-card_at_kiosk tbody tr td").nth(1).inner_text()
+            assert table_csv.ok and f"kiosk visits,{visits}" in table_csv.text()
+
+            page.click("text=English")  # the same figures, the same period, in English
+            assert page.locator("h2").first.inner_text() == "1. Scope and method"
+            assert page.locator("input[name=start]").input_value() == "2026-11-25"
+            assert page.locator("#table-card_at_kiosk tbody tr td").nth(1).inner_text() == visits
+            page.screenshot(path=str(shots / "02-dashboard-en.png"), full_page=True)
 
             page.click("text=Events")
             page.select_option("select[name=type]", "validation.outcome")
@@ -103,7 +115,9 @@ def test_reviewer_walks_through_the_pages_in_chromium(live_pages: str, tmp_path:
             page.screenshot(path=str(shots / "04-event-proof.png"), full_page=True)
 
             page.goto(f"{live_pages}/reviewer/report.html?start=2026-11-25&end=2026-12-02")
-            assert page.locator("h1").inner_text() == "Common-ID proof of concept: results"
+            title = page.locator("h1").inner_text()
+            assert title.split("\n")[0].strip() == "共通ID 実証実験(PoC)結果報告書"
+            assert "Common-ID proof of concept: results" in title
             page.screenshot(path=str(shots / "05-report.png"), full_page=True)
         finally:
             browser.close()

@@ -36,7 +36,7 @@ def test_reviewer_token_from_the_environment_opens_api_and_pages(
     # Read-only: the reviewer cannot sign a checkpoint.
     assert client.post("/v1/audit/checkpoint", headers=reviewer).status_code == 401
     client.post("/reviewer/login", data={"token": "rvw_from-env"})
-    assert "Dashboard" in client.get("/reviewer/").text
+    assert "PoCの数値" in client.get("/reviewer/").text
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

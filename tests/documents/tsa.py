@@ -28,13 +28,18 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 class LocalTsa:
     url: str
     root: x509.Certificate
+    # The root's CRL (empty, long-lived): long-term validation needs revocation data
+    # for the TSA's certificate as well as the signer's.
+    crl: x509.CertificateRevocationList
 
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _certificates() -> tuple[x509.Certificate, x509.Certificate, rsa.RSAPrivateKey]:
+def _certificates() -> tuple[
+    x509.Certificate, x509.Certificate, rsa.RSAPrivateKey, x509.CertificateRevocationList
+]:
     # Valid long before and after the frozen test clock and the real one.
     now = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -66,12 +71,20 @@ def _certificates() -> tuple[x509.Certificate, x509.Certificate, rsa.RSAPrivateK
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
         .sign(root_key, hashes.SHA256())
     )
-    return root, tsa, tsa_key
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root.subject)
+        .last_update(now)
+        .next_update(now + dt.timedelta(days=7300))
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    return root, tsa, tsa_key, crl
 
 
 @contextmanager
 def local_tsa() -> Iterator[LocalTsa]:
-    root, tsa, tsa_key = _certificates()
+    root, tsa, tsa_key, crl = _certificates()
     stamper = DummyTimeStamper(
         tsa_cert=asn1_x509.Certificate.load(tsa.public_bytes(serialization.Encoding.DER)),
         tsa_key=keys.PrivateKeyInfo.load(
@@ -101,7 +114,7 @@ def local_tsa() -> Iterator[LocalTsa]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield LocalTsa(url=f"http://127.0.0.1:{server.server_port}/tsa", root=root)
+        yield LocalTsa(url=f"http://127.0.0.1:{server.server_port}/tsa", root=root, crl=crl)
     finally:
         server.shutdown()
         server.server_close()
