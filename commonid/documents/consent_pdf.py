@@ -1,23 +1,21 @@
 """The consent / application document a person signs at the kiosk, as a one-page PDF.
 
-Japanese text without embedding a font: the page uses the Adobe-Japan1 CID
-font HeiseiKakuGo-W5 with the predefined UniJIS-UTF16-H CMap, one of the
-fonts a PDF viewer must supply itself (PDF 1.7, 9.7.5.2; as reportlab's
-UnicodeCIDFont does). Strings are UTF-16BE, so any Japanese name or purpose
-is written as given, and the file stays a few kilobytes.
+Laid out from an HTML template (``templates/consent.html``) by WeasyPrint,
+with Debian's IPA Gothic embedded as a subset: the page looks the same in
+every viewer, and its text copies out exactly as written (Japanese and
+English). A document that would not fit on one page is refused: a person
+must never sign a document whose end they cannot see.
 """
 
 from __future__ import annotations
 
-import io
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.generic import pdf_name
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 __all__ = ["CLAIM_LABELS", "ConsentDocument", "DocumentTooLongError", "render_consent_pdf"]
 
@@ -30,9 +28,10 @@ CLAIM_LABELS = {
     "did": "DID (decentralized identifier)",
     "credential": "本人確認済みクレデンシャル (verifiable credential)",
 }
-_PAGE_WIDTH, _PAGE_HEIGHT = 595, 842  # A4 in points
-_MARGIN = 56
-_FONT = "HeiseiKakuGo-W5"
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
 
 
 class DocumentTooLongError(ValueError):
@@ -110,133 +109,22 @@ def releases_signed_document(consented_claims: Iterable[str]) -> bool:
     return set(consented_claims) >= CERTIFICATE_ATTRIBUTES
 
 
+def _printable(text: str) -> str:
+    # NFC, so what is copied out compares equal to what was written; no control characters.
+    return "".join(c for c in unicodedata.normalize("NFC", text) if c.isprintable())
+
+
 def render_consent_pdf(document: ConsentDocument) -> bytes:
-    """The document as PDF bytes: one A4 page, document metadata naming session and provider."""
-    writer = PdfFileWriter()
-    writer.document_meta.title = f"同意書 / Consent {document.document_id}"
-    writer.document_meta.subject = document.purpose
-    writer.document_meta.creator = "Common-ID"
-    writer.document_meta.created = document.created_at.astimezone(UTC)
-    font_dictionary = _japanese_font()
-    font_dictionary[pdf_name("/ToUnicode")] = writer.add_object(
-        generic.StreamObject(stream_data=_utf16_to_unicode_cmap())
+    """The document as PDF bytes: one A4 page, metadata naming the document and purpose."""
+    from weasyprint import HTML  # imported when a document is made: it takes a while
+
+    html = _TEMPLATES.get_template("consent.html").render(
+        title=f"同意書 / Consent {document.document_id}",
+        subject=_printable(document.purpose),
+        created=document.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        lines=[(size, _printable(text)) for size, text in document.lines()],
     )
-    font = writer.add_object(font_dictionary)
-    content = generic.StreamObject(stream_data=_content_stream(document.lines()))
-    resources = generic.DictionaryObject(
-        {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): font})}
-    )
-    page = PageObject(
-        contents=writer.add_object(content),
-        media_box=(0, 0, _PAGE_WIDTH, _PAGE_HEIGHT),
-        resources=resources,
-    )
-    writer.insert_page(page)
-    output = io.BytesIO()
-    writer.write(output)
-    return output.getvalue()
-
-
-def _japanese_font() -> generic.DictionaryObject:
-    descriptor = generic.DictionaryObject(
-        {
-            pdf_name("/Type"): pdf_name("/FontDescriptor"),
-            pdf_name("/FontName"): pdf_name(f"/{_FONT}"),
-            pdf_name("/Flags"): generic.NumberObject(4),
-            pdf_name("/FontBBox"): _numbers([-92, -250, 1010, 922]),
-            pdf_name("/ItalicAngle"): generic.NumberObject(0),
-            pdf_name("/Ascent"): generic.NumberObject(752),
-            pdf_name("/Descent"): generic.NumberObject(-221),
-            pdf_name("/CapHeight"): generic.NumberObject(737),
-            pdf_name("/StemV"): generic.NumberObject(114),
-        }
-    )
-    cid_font = generic.DictionaryObject(
-        {
-            pdf_name("/Type"): pdf_name("/Font"),
-            pdf_name("/Subtype"): pdf_name("/CIDFontType0"),
-            pdf_name("/BaseFont"): pdf_name(f"/{_FONT}"),
-            pdf_name("/CIDSystemInfo"): generic.DictionaryObject(
-                {
-                    pdf_name("/Registry"): generic.TextStringObject("Adobe"),
-                    pdf_name("/Ordering"): generic.TextStringObject("Japan1"),
-                    pdf_name("/Supplement"): generic.NumberObject(5),
-                }
-            ),
-            pdf_name("/FontDescriptor"): descriptor,
-            pdf_name("/DW"): generic.NumberObject(1000),
-            # CIDs 1-95 are the Roman characters that UniJIS-UTF16-H maps ASCII to.
-            pdf_name("/W"): _numbers([1, 95, 500]),
-        }
-    )
-    return generic.DictionaryObject(
-        {
-            pdf_name("/Type"): pdf_name("/Font"),
-            pdf_name("/Subtype"): pdf_name("/Type0"),
-            pdf_name("/BaseFont"): pdf_name(f"/{_FONT}"),
-            pdf_name("/Encoding"): pdf_name("/UniJIS-UTF16-H"),
-            pdf_name("/DescendantFonts"): generic.ArrayObject([cid_font]),
-        }
-    )
-
-
-def _utf16_to_unicode_cmap() -> bytes:
-    """A ToUnicode CMap for text shown through UniJIS-UTF16-H: every 2-byte code is the
-    UTF-16BE of its character, so the map is the identity. Without it, extraction
-    guesses from the CIDs (Adobe-Japan1 CID 63 reads back as U+0332, not `_`).
-    One range per high byte: readers increment only the last byte within a range."""
-    ranges = [f"<{high:02X}00> <{high:02X}FF> <{high:02X}00>" for high in range(256)]
-    ranges = [r for r in ranges if not 0xD8 <= int(r[1:3], 16) <= 0xDF]  # no surrogates
-    blocks = []
-    for start in range(0, len(ranges), 100):  # at most 100 entries per block (PDF spec)
-        chunk = ranges[start : start + 100]
-        blocks.append(f"{len(chunk)} beginbfrange\n" + "\n".join(chunk) + "\nendbfrange")
-    return (
-        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
-        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
-        "/CMapName /CommonID-UTF16-UCS def\n/CMapType 2 def\n"
-        "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
-        + "\n".join(blocks)
-        + "\nendcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n"
-    ).encode("ascii")
-
-
-def _numbers(values: Iterable[int]) -> generic.ArrayObject:
-    return generic.ArrayObject(generic.NumberObject(v) for v in values)
-
-
-def _em_width(character: str) -> float:
-    """Advance width in em as declared in /W and /DW: half for ASCII, full otherwise."""
-    return 0.5 if " " <= character <= "~" else 1.0
-
-
-def _wrap(text: str, size: int, width: float) -> list[str]:
-    lines, current, used = [], "", 0.0
-    for character in text:
-        advance = _em_width(character) * size
-        if current and used + advance > width:
-            lines.append(current)
-            current, used = "", 0.0
-        current += character
-        used += advance
-    lines.append(current)
-    return lines
-
-
-def _content_stream(lines: Sequence[tuple[int, str]]) -> bytes:
-    commands = ["BT"]
-    y = _PAGE_HEIGHT - _MARGIN
-    for size, text in lines:
-        # NFC: the CMap maps precomposed characters; control characters are dropped.
-        text = "".join(c for c in unicodedata.normalize("NFC", text) if c.isprintable())
-        for line in _wrap(text, size, _PAGE_WIDTH - 2 * _MARGIN) if text else [""]:
-            y -= int(size * 1.5)
-            if y < _MARGIN:
-                # Text below the margin would be cut off or unprinted: a person
-                # must never sign a document whose end they cannot see.
-                raise DocumentTooLongError("the consent text does not fit on one page")
-            if line:
-                encoded = line.encode("utf-16-be").hex().upper()
-                commands.append(f"/F1 {size} Tf 1 0 0 1 {_MARGIN} {y} Tm <{encoded}> Tj")
-    commands.append("ET")
-    return "\n".join(commands).encode("ascii")
+    rendered = HTML(string=html).render()
+    if len(rendered.pages) > 1:
+        raise DocumentTooLongError("the consent text does not fit on one page")
+    return rendered.write_pdf()

@@ -12,6 +12,7 @@ from jpki.card import JPKICard
 from jpki.documents import open_card_signer, sign_pdf
 from jpki.emulator.card import VirtualMyNumberCard
 from jpki.transport import InProcessTransport
+from tests.documents.pdf_bytes import change_a_byte_in_the_content
 from tests.fixtures.card import SIGN_PASSWORD
 from tests.fixtures.jpki import DEMO_PERSON
 
@@ -77,9 +78,7 @@ def test_unauthenticated_and_non_pdf_requests_are_refused(
     # Declared JSON, and not even UTF-8: refused at the edge before the endpoint's 415.
     assert wrong_type.status_code == 400
     assert wrong_type.json()["code"] == "malformed_json"
-    tampered = signed_consent.replace(
-        "同意".encode("utf-16-be").hex().upper().encode(), b"30C630C6"
-    )
+    tampered = change_a_byte_in_the_content(signed_consent)
     refused = _post(service_client, service_accounts.provider_a_key, tampered)
     assert refused.status_code == 200
     assert refused.json()["reason"] == "modified"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
 from tests.fixtures.jpki import DEMO_PERSON
 
 from .conftest import VERIFY_AT
+from .pdf_bytes import change_a_byte_in_the_content
 from .tsa import local_tsa
 
 
@@ -61,14 +63,23 @@ def _sign(card: JPKICard, pdf: bytes, **options: object) -> bytes:
         return sign_pdf(pdf, signer, **options)  # type: ignore[arg-type]
 
 
-def test_consent_pdf_carries_the_session_text_in_japanese(consent: PreparedDocument) -> None:
-    reader = PdfFileReader(io.BytesIO(consent.pdf))
-    page = reader.root["/Pages"]["/Kids"][0]
-    content = page["/Contents"].data
+def test_consent_pdf_carries_the_session_text_in_japanese(
+    consent: PreparedDocument, tmp_path: Path
+) -> None:
+    path = tmp_path / "consent.pdf"
+    path.write_bytes(consent.pdf)
+    extracted = subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
     for text in ("テスト決済株式会社", "犯罪収益移転防止法", "氏名", "同意"):
-        assert text.encode("utf-16-be").hex().upper().encode() in content
-    font = page["/Resources"]["/Font"]["/F1"]
-    assert font["/Encoding"] == "/UniJIS-UTF16-H"
+        assert text in extracted
+    # Every font is in the file (a subset of IPA Gothic): no viewer has to supply one.
+    fonts = subprocess.run(
+        ["pdffonts", str(path)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[2:]
+    assert fonts and all(line.split()[-5] == "yes" for line in fonts), fonts
+    assert any("IPAPGothic" in line for line in fonts)
+    assert len(PdfFileReader(io.BytesIO(consent.pdf)).root["/Pages"]["/Kids"]) == 1
     other = dataclasses.replace(consent.document, purpose="別の目的")
     assert render_consent_pdf(other) != consent.pdf
     # The longest purpose a session holds (500 characters) still fits on the page...
@@ -178,10 +189,7 @@ def test_cli_verify_reports_and_exits_by_verdict(
     shown = runner.invoke(app, [*arguments, "--show-signer"])
     assert json.loads(shown.stdout)["signatures"][0]["signer"]["name"] == DEMO_PERSON.name
     tampered = tmp_path / "tampered.pdf"
-    data = bytearray(signed.read_bytes())
-    position = data.index("同意".encode("utf-16-be").hex().upper().encode())
-    data[position + 3] = ord("F") if data[position + 3] != ord("F") else ord("E")
-    tampered.write_bytes(bytes(data))
+    tampered.write_bytes(change_a_byte_in_the_content(signed.read_bytes()))
     refused = runner.invoke(app, [*arguments[:2], str(tampered), *arguments[3:-1]])
     assert refused.exit_code == 1
     assert "modified" in refused.stdout

@@ -19,6 +19,7 @@ from jpki.documents import DocumentReason, open_card_signer, sign_detached, sign
 from jpki.errors import WrongPinError
 from jpki.testca import Hierarchy, IssuedPerson
 from jpki.validation import ReasonCode, TrustPolicy
+from tests.documents.pdf_bytes import change_a_byte_in_the_content
 from tests.fixtures.card import AUTH_PIN, SIGN_PASSWORD
 from tests.fixtures.jpki import DEMO_PERSON, make_person
 
@@ -77,12 +78,8 @@ def test_changed_byte_after_signing_is_reported_as_modified(
     pcsc_card: JPKICard, consent: PreparedDocument, policy: TrustPolicy
 ) -> None:
     signed = _sign(pcsc_card, consent.pdf)
-    provider_hex = "テスト決済株式会社".encode("utf-16-be").hex().upper().encode()
-    position = signed.index(provider_hex)
-    # テ (30C6) becomes デ (30C7): same length, still a valid PDF, another text.
-    tampered = bytearray(signed)
-    tampered[position + 3] = ord("7")
-    result = verify_pdf(bytes(tampered), policy=policy, at=VERIFY_AT)
+    tampered = change_a_byte_in_the_content(signed)
+    result = verify_pdf(tampered, policy=policy, at=VERIFY_AT)
     assert result.reason is DocumentReason.MODIFIED
     assert not result.signatures[0].intact
     assert result.signatures[0].certificate_reason is ReasonCode.VALID

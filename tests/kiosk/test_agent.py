@@ -126,6 +126,12 @@ def _visits(runtime: Runtime) -> list[dict[str, Any]]:
     ]
 
 
+def _last_call(agent: Agent) -> str:
+    """The agent's last call to the service about the person's session (the visit's
+    report, sent when a visit ends, aside)."""
+    return [path for path in agent.service_traffic.paths if not path.endswith("/visit")][-1]
+
+
 def _post(agent: Agent, path: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(agent.url + path, json=body, timeout=30)
 
@@ -240,7 +246,11 @@ def test_identity_flow_over_the_api_keeps_secrets_out_of_logs_and_service(
     assert SIGN_PASSWORD not in caplog.text and SIGN_PASSWORD.lower() not in caplog.text
     sent = b"\n".join(agent.service_traffic.sent)
     assert SIGN_PASSWORD.lower().encode() not in sent and SIGN_PASSWORD.encode() not in sent
-    assert agent.service_traffic.paths[-1].endswith("/card-response")
+    # The card response, then the visit's report (counts and times only).
+    assert agent.service_traffic.paths[-2].endswith("/card-response")
+    assert agent.service_traffic.paths[-1].endswith("/visit")
+    assert b"\\u5c71\\u7530" not in agent.service_traffic.sent[-1]  # no name, escaped or not
+    assert "山田".encode() not in agent.service_traffic.sent[-1]
 
 
 def test_declining_ends_the_session_without_the_card(
@@ -428,7 +438,7 @@ def test_document_step_signs_with_the_password_asked_again(
     assert signed["result"]["success"] is True and signed["result"]["code"] == "document_signed"
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["document"]["status"] == "signed" and len(result["documents"]) == 1
-    assert agent.service_traffic.paths[-1].endswith("/document")
+    assert _last_call(agent).endswith("/document")
     sent = b"\n".join(agent.service_traffic.sent)
     assert SIGN_PASSWORD.encode() not in sent and b"WRONG1" not in sent
     assert SIGN_PASSWORD not in caplog.text and "WRONG1" not in caplog.text
@@ -455,7 +465,7 @@ def test_document_at_the_last_try_needs_confirmation_and_cancel_leaves_it_unsign
     assert result["status"] == "verified"
     assert result["document"]["status"] == "awaiting_signature" and result["documents"] == []
     # The document was fetched, never posted: no PDF went to the service.
-    assert agent.service_traffic.paths[-1].endswith("/document")
+    assert _last_call(agent).endswith("/document")
     assert not any(body.startswith(b"%PDF") for body in agent.service_traffic.sent)
 
 
@@ -478,7 +488,7 @@ def test_declining_to_sign_tells_the_service_and_touches_no_card(
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
     assert result["status"] == "verified"
     assert result["document"]["status"] == "declined" and result["documents"] == []
-    assert agent.service_traffic.paths[-1].endswith("/document/decline")
+    assert _last_call(agent).endswith("/document/decline")
     assert not any(body.startswith(b"%PDF") for body in agent.service_traffic.sent)
 
 
