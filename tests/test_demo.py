@@ -8,6 +8,7 @@ and keep its world across restarts only when asked.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import signal
@@ -185,6 +186,34 @@ def _complete_at_the_kiosk(demo: Demo, user_code: str, card_key: str, *, identit
         kiosk.submit_card_answer(session.id, answer)
 
 
+def _reviewer_gets_the_signed_report(demo: Demo) -> None:
+    """The guide's reviewer pages: the three verifications so far (person 2 at start-up,
+    then a and b) in the figures, and the PDF signed by the demo organisation's test CA.
+    ``COMMONID_REVIEWER_SCREENSHOTS=docs/reviewer`` keeps it as the docs' sample."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    credential = (demo.data_dir / "reviewer.credential").read_text().strip()
+    assert f"reviewer credential:           {credential}" in demo.terminal
+    with httpx.Client(base_url=f"http://127.0.0.1:{demo.service_port}", timeout=60) as web:
+        assert web.post("/reviewer/login", data={"token": credential}).status_code == 303
+        deadline = time.monotonic() + 40  # the demo signs a checkpoint every 10 seconds
+        while True:
+            page = web.get("/reviewer/", params={"lang": "en"}).text
+            shown = re.search(r'"value">(\d+)</div><div class="label">completed sessions', page)
+            if shown and int(shown.group(1)) >= 3:
+                break
+            assert time.monotonic() < deadline, "the verifications never reached the figures"
+            time.sleep(1)
+        report = web.get("/reviewer/report.pdf")
+    assert report.status_code == 200, report.text
+    (signature,) = PdfFileReader(io.BytesIO(report.content)).embedded_signatures
+    assert "Common-ID demo organisation" in signature.signer_cert.issuer.human_friendly
+    if keep := os.environ.get("COMMONID_REVIEWER_SCREENSHOTS"):
+        (Path(keep) / "sample-report.pdf").write_bytes(report.content)
+
+
 @pytest.mark.pcsc
 @pytest.mark.slow
 def test_staff_play_both_providers_from_the_demo_terminal(pcsc_reader: str, demo_dir: Path) -> None:
@@ -209,6 +238,7 @@ def test_staff_play_both_providers_from_the_demo_terminal(pcsc_reader: str, demo
         result = demo.wait_for(rf"Demo Pay B: session {re.escape(code)} ended: (\w+)")
         assert result.group(1) == "reuse_granted", demo.terminal
         assert "claims first verified" in result.string
+        _reviewer_gets_the_signed_report(demo)
 
         demo.type("r")
         demo.wait_for(rf"Reader {pcsc_reader} is empty")

@@ -75,6 +75,9 @@ def print_guide(world: DemoWorld, children: Children) -> None:
     say(f"  Kiosk page (open in a browser):  {world.kiosk_url}")
     say(f"  Service API / OpenAPI:           {world.service_url}/docs")
     say(f"  Logs (service, agent, card):     {children.log_dir}/")
+    if world.reviewer_credential:
+        say(f"  Reviewer pages and PoC report:   {world.service_url}/reviewer/")
+        say(f"    reviewer credential:           {world.reviewer_credential}")
     say()
     say("Demo persons (fictional; virtual cards):")
     for demo in DEMO_PERSONS:

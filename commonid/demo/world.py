@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from commonid.audit.report_signing import create_test_organisation
 from commonid.card_answer import answer_challenge
 from commonid.client import KioskClient, ProviderClient
 from commonid.settings import Settings
@@ -94,6 +96,7 @@ DEMO_PROVIDERS = (
 # verified), read by --keep. It holds the demo's API keys and kiosk credential,
 # which are printed on the terminal anyway; mode 0600 like the credential file.
 WORLD_FILE = "world.json"
+REVIEWER_CREDENTIAL_FILE = "reviewer.credential"
 
 
 def person(key: str) -> DemoPerson:
@@ -108,6 +111,8 @@ class DemoWorld:
     provider_keys: dict[str, str]
     kiosk_credential: str
     created_at: str
+    # The reviewer pages' credential (/reviewer/); empty in a world made before it existed.
+    reviewer_credential: str = ""
     # --keep: the world was made by an earlier run, with this service port (its public URL).
     kept_from_service_port: int | None = None
 
@@ -196,6 +201,11 @@ def build_world(
     engine.dispose()
     (data_dir / "kiosk.credential").write_text(kiosk_credential)
     os.chmod(data_dir / "kiosk.credential", 0o600)
+    # The reviewer pages and a TEST organisation that signs the PoC report there.
+    reviewer_credential = "rvw_" + secrets.token_urlsafe(24)
+    (data_dir / REVIEWER_CREDENTIAL_FILE).write_text(reviewer_credential)
+    os.chmod(data_dir / REVIEWER_CREDENTIAL_FILE, 0o600)
+    create_test_organisation(settings.effective_report_signing_dir)
     return DemoWorld(
         data_dir=data_dir,
         service_port=service_port,
@@ -203,6 +213,7 @@ def build_world(
         provider_keys=provider_keys,
         kiosk_credential=kiosk_credential,
         created_at=now.isoformat(timespec="seconds"),
+        reviewer_credential=reviewer_credential,
     )
 
 
@@ -214,6 +225,7 @@ def save_world(world: DemoWorld) -> None:
         "service_port": world.service_port,
         "provider_keys": world.provider_keys,
         "kiosk_credential": world.kiosk_credential,
+        "reviewer_credential": world.reviewer_credential,
     }
     path.write_text(json.dumps(record, indent=2))
     os.chmod(path, 0o600)
@@ -233,6 +245,7 @@ def kept_world(data_dir: Path, *, service_port: int, kiosk_port: int) -> DemoWor
             provider_keys=dict(record["provider_keys"]),
             kiosk_credential=str(record["kiosk_credential"]),
             created_at=str(record["created_at"]),
+            reviewer_credential=str(record.get("reviewer_credential", "")),
             kept_from_service_port=int(record["service_port"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -255,14 +268,28 @@ def service_settings(data_dir: Path, service_port: int) -> Settings:
 
 def service_environment(data_dir: Path, service_port: int) -> dict[str, str]:
     settings = service_settings(data_dir, service_port)
-    return os.environ | {
-        "COMMONID_DATA_DIR": str(settings.data_dir),
-        "COMMONID_PUBLIC_URL": settings.public_url,
-        "COMMONID_ISSUER_KEY_FILE": str(settings.issuer_key_file),
-        "COMMONID_TRUST_MODE": settings.trust_mode,
-        "COMMONID_TEST_HIERARCHY_DIR": str(settings.test_hierarchy_dir),
-        "COMMONID_REVOCATION_MODE": settings.revocation_mode,
-    }
+    reviewer = data_dir / REVIEWER_CREDENTIAL_FILE
+    if reviewer.exists():
+        reviewing = {
+            "COMMONID_AUDIT_REVIEWER_TOKEN": reviewer.read_text().strip(),
+            # The reviewer pages count what a signed checkpoint covers: in the demo, a
+            # verification shows there within seconds rather than the default 5 minutes.
+            "COMMONID_AUDIT_CHECKPOINT_INTERVAL_SECONDS": "10",
+        }
+    else:
+        reviewing = {}
+    return (
+        os.environ
+        | reviewing
+        | {
+            "COMMONID_DATA_DIR": str(settings.data_dir),
+            "COMMONID_PUBLIC_URL": settings.public_url,
+            "COMMONID_ISSUER_KEY_FILE": str(settings.issuer_key_file),
+            "COMMONID_TRUST_MODE": settings.trust_mode,
+            "COMMONID_TEST_HIERARCHY_DIR": str(settings.test_hierarchy_dir),
+            "COMMONID_REVOCATION_MODE": settings.revocation_mode,
+        }
+    )
 
 
 def pre_verify_with_provider_a(world: DemoWorld, demo: DemoPerson) -> None:
