@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # Prefix of the bucket keys in Redis (several deployments may share one server).
     rate_limit_key_prefix: str = "commonid:ratelimit:"
     max_body_bytes: int = 64 * 1024
+    # Signed PDFs (the kiosk's signed consent, /v1/documents/verify): the embedded font
+    # subset grows with the distinct characters on the page (a one-page consent with a
+    # 500-character purpose is ~80 kB unsigned), so they get their own, larger limit.
+    max_document_bytes: int = 256 * 1024
     session_ttl_seconds: int = 300
     # How long `GET /v1/sessions/{id}?wait=` may hold a request (more is refused, 422).
     max_long_poll_seconds: int = Field(default=30, ge=1, le=60)

@@ -109,6 +109,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_openapi(app, runtime.settings)
     # The last added runs first: the fault barrier, the size limit, then the text checks.
     app.add_middleware(TextGuard)
-    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=runtime.settings.max_body_bytes,
+        max_document_bytes=runtime.settings.max_document_bytes,
+    )
     app.add_middleware(FaultBarrier)
     return app

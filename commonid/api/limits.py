@@ -8,6 +8,7 @@ import json
 import math
 import mmap
 import os
+import re
 import struct
 import threading
 import time
@@ -21,6 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from commonid.api.problems import PROBLEM_MEDIA_TYPE
 from commonid.problems import PROBLEM_TYPE_BASE, PROBLEM_TYPES
 
+# The endpoints whose body is a signed PDF (commonid.documents.api).
+_PDF_UPLOADS = re.compile(r"/v1/documents/verify|/v1/kiosk/sessions/[^/]+/document")
+
 
 class BodySizeLimit:
     """ASGI middleware: refuse bodies over ``max_bytes`` with 413 before any parsing.
@@ -29,22 +33,28 @@ class BodySizeLimit:
     without a length cannot get past the limit either.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_document_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_document_bytes = max_document_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (
+            self.max_document_bytes
+            if _PDF_UPLOADS.fullmatch(scope.get("path", ""))
+            else self.max_bytes
+        )
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.max_bytes:
-                    await _send_too_large(send, self.max_bytes)
+                if declared > limit:
+                    await _send_too_large(send, limit)
                     return
         # Buffer the body up to the limit (bodies are small JSON documents).
         chunks: list[bytes] = []
@@ -56,8 +66,8 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await _send_too_large(send, self.max_bytes)
+            if size > limit:
+                await _send_too_large(send, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

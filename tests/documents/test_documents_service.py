@@ -82,8 +82,13 @@ def test_consent_pdf_carries_the_session_text_in_japanese(
     assert len(PdfFileReader(io.BytesIO(consent.pdf)).root["/Pages"]["/Kids"]) == 1
     other = dataclasses.replace(consent.document, purpose="別の目的")
     assert render_consent_pdf(other) != consent.pdf
-    # The longest purpose a session holds (500 characters) still fits on the page...
+    # The longest purpose a session holds (500 characters) still fits on the page, and
+    # with 500 different characters (the largest font subset) it stays well inside the
+    # service's limit for signed PDFs (max_document_bytes, 256 KiB) once signed.
     render_consent_pdf(dataclasses.replace(consent.document, purpose="確" * 500))
+    varied = "".join(chr(0x4E00 + 7 * i) for i in range(500))
+    largest = render_consent_pdf(dataclasses.replace(consent.document, purpose=varied))
+    assert len(largest) < 160 * 1024
     # ...and text that would run off the page is refused rather than cut off.
     with pytest.raises(DocumentTooLongError):
         render_consent_pdf(dataclasses.replace(consent.document, purpose="確" * 2000))

@@ -232,8 +232,12 @@ def test_bad_documents_get_stable_problem_codes_and_are_recorded(
         "signed with the authentication key"][0])  # fmt: skip
     assert auth_signed.json()["certificate_reason"] == "wrong_purpose"
 
-    too_large = post_document(service_client, kiosk, session_id, b"%PDF" + bytes(70_000))
+    too_large = post_document(service_client, kiosk, session_id, b"%PDF" + bytes(300_000))
     assert too_large.status_code == 413 and too_large.json()["code"] == "body_too_large"
+    # A signed PDF may be larger than any JSON body (its embedded font subset grows with
+    # the characters on the page): PDF uploads have their own limit, 256 KiB by default.
+    large_pdf = post_document(service_client, kiosk, session_id, b"%PDF" + bytes(100_000))
+    assert large_pdf.status_code == 422, large_pdf.text
     not_pdf = post_document(service_client, kiosk, session_id, b"{}", "application/json")
     assert not_pdf.status_code == 415 and not_pdf.json()["code"] == "unsupported_media_type"
     at_other_kiosk = post_document(
@@ -251,7 +255,7 @@ def test_bad_documents_get_stable_problem_codes_and_are_recorded(
         ).all()
     assert sorted(recorded) == sorted(
         [code for _, _, code in cases.values()]
-        + ["document_certificate_invalid", "session_not_found"]
+        + ["document_certificate_invalid", "session_not_found", large_pdf.json()["code"]]
     )
     rejected = [data for event, data in entries(service_runtime) if event == "document.rejected"]
     assert len(rejected) == len(recorded)
