@@ -16,6 +16,7 @@ from commonid.audit.cli import audit_app
 from commonid.demo import demo_command
 from commonid.documents.cli import document_app
 from commonid.oidc.cli import oidc_app
+from commonid.records.cli import records_app
 from commonid.settings import Settings
 from did.cli import did_app, issuer_app
 from did.process import run_and_exit
@@ -33,6 +34,7 @@ app.add_typer(did_app, name="did")
 app.add_typer(document_app, name="document")
 app.add_typer(audit_app, name="audit")
 app.add_typer(oidc_app, name="oidc")
+app.add_typer(records_app, name="records")
 app.command("demo")(demo_command)
 
 db_app = typer.Typer(help="The service database: schema migrations.", no_args_is_help=True)
@@ -376,8 +378,20 @@ def purge() -> None:
             ),
             now=datetime.now(UTC),
         )
+        # Verification records go by their own retention (seven years from the end of
+        # the relationship their provider declared), each purge in the audit log.
+        from sqlalchemy.orm import sessionmaker
+
+        from commonid.audit.log import AuditLog
+        from commonid.flows.records import purge_expired
+
+        log = AuditLog(sessionmaker(bind=db.get_bind()), checkpoint_interval=None)
+        purged_records = purge_expired(
+            db, now=datetime.now(UTC), audit=lambda events: log.append_many_in(db, events)
+        )
     typer.echo(
         f"purged {report.sessions} sessions ({report.signed_documents} signed documents), "
+        f"{purged_records} verification records past retention, "
         f"{report.rejected_responses} rejected responses, "
         f"{report.webhook_deliveries} webhook deliveries, "
         f"{report.idempotency_keys} idempotency keys, "

@@ -28,6 +28,11 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "claims_need_identity_mode": (422, "Personal attributes need identity mode or reuse"),
     "idempotency_key_reused": (422, "The Idempotency-Key was used with a different request"),
     "session_not_found": (404, "No such session"),
+    "record_not_found": (404, "No such verification record for this provider"),
+    "records_signing_unavailable": (
+        503,
+        "The operating organisation's signing certificate is not configured: no signed PDF",
+    ),
     "session_expired": (410, "The session has expired"),
     "consent_required": (409, "The person has not consented at this session yet"),
     "consent_already_recorded": (409, "This session already has a consent decision"),

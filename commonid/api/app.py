@@ -17,7 +17,15 @@ from commonid.api.limit_stores import caller_limiters
 from commonid.api.limits import BodySizeLimit
 from commonid.api.openapi import install_openapi
 from commonid.api.problems import FaultBarrier, install_problem_handlers
-from commonid.api.routers import admin, credentials, identities, kiosk, service, sessions
+from commonid.api.routers import (
+    admin,
+    credentials,
+    identities,
+    kiosk,
+    records,
+    service,
+    sessions,
+)
 from commonid.api.schemas import problem_responses
 from commonid.audit.service import (
     checkpoint_cadence,
@@ -100,6 +108,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         admin.router,
         service.router,
         documents_api.router,
+        records.router,
     ):
         app.include_router(router)
     # The OpenID Provider door (commonid.oidc), onto the same flows.

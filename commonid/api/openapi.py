@@ -59,6 +59,7 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 _CALLERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("*", "/v1/sessions", ("providerKey",)),
     ("*", "/v1/identities", ("providerKey",)),
+    ("*", "/v1/records", ("providerKey",)),
     ("*", "/v1/credentials/verify", ("providerKey",)),
     ("*", "/v1/documents/verify", ("providerKey",)),
     ("*", "/v1/kiosk/", ("kioskCredential",)),

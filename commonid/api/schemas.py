@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from commonid.pairwise import SUBJECT_ID_PATTERN
 from commonid.problems import PROBLEM_TYPES
 
 # Base64 of an RSA-2048 certificate is under 3 kB; leave room, refuse the absurd.
@@ -51,6 +52,24 @@ class CreateSessionRequest(Strict):
     document: DocumentKind | None = Field(
         None, description="Have the person sign this document with the card (identity mode)"
     )
+    reference: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._:-]{1,100}$",
+        description="Your own opaque reference for the customer or transaction, kept in "
+        "the verification record (no personal data: letters, digits and ._:- only)",
+        examples=["cust-000123"],
+    )
+
+
+class RelationshipEndedRequest(Strict):
+    sub: str = Field(pattern=SUBJECT_ID_PATTERN, max_length=80, description="Pairwise subject id")
+    ended_on: date = Field(description="The day the business relationship ended")
+
+
+class RelationshipEnded(BaseModel):
+    sub: str
+    records: int
+    retain_until: datetime
 
 
 class ChallengeView(BaseModel):

@@ -165,6 +165,30 @@ EVENT_TYPES: dict[str, EventType] = {
             reason_code=Kind.CODE,
             certificate_serial_hash=Kind.HASH,
         ),
+        # Verification records (commonid.records): made, retention declared, purged.
+        _event(
+            "record.created",
+            ("record_id", "provider_id", "record_hash"),
+            record_id=Kind.ID,
+            provider_id=Kind.ID,
+            session_id=Kind.ID,
+            kind=Kind.CODE,  # identity_verification | reuse
+            record_hash=Kind.HASH,  # SHA-256 of the record's RFC 8785 form
+        ),
+        _event(
+            "record.relationship_ended",
+            ("provider_id", "records"),
+            provider_id=Kind.ID,
+            records=Kind.COUNT,
+            retain_until=Kind.TIME,
+        ),
+        _event(
+            "record.purged",
+            ("record_id", "provider_id", "record_hash"),
+            record_id=Kind.ID,
+            provider_id=Kind.ID,
+            record_hash=Kind.HASH,
+        ),
         _event(
             "revocation.refreshed",
             ("trust_anchor",),

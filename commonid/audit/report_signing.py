@@ -141,6 +141,7 @@ class ReportSigner:
         *,
         timestamp_url: str | None = None,
         timestamp_roots: list[x509.Certificate] | None = None,
+        reason: str = "Common-ID PoC results report / 共通ID PoC 結果報告書",
     ) -> bytes:
         """PAdES over the whole document: B-T with a timestamp authority, validation data
         (certificates, CRLs) in the DSS in every case."""
@@ -148,7 +149,7 @@ class ReportSigner:
             field_name=SIGNATURE_FIELD,
             md_algorithm="sha256",
             subfilter=SigSeedSubFilter.PADES,
-            reason="Common-ID PoC results report / 共通ID PoC 結果報告書",
+            reason=reason,
             name=self.certificate.subject.rfc4514_string(),
             embed_validation_info=True,
             use_pades_lta=False,

@@ -43,6 +43,7 @@ from commonid.claims import (
     stored_attributes,
     verified_claims,
 )
+from commonid.flows import records
 from commonid.flows.reuse import decide_reuse
 from commonid.flows.sessions import result_binding, session_challenge, session_finished
 from commonid.pairwise import pairwise_subject_id
@@ -482,6 +483,22 @@ def _apply_checked_card(
                 },
             )
         )
+        recorded = records.record_completion(
+            runtime,
+            db,
+            session=session,
+            provider=provider,
+            kiosk_id=consent.kiosk_id if consent is not None else session.kiosk_id,
+            person_id=person.id,
+            subject_id=subject_id,
+            checked=checked,
+            attributes=attributes,
+            reused=status is SessionStatus.REUSE_GRANTED,
+            signed_data=session_challenge(runtime, session).to_be_signed(),
+            now=now,
+        )
+        if recorded is not None:
+            events.append(recorded)
     sealed = runtime.cipher.seal(
         json.dumps(result, ensure_ascii=False).encode(), binding=result_binding(session.id)
     )

@@ -81,6 +81,7 @@ def create_session(
         purpose=request.purpose,
         reuse=request.reuse,
         document=request.document.value if request.document else None,
+        provider_reference=request.reference,
         now=runtime.clock(),
         ttl=runtime.session_ttl,
     )

@@ -7,7 +7,7 @@ credentials are SHA-256 hashes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -161,6 +161,36 @@ class Session(Base):
     result_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     # A document the person signs with the card after the verification ("consent"), or None.
     document: Mapped[str | None] = mapped_column(sa.String(20))
+    # The provider's own opaque reference for the customer or transaction (its records).
+    provider_reference: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class VerificationRecord(Base):
+    """A verification record (確認記録) a provider must keep: one per completed identity
+    verification or reuse. Its content (who, when, how, the person's attributes as
+    verified, the certificate and revocation evidence) is one AES-GCM ciphertext bound
+    to the record id; its SHA-256 is in the audit log. It outlives the session and the
+    person's consent: it goes only after the retention its provider declared."""
+
+    __tablename__ = "verification_records"
+    __table_args__ = (
+        sa.Index(None, "provider_id", "verified_at"),
+        sa.Index(None, "provider_id", "subject_id"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"))
+    session_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    person_id: Mapped[str | None] = mapped_column(sa.String(40))
+    subject_id: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(30))  # identity_verification | reuse
+    verified_at: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(sa.String(40))
+    content_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    record_hash: Mapped[str] = mapped_column(sa.String(64))
+    relationship_ended_on: Mapped[date | None] = mapped_column(sa.Date)
+    retain_until: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime]
 
 
 class SignedDocument(Base):

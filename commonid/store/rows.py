@@ -72,6 +72,7 @@ class SessionRow:
     result_key_id: str | None
     result_encrypted: bytes | None
     document: str | None
+    provider_reference: str | None = None
 
 
 R = TypeVar("R")

@@ -78,6 +78,7 @@ def create_session(
     now: datetime,
     ttl: timedelta,
     document: str | None = None,
+    provider_reference: str | None = None,
 ) -> SessionRow:
     # Whole seconds: the expiry is part of the signed challenge and must
     # round-trip through every database exactly.
@@ -93,6 +94,7 @@ def create_session(
             purpose=purpose,
             reuse=reuse,
             document=document,
+            provider_reference=provider_reference,
             user_code=new_user_code(),
             nonce=_b64url_nonce(),
             created_at=now,

@@ -1,0 +1,272 @@
+"""Verification records (確認記録): made with the completion, the hash in the audit log,
+reuse citing the verification it relies on, export, retention and its audited purge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import rfc8785
+from fastapi.testclient import TestClient
+
+from commonid.audit.report_signing import create_test_organisation
+from commonid.flows.records import purge_expired
+from commonid.runtime import Runtime
+from jpki.testca import IssuedPerson
+from tests.fixtures.service import ServiceAccounts, ServiceClock
+
+from .flow_helpers import CardKeys, bearer, challenge_bytes, consent, create_session, respond
+
+IDENTITY = {"mode": "identity", "claims": ["name", "birthdate", "address"]}
+
+
+@pytest.fixture
+def card(demo_person: IssuedPerson) -> CardKeys:
+    return CardKeys(demo_person)
+
+
+def _verify(client: TestClient, key: str, kiosk: str, card: CardKeys, **body: object) -> dict:
+    session = create_session(client, key, **body)
+    consent(client, kiosk, session)
+    answer = card.response(challenge_bytes(session), identity=body.get("mode") == "identity")
+    assert respond(client, kiosk, session["id"], answer).status_code == 200
+    return session
+
+
+def _records(client: TestClient, key: str, **params: str) -> list[dict]:
+    response = client.get("/v1/records", params=params, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/jsonl")
+    return [json.loads(line) for line in response.text.splitlines()]
+
+
+def _logged(runtime: Runtime, event_type: str) -> list[dict]:
+    assert runtime.audit is not None
+    return [json.loads(e.entry)["data"] for e in runtime.audit.entries(event_type=event_type)]
+
+
+def test_an_identity_verification_leaves_a_record_whose_hash_is_in_the_audit_log(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    card: CardKeys,
+) -> None:
+    session = _verify(
+        service_client,
+        service_accounts.provider_a_key,
+        service_accounts.kiosk_credential,
+        card,
+        reference="cust-000123",
+        **IDENTITY,
+    )
+    (exported,) = _records(service_client, service_accounts.provider_a_key)
+    record = exported["record"]
+    assert record["kind"] == "identity_verification" and record["session_id"] == session["id"]
+    assert record["provider"]["reference"] == "cust-000123"
+    assert record["verifier"]["kiosk_id"].startswith("ksk_")
+    verification = record["verification"]
+    assert verification["person"] == {
+        "name": "山田\u3000太郎",
+        "birthdate": "1990-04-01",
+        "address": "東京都千代田区千代田一丁目1番1号",
+    }
+    assert verification["method"] == {"code": "jpki.signature_certificate", "rules": "2020-04"}
+    sign = card.person.sign_certificate
+    assert verification["certificate"]["serial"] == format(sign.serial_number, "x")
+    assert verification["certificate"]["issuer"] == sign.issuer.rfc4514_string()
+    assert (
+        verification["signed_data_sha256"] == hashlib.sha256(challenge_bytes(session)).hexdigest()
+    )
+    revocation = verification["revocation"]
+    assert revocation["source"] == "crl" and revocation["crl_number"] >= 1
+    assert len(revocation["evidence_sha256"]) == 64
+    # The hash over the record's canonical form is the one logged at completion.
+    digest = hashlib.sha256(rfc8785.dumps(record)).hexdigest()
+    assert exported["record_hash"] == digest
+    (created,) = _logged(service_runtime, "record.created")
+    assert created == {
+        "record_id": record["record_id"],
+        "provider_id": record["provider"]["id"],
+        "session_id": session["id"],
+        "kind": "identity_verification",
+        "record_hash": digest,
+    }
+    # Encrypted at rest: the name is nowhere in the database file's record row.
+    from commonid.store.models import VerificationRecord
+
+    with service_runtime.sessions.begin() as db:
+        row = db.get(VerificationRecord, record["record_id"])
+        assert row is not None and "山田".encode() not in row.content_encrypted
+    one = service_client.get(
+        f"/v1/records/{record['record_id']}", headers=bearer(service_accounts.provider_a_key)
+    )
+    assert one.status_code == 200 and one.json()["record"] == record
+    # Another provider cannot read it; an authentication alone makes no record.
+    other = service_client.get(
+        f"/v1/records/{record['record_id']}", headers=bearer(service_accounts.provider_b_key)
+    )
+    assert other.status_code == 404 and other.json()["code"] == "record_not_found"
+    _verify(
+        service_client,
+        service_accounts.provider_b_key,
+        service_accounts.kiosk_credential,
+        card,
+        mode="auth",
+    )
+    assert _records(service_client, service_accounts.provider_b_key) == []
+
+
+def test_a_reuse_record_cites_the_verification_it_relies_on(
+    service_client: TestClient, service_accounts: ServiceAccounts, card: CardKeys
+) -> None:
+    kiosk = service_accounts.kiosk_credential
+    _verify(service_client, service_accounts.provider_a_key, kiosk, card, **IDENTITY)
+    _verify(
+        service_client,
+        service_accounts.provider_b_key,
+        kiosk,
+        card,
+        mode="auth",
+        reuse=True,
+        claims=["name"],
+        reference="acct:42",
+    )
+    (source,) = _records(service_client, service_accounts.provider_a_key)
+    (reuse,) = _records(service_client, service_accounts.provider_b_key)
+    assert reuse["record"]["kind"] == "reuse"
+    assert reuse["record"]["source_record_id"] == source["record"]["record_id"]
+    assert reuse["record"]["verification"] == source["record"]["verification"]
+    assert reuse["record"]["provider"]["reference"] == "acct:42"
+    assert reuse["record"]["subject_id"] != source["record"]["subject_id"]  # pairwise
+
+
+def test_retention_runs_seven_years_from_the_declared_end_then_the_purge_is_audited(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    service_clock: ServiceClock,
+    card: CardKeys,
+) -> None:
+    key = service_accounts.provider_a_key
+    _verify(service_client, key, service_accounts.kiosk_credential, card, **IDENTITY)
+    (exported,) = _records(service_client, key)
+    sub = exported["record"]["subject_id"]
+    assert exported["retain_until"] is None  # kept while the relationship lasts
+    path = "/v1/records/relationship-ended"
+    today = service_clock().date()
+    future = service_client.post(
+        path, json={"sub": sub, "ended_on": (today + timedelta(days=1)).isoformat()},
+        headers=bearer(key),
+    )  # fmt: skip
+    assert future.status_code == 422
+    unknown = service_client.post(
+        path, json={"sub": "abcdefgh", "ended_on": today.isoformat()}, headers=bearer(key)
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "record_not_found"
+    ended = service_client.post(
+        path, json={"sub": sub, "ended_on": "2026-12-01"}, headers=bearer(key)
+    )
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["records"] == 1
+    assert ended.json()["retain_until"].startswith("2033-12-02T00:00:00")
+    (declared,) = _logged(service_runtime, "record.relationship_ended")
+    assert declared["records"] == 1 and "sub" not in declared
+
+    def purge_at(day: date) -> int:
+        from datetime import UTC, datetime
+
+        moment = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        with service_runtime.write_transaction() as db:
+            assert service_runtime.audit is not None
+            return purge_expired(
+                db,
+                now=moment,
+                audit=lambda events: service_runtime.audit.append_many_in(db, events),  # type: ignore[union-attr]
+            )
+
+    assert purge_at(date(2033, 12, 1)) == 0  # the last day of the seven years: kept
+    assert len(_records(service_client, key, **{"from": "2026-01-01"})) == 1
+    assert purge_at(date(2033, 12, 3)) == 1
+    assert _records(service_client, key, **{"from": "2026-01-01"}) == []
+    (purged,) = _logged(service_runtime, "record.purged")
+    assert purged["record_hash"] == exported["record_hash"]
+
+
+def test_records_as_a_pdf_signed_by_the_operating_organisation(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    card: CardKeys,
+    tmp_path: Path,
+) -> None:
+    key = service_accounts.provider_a_key
+    _verify(service_client, key, service_accounts.kiosk_credential, card, **IDENTITY)
+    (exported,) = _records(service_client, key)
+    record_id = exported["record"]["record_id"]
+    missing = service_client.get(f"/v1/records/{record_id}/pdf", headers=bearer(key))
+    assert missing.status_code == 503 and missing.json()["code"] == "records_signing_unavailable"
+    create_test_organisation(service_runtime.settings.effective_report_signing_dir)
+    for response in (
+        service_client.get(f"/v1/records/{record_id}/pdf", headers=bearer(key)),
+        service_client.get("/v1/records", params={"format": "pdf"}, headers=bearer(key)),
+    ):
+        assert response.status_code == 200 and response.content.startswith(b"%PDF")
+        pdf = tmp_path / "records.pdf"
+        pdf.write_bytes(response.content)
+        text = subprocess.run(
+            ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout
+        assert "確認記録" in text and "山田" in text
+        assert exported["record_hash"] in text.replace("\n", "")  # wrapped in its cell
+        checked = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True).stdout
+        assert "Signature is Valid." in checked
+    bad = service_client.get("/v1/records", params={"from": "2026-12-05", "to": "2026-12-01"},
+                             headers=bearer(key))  # fmt: skip
+    assert bad.status_code == 422
+    assert service_client.get("/v1/records/vrc_nope", headers=bearer(key)).status_code == 404
+    assert service_client.get("/v1/records").status_code == 401
+
+
+def test_commonid_records_export_writes_what_the_api_serves(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    card: CardKeys,
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from commonid.cli import app
+
+    key = service_accounts.provider_a_key
+    _verify(service_client, key, service_accounts.kiosk_credential, card, **IDENTITY)
+    served = service_client.get("/v1/records", headers=bearer(key)).text
+    settings = service_runtime.settings
+    env = {
+        "COMMONID_DATA_DIR": str(settings.data_dir),
+        "COMMONID_DATABASE_URL": settings.effective_database_url,
+    }
+    today = date.today().isoformat()
+    period = ["--provider", "Provider A", "--from", "2026-01-01", "--to", today]
+    out = tmp_path / "records.jsonl"
+    done = CliRunner().invoke(app, ["records", "export", *period, "--out", str(out)], env=env)
+    assert done.exit_code == 0, done.output
+    assert out.read_text(encoding="utf-8") == served
+    pdf = tmp_path / "records.pdf"
+    command = ["records", "export", *period, "--format", "pdf", "--out", str(pdf)]
+    unsigned = CliRunner().invoke(app, command, env=env)
+    assert unsigned.exit_code == 2 and "report-signer init" in unsigned.output
+    create_test_organisation(settings.effective_report_signing_dir)
+    signed = CliRunner().invoke(app, command, env=env)
+    assert signed.exit_code == 0, signed.output
+    assert "Signature is Valid." in subprocess.run(
+        ["pdfsig", str(pdf)], capture_output=True, text=True
+    ).stdout
+    unknown = CliRunner().invoke(
+        app, ["records", "export", *period, "--record", "vrc_none", "--out", str(out)], env=env
+    )
+    assert unknown.exit_code == 1
