@@ -263,9 +263,10 @@ def test_commonid_records_export_writes_what_the_api_serves(
     create_test_organisation(settings.effective_report_signing_dir)
     signed = CliRunner().invoke(app, command, env=env)
     assert signed.exit_code == 0, signed.output
-    assert "Signature is Valid." in subprocess.run(
-        ["pdfsig", str(pdf)], capture_output=True, text=True
-    ).stdout
+    assert (
+        "Signature is Valid."
+        in subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True).stdout
+    )
     unknown = CliRunner().invoke(
         app, ["records", "export", *period, "--record", "vrc_none", "--out", str(out)], env=env
     )
