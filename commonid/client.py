@@ -274,7 +274,12 @@ def _check(response: httpx.Response) -> Any:
 
 
 def _session_body(
-    mode: str, claims: list[str] | None, purpose: str, reuse: bool, document: str | None
+    mode: str,
+    claims: list[str] | None,
+    purpose: str,
+    reuse: bool,
+    document: str | None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "mode": mode,
@@ -284,6 +289,8 @@ def _session_body(
     }
     if document is not None:
         body["document"] = document
+    if reference is not None:
+        body["reference"] = reference
     return body
 
 
@@ -326,11 +333,14 @@ class ProviderClient:
         reuse: bool = False,
         document: str | None = None,
         idempotency_key: str | None = None,
+        reference: str | None = None,
     ) -> CreatedSession:
-        """``document="consent"`` (identity mode): the person also signs the consent document."""
+        """``document="consent"`` (identity mode): the person also signs the consent document.
+        ``reference``: your own opaque customer or transaction number, kept in the
+        verification record (docs/compliance.md)."""
         response = self._http.post(
             "/v1/sessions",
-            json=_session_body(mode, claims, purpose, reuse, document),
+            json=_session_body(mode, claims, purpose, reuse, document, reference),
             headers=_headers(self._key, idempotency_key),
         )
         return _created(_check(response))
@@ -411,11 +421,14 @@ class AsyncProviderClient:
         reuse: bool = False,
         document: str | None = None,
         idempotency_key: str | None = None,
+        reference: str | None = None,
     ) -> CreatedSession:
-        """``document="consent"`` (identity mode): the person also signs the consent document."""
+        """``document="consent"`` (identity mode): the person also signs the consent document.
+        ``reference``: your own opaque customer or transaction number, kept in the
+        verification record (docs/compliance.md)."""
         response = await self._http.post(
             "/v1/sessions",
-            json=_session_body(mode, claims, purpose, reuse, document),
+            json=_session_body(mode, claims, purpose, reuse, document, reference),
             headers=_headers(self._key, idempotency_key),
         )
         return _created(_check(response))
