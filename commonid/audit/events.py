@@ -165,6 +165,22 @@ EVENT_TYPES: dict[str, EventType] = {
             reason_code=Kind.CODE,
             certificate_serial_hash=Kind.HASH,
         ),
+        # A card seen for the first time: joined to an existing record on evidence, or a
+        # new record, with the reason (docs/compliance.md).
+        _event(
+            "identity.linked",
+            ("person_id", "evidence"),
+            session_id=Kind.ID,
+            person_id=Kind.ID,
+            evidence=Kind.CODE,  # basic_attributes_match
+        ),
+        _event(
+            "identity.created",
+            ("person_id", "reason"),
+            session_id=Kind.ID,
+            person_id=Kind.ID,
+            reason=Kind.CODE,  # no_record_with_these_attributes | authentication_only
+        ),
         # Verification records (commonid.records): made, retention declared, purged.
         _event(
             "record.created",

@@ -359,11 +359,18 @@ def _basic_info_hash(runtime: Runtime, attributes: dict[str, Any]) -> str:
 
 
 def _record_card(
-    runtime: Runtime, db: DbSession, session: SessionRow, checked: CheckedCard, *, now: datetime
+    runtime: Runtime,
+    db: DbSession,
+    session: SessionRow,
+    checked: CheckedCard,
+    events: list[tuple[str, dict[str, Any]]],
+    *,
+    now: datetime,
 ) -> tuple[Person | PersonRow, dict[str, Any] | None]:
     """The card's person, with what the card proved recorded: its certificates and DID
     (created on first sight) and, in identity mode, the verified attributes (returned
-    too, in their stored form)."""
+    too, in their stored form). A card not seen before joins an existing record only on
+    evidence, and ``events`` says which, or why a new record was made."""
     fingerprint = checked.auth.fingerprint_sha256
     binding = persons.binding_of_did(db, checked.subject_did, fingerprint=fingerprint)
     if binding is None and take_writer_gate(db):
@@ -386,10 +393,15 @@ def _record_card(
         attributes = stored_attributes(checked.attributes)
         basic_hash = _basic_info_hash(runtime, attributes)
         if person is None:
-            # A new card of someone already known (same 基本4情報) joins their record.
-            person = persons.person_by_basic_info_hash(db, basic_hash) or persons.new_person(
-                db, now=now
-            )
+            # A new card (a renewal) joins a record only on evidence: this fresh identity
+            # verification proves the same four basic attributes (基本4情報). Never on a
+            # name alone; anything else makes a new record, and says why.
+            person = persons.person_by_basic_info_hash(db, basic_hash)
+            if person is not None:
+                events.append(_linked(session, person.id, "basic_attributes_match"))
+            else:
+                person = persons.new_person(db, now=now)
+                events.append(_created(session, person.id, "no_record_with_these_attributes"))
         sign_row = persons.record_certificate(
             db, person, _certificate_facts(runtime, checked.sign, "sign"), now=now
         )
@@ -402,11 +414,25 @@ def _record_card(
         person.basic_info_hash = basic_hash
     elif person is None:
         person = persons.new_person(db, now=now)
+        # Authentication alone proves no attributes: nothing to link a new card on.
+        events.append(_created(session, person.id, "authentication_only"))
     auth_row = persons.record_certificate(
         db, person, _certificate_facts(runtime, checked.auth, "auth"), now=now
     )
     persons.bind_did(db, person, checked.subject_did, auth_row, now=now)
     return person, attributes
+
+
+def _linked(session: SessionRow, person_id: str, evidence: str) -> tuple[str, dict[str, Any]]:
+    return (
+        "identity.linked",
+        {"session_id": session.id, "person_id": person_id, "evidence": evidence},
+    )
+
+
+def _created(session: SessionRow, person_id: str, reason: str) -> tuple[str, dict[str, Any]]:
+    fields = {"session_id": session.id, "person_id": person_id, "reason": reason}
+    return ("identity.created", fields)
 
 
 def _apply_checked_card(
@@ -424,7 +450,7 @@ def _apply_checked_card(
     events.append(auditing.validation_outcome(session.id, checked.auth.validation))
     if checked.sign is not None:
         events.append(auditing.validation_outcome(session.id, checked.sign.validation))
-    person, attributes = _record_card(runtime, db, session, checked, now=now)
+    person, attributes = _record_card(runtime, db, session, checked, events, now=now)
 
     consented = set(session.consent_claims or [])
     status = SessionStatus.VERIFIED

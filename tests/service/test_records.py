@@ -3,6 +3,7 @@ reuse citing the verification it relies on, export, retention and its audited pu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -16,7 +17,8 @@ from fastapi.testclient import TestClient
 from commonid.audit.report_signing import create_test_organisation
 from commonid.flows.records import purge_expired
 from commonid.runtime import Runtime
-from jpki.testca import IssuedPerson
+from jpki.testca import Hierarchy, IssuedPerson
+from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceAccounts, ServiceClock
 
 from .flow_helpers import CardKeys, bearer, challenge_bytes, consent, create_session, respond
@@ -271,3 +273,37 @@ def test_commonid_records_export_writes_what_the_api_serves(
         app, ["records", "export", *period, "--record", "vrc_none", "--out", str(out)], env=env
     )
     assert unknown.exit_code == 1
+
+
+def test_a_renewed_card_joins_its_record_only_on_evidence_and_says_which(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    test_hierarchy: Hierarchy,
+) -> None:
+    """Renewal brings new keys (a new DID): the fresh identity verification's four basic
+    attributes are the evidence that links it. A renewal whose attributes differ (the
+    person moved, then renewed) makes a new record, and the log says why."""
+    key, kiosk = service_accounts.provider_a_key, service_accounts.kiosk_credential
+    person = make_person(test_hierarchy, name="鈴木\u3000一郎")
+    _verify(service_client, key, kiosk, CardKeys(person), **IDENTITY)
+    renewed = test_hierarchy.renew(person.person_id)
+    assert renewed.auth_certificate.public_key() != person.auth_certificate.public_key()
+    _verify(service_client, key, kiosk, CardKeys(renewed), **IDENTITY)
+    first, second = _records(service_client, key)
+    assert second["record"]["subject_id"] == first["record"]["subject_id"]
+    created = _logged(service_runtime, "identity.created")
+    linked = _logged(service_runtime, "identity.linked")
+    assert [c["reason"] for c in created] == ["no_record_with_these_attributes"]
+    assert [entry["evidence"] for entry in linked] == ["basic_attributes_match"]
+    assert linked[0]["person_id"] == created[0]["person_id"]
+
+    moved = dataclasses.replace(renewed.record, address="大阪府大阪市北区梅田一丁目1番1号")
+    changed = test_hierarchy.change(renewed.person_id, moved)
+    after_move = test_hierarchy.renew(changed.person_id)
+    _verify(service_client, key, kiosk, CardKeys(after_move), **IDENTITY)
+    *_, third = _records(service_client, key)
+    assert third["record"]["subject_id"] != first["record"]["subject_id"]
+    reasons = [c["reason"] for c in _logged(service_runtime, "identity.created")]
+    assert reasons == ["no_record_with_these_attributes"] * 2
+    assert len(_logged(service_runtime, "identity.linked")) == 1
