@@ -63,7 +63,10 @@ class CreateSessionRequest(Strict):
 
 class RelationshipEndedRequest(Strict):
     sub: str = Field(pattern=SUBJECT_ID_PATTERN, max_length=80, description="Pairwise subject id")
-    ended_on: date = Field(description="The day the business relationship ended")
+    ended_on: date = Field(
+        description="The day the business relationship ended (YYYY-MM-DD)",
+        json_schema_extra={"pattern": r"^\d{4}-\d{2}-\d{2}$", "maxLength": 10},
+    )
 
 
 class RelationshipEnded(BaseModel):

@@ -519,6 +519,7 @@ def _apply_checked_card(
             subject_id=subject_id,
             checked=checked,
             attributes=attributes,
+            consented=consented,
             reused=status is SessionStatus.REUSE_GRANTED,
             signed_data=session_challenge(runtime, session).to_be_signed(),
             now=now,

@@ -86,6 +86,7 @@ def record_completion(
     subject_id: str,
     checked: CheckedCard,
     attributes: dict[str, Any] | None,
+    consented: set[str],
     reused: bool,
     signed_data: bytes,
     now: datetime,
@@ -93,7 +94,8 @@ def record_completion(
     """The record of a completed identity verification (the card's signature certificate
     checked now) or reuse (citing the identity verification it relies on), stored in
     the completion's transaction; returns its audit event. None for what is neither
-    (an authentication alone)."""
+    (an authentication alone). It holds only the attributes the person consented to
+    give this provider."""
     record_id = new_id("vrc")
     source_id: str | None = None
     if not reused and checked.sign is not None and attributes is not None:
@@ -102,7 +104,7 @@ def record_completion(
         certificate = checked.sign.certificate
         verification: dict[str, Any] | None = verification_section(
             verified_at=now,
-            attributes=attributes,
+            attributes={name: value for name, value in attributes.items() if name in consented},
             certificate=certificate_section(
                 issuer=certificate.issuer.rfc4514_string(),
                 serial_hex=format(certificate.serial_number, "x"),
@@ -119,6 +121,10 @@ def record_completion(
         # An identity verified before records were kept has none to cite.
         verification = _open(runtime.cipher, source)["verification"] if source is not None else None
         source_id = source.id if source is not None else None
+        if verification is not None:
+            # The first provider's record may hold more than this one was given.
+            person = verification["person"]
+            verification["person"] = {n: v for n, v in person.items() if n in consented}
     else:
         return None
     content = record_content(

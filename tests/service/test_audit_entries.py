@@ -63,7 +63,9 @@ def test_identity_flow_is_audited_with_validation_evidence(
         "session.consent_given",
         "validation.outcome",
         "validation.outcome",
+        "identity.created",  # a card seen for the first time, and why a new record
         "claims.released",
+        "record.created",  # the verification record (docs/compliance.md)
         "session.completed",
     ]
     validations = [data for event, data in logged if event == "validation.outcome"]

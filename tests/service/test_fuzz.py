@@ -21,6 +21,8 @@ from schemathesis.checks import (
 )
 
 from commonid.api.openapi import callers
+from commonid.audit.report_signing import create_test_organisation
+from commonid.runtime import Runtime
 from tests.fixtures.service import ServiceAccounts
 
 EXAMPLES_PER_OPERATION = 40
@@ -58,8 +60,11 @@ def _credential(case: schemathesis.Case, accounts: ServiceAccounts) -> dict[str,
 
 @pytest.mark.slow
 def test_every_answer_is_within_the_openapi_document(
-    service_client: TestClient, service_accounts: ServiceAccounts
+    service_client: TestClient, service_accounts: ServiceAccounts, service_runtime: Runtime
 ) -> None:
+    # A service as deployed signs its record exports (without the organisation's material
+    # they are 503, tests/service/test_records.py): fuzz the configured path.
+    create_test_organisation(service_runtime.settings.effective_report_signing_dir)
     # Each operation in turn, in one test per database (schemathesis's pytest plugin
     # builds a service per operation, and its fixture loader does not run on pytest 9).
     schema = schemathesis.openapi.from_asgi("/openapi.json", service_client.app)

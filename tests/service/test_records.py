@@ -141,7 +141,10 @@ def test_a_reuse_record_cites_the_verification_it_relies_on(
     (reuse,) = _records(service_client, service_accounts.provider_b_key)
     assert reuse["record"]["kind"] == "reuse"
     assert reuse["record"]["source_record_id"] == source["record"]["record_id"]
-    assert reuse["record"]["verification"] == source["record"]["verification"]
+    # The verification relied on, holding only what provider B was given (the name).
+    relied_on = reuse["record"]["verification"]
+    assert relied_on["person"] == {"name": "山田\u3000太郎"}
+    assert relied_on == source["record"]["verification"] | {"person": relied_on["person"]}
     assert reuse["record"]["provider"]["reference"] == "acct:42"
     assert reuse["record"]["subject_id"] != source["record"]["subject_id"]  # pairwise
 

@@ -515,7 +515,10 @@ def test_a_provider_consented_the_name_alone_gets_the_services_word_not_the_pdf(
         service_client.get(f"/v1/identities/{done['sub']}", headers=bearer(provider)).text,
         download.text,
         json_module.dumps(statement, ensure_ascii=False),
+        # The verification record keeps what the provider was given, no more.
+        service_client.get("/v1/records", headers=bearer(provider)).text,
     ]
+    assert "山田" in answers[-1]  # the record is there, with the name
     for answer in answers:
         for value in withheld:
             assert value not in answer
@@ -531,6 +534,9 @@ def test_a_provider_consented_the_name_alone_gets_the_services_word_not_the_pdf(
         "/v1/sessions/{session_id}",
         "/v1/sessions/{session_id}/documents/{document_id}",
         "/v1/identities/{sub}",
+        "/v1/records",
+        "/v1/records/{record_id}",
+        "/v1/records/{record_id}/pdf",
     }
 
 
