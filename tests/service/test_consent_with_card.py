@@ -65,6 +65,7 @@ def test_consent_and_card_response_in_one_request(
         "session.created",
         "session.consent_given",
         "validation.outcome",
+        "identity.created",  # a card seen for the first time: why a new record
         "claims.released",
         "session.completed",
     ]
