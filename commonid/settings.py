@@ -16,7 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     # Production CRL sources: trust anchor name (e.g. "auth_ca_2023") -> file path or URL.
     crl_sources: dict[str, str] = Field(default_factory=dict)
     crl_refresh_interval_seconds: int = 300
+    # Revocation through a platform operator (プラットフォーム事業者): its OCSP endpoint for
+    # same-day status, with client authentication, next to the direct CRL sources.
+    operator_ocsp_url: str | None = None
+    # Client authentication: a bearer token, or mutual TLS (certificate and key, PEM).
+    operator_ocsp_token: SecretStr | None = None
+    operator_client_certificate: Path | None = None
+    operator_client_key: Path | None = None
+    # The CA that issued the operator's TLS certificate (default: the system's CAs).
+    operator_ca_file: Path | None = None
+    # Which source answers: the operator's OCSP first, then the CRL (its answer unusable
+    # or the operator unreachable); the operator only; or the CRL only.
+    revocation_order: Literal["ocsp-then-crl", "ocsp-only", "crl-only"] = "ocsp-then-crl"
+    # The staleness accepted of an OCSP answer (its thisUpdate), even before nextUpdate.
+    operator_ocsp_max_age_seconds: int = Field(default=24 * 3600, ge=60)
 
     # Signed documents (issue 9). With a timestamp authority (RFC 3161 over HTTP)
     # the kiosk signs PAdES B-T and the service accepts only a signature whose
@@ -141,6 +155,16 @@ class Settings(BaseSettings):
         if value in ("file", "database") or value.startswith(REDIS_URL_SCHEMES):
             return value
         raise ValueError("rate_limit_store is 'file', 'database' or a redis:// URL")
+
+    @model_validator(mode="after")
+    def _operator_client_pair(self) -> Settings:
+        if (self.operator_client_certificate is None) != (self.operator_client_key is None):
+            raise ValueError(
+                "operator_client_certificate and operator_client_key go together (mutual TLS)"
+            )
+        if self.revocation_order == "ocsp-only" and not self.operator_ocsp_url:
+            raise ValueError("revocation_order 'ocsp-only' needs operator_ocsp_url")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from cryptography import x509
+
+from commonid.operator import operator_ocsp_clients
 from commonid.settings import Settings
 from jpki.revocation import (
     CrlError,
@@ -23,7 +26,7 @@ from jpki.revocation import (
     RevocationIndex,
     RevocationStatus,
 )
-from jpki.revocation_policy import RevocationConfig, RevocationMode
+from jpki.revocation_policy import RevocationConfig, RevocationMode, RevocationOrder
 from jpki.validation import TrustPolicy
 
 
@@ -67,7 +70,12 @@ def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
         return TrustPolicy.for_test_hierarchy(
             hierarchy.auth_ca_certificate,
             hierarchy.sign_ca_certificate,
-            revocation=RevocationConfig.from_crls(indexes, mode),
+            revocation=_revocation(
+                settings,
+                mode,
+                indexes,
+                [hierarchy.auth_ca_certificate, hierarchy.sign_ca_certificate],
+            ),
         )
     production = TrustPolicy.production(revocation=RevocationMode.OFF)
     by_name = {anchor.name: anchor.certificate for anchor in production.anchors}
@@ -76,7 +84,28 @@ def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
         for name, spec in settings.crl_sources.items()
         if name in by_name
     )
-    return TrustPolicy.production(revocation=RevocationConfig.from_crls(indexes, mode))
+    return TrustPolicy.production(
+        revocation=_revocation(settings, mode, indexes, list(by_name.values()))
+    )
+
+
+def _revocation(
+    settings: Settings,
+    mode: RevocationMode,
+    indexes: tuple[RevocationIndex, ...],
+    cas: list[x509.Certificate],
+) -> RevocationConfig:
+    """The CRL sources, and the platform operator's OCSP when configured, in the order
+    the settings give (commonid.operator)."""
+    ocsp = operator_ocsp_clients(settings, cas)
+    if not ocsp:
+        return RevocationConfig.from_crls(indexes, mode)
+    return RevocationConfig(
+        mode=mode,
+        order=RevocationOrder(settings.revocation_order),
+        crl_indexes=indexes,
+        ocsp_clients=ocsp,
+    )
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class OcspClient:
         clock_skew: timedelta = timedelta(minutes=5),
         max_age_without_next_update: timedelta = timedelta(minutes=10),
         max_cached_answers: int = 100_000,
+        max_age: timedelta | None = None,
     ) -> None:
         self.url = url
         self.issuer_certificate = issuer_certificate
@@ -80,6 +81,9 @@ class OcspClient:
         self._timeout = timeout
         self.clock_skew = clock_skew
         self.max_age_without_next_update = max_age_without_next_update
+        # The staleness a policy accepts: an answer whose thisUpdate is older is not used,
+        # even before its nextUpdate (None: nextUpdate alone decides).
+        self.max_age = max_age
         self._cache: dict[int, OcspAnswer] = {}  # serial -> answer, in insertion order
         self.max_cached_answers = max_cached_answers
         self._lock = threading.Lock()
@@ -182,6 +186,8 @@ class OcspClient:
     def _fresh(self, answer: OcspAnswer, at: datetime) -> str | None:
         if answer.this_update > at + self.clock_skew:
             return "OCSP response thisUpdate is in the future"
+        if self.max_age is not None and at - answer.this_update > self.max_age:
+            return "OCSP response is older than the accepted staleness"
         if answer.next_update is None:
             if at - answer.this_update > self.max_age_without_next_update:
                 return "OCSP response without nextUpdate is too old"

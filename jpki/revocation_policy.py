@@ -28,6 +28,7 @@ class RevocationMode(enum.StrEnum):
 class RevocationOrder(enum.StrEnum):
     OCSP_THEN_CRL = "ocsp-then-crl"
     CRL_ONLY = "crl-only"
+    OCSP_ONLY = "ocsp-only"  # e.g. a platform operator's OCSP, with no CRL to fall back on
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class RevocationConfig:
         """Status of `certificate` (issued by `issuer`) at `at`, from OCSP and/or the CRL."""
         ca = _fingerprint(issuer)
         problems = []
-        if self.order is RevocationOrder.OCSP_THEN_CRL and ca in self._ocsp_by_ca:
+        uses_ocsp = self.order in (RevocationOrder.OCSP_THEN_CRL, RevocationOrder.OCSP_ONLY)
+        if uses_ocsp and ca in self._ocsp_by_ca:
             client = self._ocsp_by_ca[ca]
             try:
                 answer = client.query(certificate, at=at)
@@ -115,6 +117,10 @@ class RevocationConfig:
                         )
                     return RevocationOutcome(RevocationStatus.GOOD, evidence)
                 problems.append("OCSP: responder does not know the certificate")
+        if self.order is RevocationOrder.OCSP_ONLY:
+            if ca not in self._ocsp_by_ca:
+                problems.append("no OCSP responder configured for this CA")
+            return RevocationOutcome(RevocationStatus.UNAVAILABLE, None, detail="; ".join(problems))
         index = self._crl_by_ca.get(ca)
         if index is None:
             problems.append("no CRL configured for this CA")

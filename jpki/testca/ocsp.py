@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hmac
 import secrets
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -186,7 +188,20 @@ def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
 class _OcspHandler(BaseHTTPRequestHandler):
     server: _OcspHttpServer
 
+    def _admitted(self) -> bool:
+        """A platform operator answers its contracted businesses only: with a token
+        configured, the request must carry it (mutual TLS is checked at the handshake)."""
+        token = self.server.client_token
+        if token is None or hmac.compare_digest(
+            self.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
+        ):
+            return True
+        self.send_error(HTTPStatus.UNAUTHORIZED, "client authentication required")
+        return False
+
     def do_POST(self) -> None:
+        if not self._admitted():
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length <= 0 or length > MAX_REQUEST_BYTES:
             self.send_error(HTTPStatus.BAD_REQUEST, "OCSP request body missing or too large")
@@ -198,6 +213,8 @@ class _OcspHandler(BaseHTTPRequestHandler):
         self._reply(self.rfile.read(length))
 
     def do_GET(self) -> None:
+        if not self._admitted():
+            return
         # RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}
         encoded = urllib.parse.unquote(self.path.rsplit("/", 1)[-1])
         try:
@@ -235,10 +252,17 @@ class _OcspHttpServer(ThreadingHTTPServer):
         address: tuple[str, int],
         answerer: OcspAnswerer,
         log: Callable[[str], None] | None,
+        client_token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(address, _OcspHandler)
         self.answerer = answerer
         self.log = log
+        self.client_token = client_token
+        if tls is not None:
+            # A handshake a client fails (no certificate, an unknown one) ends that
+            # connection only: accept() raises an OSError the server shrugs off.
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
 
 
 class OcspResponder:
@@ -257,8 +281,14 @@ class OcspResponder:
         *,
         delegated: bool = False,
         log: Callable[[str], None] | None = None,
+        client_token: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``client_token`` / ``tls`` (a server context, with ``verify_mode`` CERT_REQUIRED
+        for mutual TLS): the platform operator's client authentication."""
         self.answerer = OcspAnswerer(hierarchy, delegated=delegated)
+        self._client_token = client_token
+        self._tls = tls
         self._address = (host, port)
         self._log = log
         self._server: _OcspHttpServer | None = None
@@ -267,7 +297,9 @@ class OcspResponder:
     def start(self) -> OcspResponder:
         if self._server is not None:
             raise RuntimeError("the OCSP responder is already running")
-        self._server = _OcspHttpServer(self._address, self.answerer, self._log)
+        self._server = _OcspHttpServer(
+            self._address, self.answerer, self._log, self._client_token, self._tls
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ocsp-responder", daemon=True
         )
@@ -276,7 +308,9 @@ class OcspResponder:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (for the CLI)."""
-        self._server = _OcspHttpServer(self._address, self.answerer, self._log)
+        self._server = _OcspHttpServer(
+            self._address, self.answerer, self._log, self._client_token, self._tls
+        )
         try:
             self._server.serve_forever()
         finally:
@@ -302,7 +336,8 @@ class OcspResponder:
     @property
     def url(self) -> str:
         host = self._address[0]
-        return f"http://{host}:{self.port}/"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}/"
 
     def __enter__(self) -> OcspResponder:
         return self.start()
