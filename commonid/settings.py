@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # Production CRL sources: trust anchor name (e.g. "auth_ca_2023") -> file path or URL.
     crl_sources: dict[str, str] = Field(default_factory=dict)
     crl_refresh_interval_seconds: int = 300
+    # A platform operator's daily CRL may still be yesterday's for a while after its
+    # nextUpdate (the switch-over window): accept it that long. 0: not at all.
+    crl_switchover_grace_seconds: int = Field(default=0, ge=0, le=24 * 3600)
     # Revocation through a platform operator (プラットフォーム事業者): its OCSP endpoint for
     # same-day status, with client authentication, next to the direct CRL sources.
     operator_ocsp_url: str | None = None

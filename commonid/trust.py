@@ -9,7 +9,7 @@ through the policy's CRL indexes; nothing here reads the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -54,6 +54,7 @@ def _source(spec: str) -> CrlSource:
 
 def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
     mode = RevocationMode(settings.revocation_mode)
+    grace = timedelta(seconds=settings.crl_switchover_grace_seconds)
     if settings.trust_mode == "test":
         if settings.test_hierarchy_dir is None:
             raise ValueError("trust_mode 'test' needs test_hierarchy_dir")
@@ -64,6 +65,7 @@ def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
             RevocationIndex(
                 hierarchy.ca_certificate(purpose),
                 source=HierarchyCrlSource(settings.test_hierarchy_dir, purpose),
+                switchover_grace=grace,
             )
             for purpose in ("auth", "sign")
         )
@@ -80,7 +82,7 @@ def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
     production = TrustPolicy.production(revocation=RevocationMode.OFF)
     by_name = {anchor.name: anchor.certificate for anchor in production.anchors}
     indexes = tuple(
-        RevocationIndex(by_name[name], source=_source(spec))
+        RevocationIndex(by_name[name], source=_source(spec), switchover_grace=grace)
         for name, spec in settings.crl_sources.items()
         if name in by_name
     )

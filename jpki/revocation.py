@@ -352,7 +352,14 @@ class VerifiedCrl:
             position += 1
         return None
 
-    def freshness(self, at: datetime, skew: timedelta, *, ingesting: bool = False) -> str | None:
+    def freshness(
+        self,
+        at: datetime,
+        skew: timedelta,
+        *,
+        ingesting: bool = False,
+        grace: timedelta = timedelta(0),
+    ) -> str | None:
         """None if the CRL may answer for moment `at`, else why not.
 
         A CRL issued after `at` still answers for `at` (entries carry their
@@ -363,8 +370,8 @@ class VerifiedCrl:
             return "CRL thisUpdate is in the future"
         if self.info.next_update is None:
             return "CRL has no nextUpdate, so its freshness is unknown"
-        if at - skew > self.info.next_update:
-            return "CRL is past its nextUpdate"
+        if at - skew - grace > self.info.next_update:
+            return "CRL is past its nextUpdate" + (" and the switch-over window" if grace else "")
         return None
 
     def index_arrays(self) -> tuple[array, array]:
@@ -484,10 +491,15 @@ class RevocationIndex:
         cache_dir: Path | None = None,
         clock_skew: timedelta = timedelta(minutes=5),
         refresh_margin: timedelta = timedelta(hours=1),
+        switchover_grace: timedelta = timedelta(0),
     ) -> None:
         self.issuer_certificate = issuer_certificate
         self.source = source
         self.clock_skew = clock_skew
+        # A platform operator's daily CRL has a switch-over window: for a while after
+        # nextUpdate, yesterday's list may still be what it serves. Within this grace a
+        # list past its nextUpdate is still installed and still answers (0: not at all).
+        self.switchover_grace = switchover_grace
         self.refresh_margin = refresh_margin
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._current: VerifiedCrl | None = None
@@ -524,7 +536,9 @@ class RevocationIndex:
         if held is not None and hashlib.sha256(der).hexdigest() == held.info.sha256:
             return held.info  # unchanged: nothing to parse
         candidate = VerifiedCrl.from_der(der, self.issuer_certificate)
-        problem = candidate.freshness(at, self.clock_skew, ingesting=True)
+        problem = candidate.freshness(
+            at, self.clock_skew, ingesting=True, grace=self.switchover_grace
+        )
         if problem is not None:
             raise CrlStaleError(problem)
         if held is not None:
@@ -577,8 +591,11 @@ class RevocationIndex:
             return CrlAnswer(RevocationStatus.UNAVAILABLE, None, detail=detail)
         latest = at + self.clock_skew
         next_update = crl.info.next_update
-        if next_update is None or at - self.clock_skew > next_update:
-            problem = crl.freshness(at, self.clock_skew) or "CRL is not fresh"
+        if next_update is None or at - self.clock_skew - self.switchover_grace > next_update:
+            problem = (
+                crl.freshness(at, self.clock_skew, grace=self.switchover_grace)
+                or "CRL is not fresh"
+            )
             return CrlAnswer(RevocationStatus.STALE, crl.info, detail=problem)
         try:
             entry = crl.lookup(serial)

@@ -460,3 +460,30 @@ def test_a_damaged_cached_crl_leaves_revocation_unavailable_and_is_logged(
     assert answer.status is RevocationStatus.UNAVAILABLE
     events = {event["event"]: event for event in captured}
     assert events["revocation_cache_unusable"]["log_level"] == "error"
+
+
+def test_a_switch_over_window_accepts_yesterdays_list_for_that_long_and_no_longer(
+    test_hierarchy: Hierarchy, test_now
+) -> None:
+    """A platform operator's daily CRL: for a while after nextUpdate it may still serve
+    yesterday's list. Within the configured window the list installs and answers; past
+    it, or with no window, it is stale (and validation says revocation_unavailable)."""
+    yesterday = signed_crl(
+        test_hierarchy,
+        number=7,
+        this_update=test_now - dt.timedelta(hours=25),
+        next_update=test_now - dt.timedelta(minutes=30),
+        entries=[RevokedEntry(1234, test_now - dt.timedelta(days=3))],
+    )
+    strict = RevocationIndex(test_hierarchy.auth_ca_certificate)
+    with pytest.raises(CrlStaleError, match="past its nextUpdate"):
+        strict.ingest(yesterday, at=test_now)
+    window = RevocationIndex(
+        test_hierarchy.auth_ca_certificate, switchover_grace=dt.timedelta(hours=1)
+    )
+    window.ingest(yesterday, at=test_now)
+    assert window.check(99, at=test_now).status is RevocationStatus.GOOD
+    assert window.check(1234, at=test_now).status is RevocationStatus.REVOKED
+    past = window.check(99, at=test_now + dt.timedelta(minutes=40))
+    assert past.status is RevocationStatus.STALE
+    assert "switch-over window" in past.detail

@@ -229,3 +229,18 @@ def test_mutual_tls_admits_the_contracted_client_only(
         assert refused["answer"]["code"] == "certificate_revocation_unavailable"
     with pytest.raises(ValueError, match="go together"):
         _with(service_settings, operator_client_certificate=tmp_path / "client.pem")
+
+
+def test_the_switch_over_window_reaches_every_crl_index(
+    service_settings: Settings, service_clock: ServiceClock
+) -> None:
+    runtime = build_runtime(
+        _with(service_settings, crl_switchover_grace_seconds=3600), clock=service_clock
+    )
+    try:
+        indexes = runtime.trust_policy.revocation.crl_indexes
+        assert indexes and {i.switchover_grace for i in indexes} == {dt.timedelta(hours=1)}
+    finally:
+        runtime.close()
+    with pytest.raises(ValueError):
+        _with(service_settings, crl_switchover_grace_seconds=-1)
