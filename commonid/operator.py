@@ -9,6 +9,7 @@ answers, is ``jpki.ocsp_client``'s.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from cryptography import x509
 from commonid.settings import Settings
 from jpki.ocsp_client import OcspClient
 
+log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 5.0  # an operator that does not answer in time counts as unreachable
 
 
@@ -54,3 +56,37 @@ def operator_ocsp_clients(
         )
         for ca in ca_certificates
     )
+
+
+class LinkageSource:
+    """The operator's certificate linkage records: which certificate a renewed one
+    replaced. Evidence for joining a renewed card to its record (docs/compliance.md)."""
+
+    def __init__(self, base_url: str, client: httpx.Client) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self._client = client
+
+    def previous_serial(self, purpose: str, new_serial: int) -> int | None:
+        """The serial the certificate ``new_serial`` replaced, or None: no record, or the
+        operator did not answer (then the card is not linked this way, and the log says
+        why a record was made)."""
+        try:
+            response = self._client.get(f"{self.base_url}{purpose}/{new_serial:x}")
+        except httpx.HTTPError as error:
+            log.warning("linkage records unreachable: %s", type(error).__name__)
+            return None
+        if response.status_code != 200:
+            if response.status_code != 404:
+                log.warning("linkage records answered HTTP %d", response.status_code)
+            return None
+        try:
+            return int(response.json()["old_serial"], 16)
+        except (ValueError, KeyError, TypeError):
+            log.warning("linkage record unreadable")
+            return None
+
+
+def linkage_source(settings: Settings) -> LinkageSource | None:
+    if not settings.operator_linkage_url:
+        return None
+    return LinkageSource(settings.operator_linkage_url, operator_http_client(settings))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from commonid.audit.log import AuditLog, Clock, system_clock
 from commonid.metrics import ServiceMetrics
+from commonid.operator import LinkageSource, linkage_source
 from commonid.settings import Settings
 from commonid.shared_keys import check_shared_keys
 from commonid.store import status_lists
@@ -58,6 +59,8 @@ class Runtime:
     writer_gate: WriterGate | None = None
     # Sessions for reads alone (commonid.store.database.read_session_factory).
     read_sessions: sessionmaker | None = None
+    # A platform operator's certificate linkage records (commonid.operator), if configured.
+    linkage: LinkageSource | None = None
 
     def write_transaction(self) -> AbstractContextManager[DbSession]:
         """A transaction that is going to write; on SQLite through the writer gate, taken
@@ -142,6 +145,7 @@ def build_runtime(
         timestamp_roots=timestamp_roots,
         writer_gate=gate,
         read_sessions=read_session_factory(engine),
+        linkage=linkage_source(settings),
     )
     from commonid.audit.service import audit_log_for_runtime  # it imports this module
 

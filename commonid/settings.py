@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     operator_ocsp_token: SecretStr | None = None
     operator_client_certificate: Path | None = None
     operator_client_key: Path | None = None
+    # The operator's certificate linkage records (old serial to new, after a renewal):
+    # the base URL of <purpose>/<new serial hex>; same client authentication.
+    operator_linkage_url: str | None = None
     # The CA that issued the operator's TLS certificate (default: the system's CAs).
     operator_ca_file: Path | None = None
     # Which source answers: the operator's OCSP first, then the CRL (its answer unusable

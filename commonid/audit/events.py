@@ -172,7 +172,7 @@ EVENT_TYPES: dict[str, EventType] = {
             ("person_id", "evidence"),
             session_id=Kind.ID,
             person_id=Kind.ID,
-            evidence=Kind.CODE,  # basic_attributes_match
+            evidence=Kind.CODE,  # certificate_linkage | basic_attributes_match
         ),
         _event(
             "identity.created",

@@ -388,6 +388,12 @@ def _record_card(
         # person: nothing about the person changes, and nothing is written.
         return binding.person, None
     person = db.get(Person, binding.person.id) if binding is not None else None
+    if person is None and runtime.linkage is not None:
+        # A renewed card: the operator's linkage record names the certificate it
+        # replaced, and that certificate's record is this person's.
+        person = _person_by_linkage(runtime, db, checked)
+        if person is not None:
+            events.append(_linked(session, person.id, "certificate_linkage"))
     attributes: dict[str, Any] | None = None
     if session.mode == Mode.IDENTITY.value:
         attributes = stored_attributes(checked.attributes)
@@ -421,6 +427,26 @@ def _record_card(
     )
     persons.bind_did(db, person, checked.subject_did, auth_row, now=now)
     return person, attributes
+
+
+def _person_by_linkage(runtime: Runtime, db: DbSession, checked: CheckedCard) -> Person | None:
+    assert runtime.linkage is not None
+    for kind, card_certificate in (("sign", checked.sign), ("auth", checked.auth)):
+        if card_certificate is None:
+            continue
+        certificate = card_certificate.certificate
+        old_serial = runtime.linkage.previous_serial(kind, certificate.serial_number)
+        if old_serial is None:
+            continue
+        person = persons.person_of_certificate(
+            db,
+            kind=kind,
+            issuer=certificate.issuer.rfc4514_string(),
+            serial_hex=format(old_serial, "X"),
+        )
+        if person is not None:
+            return person
+    return None
 
 
 def _linked(session: SessionRow, person_id: str, evidence: str) -> tuple[str, dict[str, Any]]:

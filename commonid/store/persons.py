@@ -81,6 +81,22 @@ def binding_of_did(db: DbSession, did: str, *, fingerprint: str = "") -> DidBind
     return DidBinding(PersonRow(*row[:4]), certificate_person_id=row[4])
 
 
+def person_of_certificate(
+    db: DbSession, *, kind: str, issuer: str, serial_hex: str
+) -> Person | None:
+    """Whose record holds this certificate (by issuer and serial, as stored)."""
+    return db.scalar(
+        sa.select(Person)
+        .join(Certificate, Certificate.person_id == Person.id)
+        .where(
+            Certificate.kind == kind,
+            Certificate.issuer == issuer,
+            Certificate.serial == serial_hex,
+        )
+        .limit(1)
+    )
+
+
 def person_by_basic_info_hash(db: DbSession, basic_info_hash: str) -> Person | None:
     return db.scalar(
         sa.select(Person)

@@ -14,6 +14,7 @@ import base64
 import binascii
 import datetime as dt
 import hmac
+import json
 import secrets
 import ssl
 import threading
@@ -185,6 +186,9 @@ def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
     )
 
 
+LINKAGE_PATH = "/linkage/"
+
+
 class _OcspHandler(BaseHTTPRequestHandler):
     server: _OcspHttpServer
 
@@ -215,6 +219,9 @@ class _OcspHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self._admitted():
             return
+        if self.path.startswith(LINKAGE_PATH):
+            self._linkage(self.path.removeprefix(LINKAGE_PATH))
+            return
         # RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}
         encoded = urllib.parse.unquote(self.path.rsplit("/", 1)[-1])
         try:
@@ -225,6 +232,39 @@ class _OcspHandler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.BAD_REQUEST, "expected a base64 OCSP request in the path")
             return
         self._reply(request_der)
+
+    def _linkage(self, rest: str) -> None:
+        """The operator's certificate linkage record (証明書の紐付け): which certificate a
+        renewed one replaced. ``/linkage/<purpose>/<new serial, hex>`` -> JSON, or 404."""
+        purpose, _, serial_hex = rest.partition("/")
+        try:
+            new_serial = int(serial_hex, 16)
+        except ValueError:
+            self.send_error(HTTPStatus.BAD_REQUEST, "expected /linkage/<purpose>/<serial hex>")
+            return
+        found = [
+            linkage
+            for linkage in self.server.answerer.hierarchy.linkages(purpose)
+            if linkage.new_serial == new_serial
+        ] if purpose in ("auth", "sign") else []  # fmt: skip
+        if not found:
+            self.send_error(HTTPStatus.NOT_FOUND, "no linkage record for this certificate")
+            return
+        linkage = found[-1]
+        body = json.dumps(
+            {
+                "purpose": linkage.purpose,
+                "old_serial": format(linkage.old_serial, "x"),
+                "new_serial": format(linkage.new_serial, "x"),
+                "reason": linkage.reason.value,
+                "at": linkage.at.isoformat(),
+            }
+        ).encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _reply(self, request_der: bytes) -> None:
         body = self.server.answerer.answer(request_der)

@@ -25,6 +25,7 @@ from commonid.runtime import build_runtime
 from commonid.settings import Settings
 from jpki.testca import Hierarchy, IssuedPerson
 from jpki.testca.ocsp import OcspResponder
+from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceClock
 
 from .flow_helpers import CardKeys, bearer, challenge_bytes, consent, create_session, respond
@@ -32,8 +33,11 @@ from .flow_helpers import CardKeys, bearer, challenge_bytes, consent, create_ses
 TOKEN = "operator-contract-token"
 
 
-def _verify_identity(settings: Settings, clock: ServiceClock, person: IssuedPerson) -> dict:
-    """A service on ``settings``: one identity verification; what it answered and logged."""
+def _verify_identity(
+    settings: Settings, clock: ServiceClock, person: IssuedPerson, mode: str = "identity"
+) -> dict:
+    """A service on ``settings``: one verification (identity mode unless said otherwise,
+    auth mode asks to reuse the name); what it answered and logged."""
     runtime = build_runtime(settings, clock=clock)
     try:
         from commonid.store.accounts import add_kiosk, add_provider
@@ -50,11 +54,13 @@ def _verify_identity(settings: Settings, clock: ServiceClock, person: IssuedPers
             kiosk = add_kiosk(db, name=f"Operator kiosk {secrets.token_hex(4)}", now=clock())
             kiosk = kiosk.credential
         with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
-            session = create_session(
-                client, provider, mode="identity", claims=["name", "birthdate", "address"]
-            )
+            if mode == "identity":
+                wanted = {"claims": ["name", "birthdate", "address"]}
+            else:
+                wanted = {"claims": ["name"], "reuse": True}
+            session = create_session(client, provider, mode=mode, **wanted)
             consent(client, kiosk, session)
-            body = CardKeys(person).response(challenge_bytes(session), identity=True)
+            body = CardKeys(person).response(challenge_bytes(session), identity=mode == "identity")
             answer = respond(client, kiosk, session["id"], body)
             records = client.get("/v1/records", headers=bearer(provider)).text.splitlines()
         assert runtime.audit is not None
@@ -62,7 +68,12 @@ def _verify_identity(settings: Settings, clock: ServiceClock, person: IssuedPers
             json.loads(e.entry)["data"]
             for e in runtime.audit.entries(event_type="validation.outcome")
         ]
+        logged = {
+            kind: [json.loads(e.entry)["data"] for e in runtime.audit.entries(event_type=kind)]
+            for kind in ("identity.linked", "identity.created")
+        }
         return {
+            "logged": logged,
             "status": answer.status_code,
             "answer": answer.json(),
             "validations": validations,
@@ -244,3 +255,39 @@ def test_the_switch_over_window_reaches_every_crl_index(
         runtime.close()
     with pytest.raises(ValueError):
         _with(service_settings, crl_switchover_grace_seconds=-1)
+
+
+def test_the_operators_linkage_record_joins_a_renewed_card_to_its_record(
+    service_settings: Settings, service_clock: ServiceClock, operator: OcspResponder,
+    test_hierarchy: Hierarchy,
+) -> None:  # fmt: skip
+    """A renewed card has new keys: the operator's linkage record (old serial to new) is
+    evidence enough, in identity mode and in auth mode alike, where no attribute is
+    proved. Without linkage records, a renewed card in auth mode makes a new record."""
+    person = make_person(test_hierarchy, name="高橋\u3000次郎")
+    linked = _with(
+        service_settings,
+        operator_linkage_url=operator.url + "linkage/",
+        operator_ocsp_token=TOKEN,
+    )
+    first = _verify_identity(linked, service_clock, person)
+    (created,) = first["logged"]["identity.created"]
+    renewed = test_hierarchy.renew(person.person_id)
+    pin_only = _verify_identity(linked, service_clock, renewed, mode="auth")
+    (joined,) = pin_only["logged"]["identity.linked"]
+    assert joined["evidence"] == "certificate_linkage"
+    assert joined["person_id"] == created["person_id"]
+    # The old signature certificate was revoked as superseded: reuse needs a new check.
+    assert pin_only["answer"]["status"] == "reverification_required"
+    again = test_hierarchy.renew(renewed.person_id)
+    identity = _verify_identity(linked, service_clock, again)
+    assert identity["logged"]["identity.linked"][-1] == {
+        "session_id": identity["logged"]["identity.linked"][-1]["session_id"],
+        "person_id": created["person_id"],
+        "evidence": "certificate_linkage",
+    }
+    unlinked = _verify_identity(
+        service_settings, service_clock, test_hierarchy.renew(again.person_id), mode="auth"
+    )
+    assert unlinked["logged"]["identity.created"][-1]["reason"] == "authentication_only"
+    assert len(unlinked["logged"]["identity.linked"]) == 2
