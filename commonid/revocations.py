@@ -1,7 +1,10 @@
 """Acting on CRL updates: certificates behind Common-ID records that got revoked.
 
-Their credentials are revoked in the status list, and every provider linked to
-the person gets a signed ``identity.certificate_revoked`` notification.
+Their credentials are revoked in the status list; a revoked signature certificate
+behind the verified attributes puts the record in ``reverification_required`` with
+the change the CRL's reason tells (renewal, a change of address or name, loss); and
+every provider linked to the person gets a signed ``identity.changed`` notification
+(subject id and the change, never an attribute).
 """
 
 from __future__ import annotations
@@ -10,15 +13,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 
 from commonid import auditing
 from commonid.runtime import Runtime
 from commonid.store import persons, status_lists, webhooks
-from commonid.store.models import Certificate, Provider
-from commonid.trust import StoredCertificateStatus, stored_certificate_status
+from commonid.store.models import Certificate, Person, Provider
+from commonid.trust import StoredCertificateStatus, stored_certificate_revocation
 from did.credentials import certificate_serial_sha256
 
-CERTIFICATE_REVOKED_EVENT = "identity.certificate_revoked"
+IDENTITY_CHANGED_EVENT = "identity.changed"
+
+# The CRL reasons J-LIS uses, as the change a provider is told of.
+CHANGES = {
+    x509.ReasonFlags.superseded: "card_renewed",
+    x509.ReasonFlags.affiliation_changed: "attributes_changed",
+    x509.ReasonFlags.key_compromise: "card_lost",
+}
+
+
+def change_of(reason: x509.ReasonFlags | None) -> str:
+    return (
+        CHANGES.get(reason, "certificate_revoked")
+        if reason is not None
+        else ("certificate_revoked")
+    )
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,7 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
     with runtime.sessions.begin() as db:
         candidates = db.scalars(sa.select(Certificate).where(Certificate.revoked_at.is_(None)))
         for certificate in list(candidates):
-            status = stored_certificate_status(
+            status, reason = stored_certificate_revocation(
                 runtime.trust_policy,
                 issuer=certificate.issuer,
                 serial_hex=certificate.serial,
@@ -46,6 +65,23 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
             )
             if status is not StoredCertificateStatus.REVOKED:
                 continue
+            change = change_of(reason)
+            person = db.get(Person, certificate.person_id)
+            behind_attributes = person is not None and person.sign_certificate_id == certificate.id
+            if behind_attributes:
+                assert person is not None
+                person.reverification_reason = change
+            events.append(
+                (
+                    "identity.changed",
+                    {
+                        "person_id": certificate.person_id,
+                        "change": change,
+                        "certificate_kind": certificate.kind,
+                        "reverification_required": behind_attributes,
+                    },
+                )
+            )
             certificate.revoked_at = now
             revoked_certificates += 1
             serial_hash = certificate_serial_sha256(int(certificate.serial, 16))
@@ -76,8 +112,13 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
                 delivery = webhooks.notify(
                     db,
                     provider,
-                    event_type=CERTIFICATE_REVOKED_EVENT,
-                    payload={"sub": consent.subject_id, "certificate": certificate.kind},
+                    event_type=IDENTITY_CHANGED_EVENT,
+                    payload={
+                        "sub": consent.subject_id,
+                        "change": change,
+                        "certificate": certificate.kind,
+                        "status": "reverification_required" if behind_attributes else "verified",
+                    },
                     now=now,
                 )
                 if delivery is not None:

@@ -172,14 +172,22 @@ def stored_certificate_status(
     policy: TrustPolicy, *, issuer: str, serial_hex: str, at: datetime
 ) -> StoredCertificateStatus:
     """Revocation status of a certificate the service kept only issuer and serial of."""
+    return stored_certificate_revocation(policy, issuer=issuer, serial_hex=serial_hex, at=at)[0]
+
+
+def stored_certificate_revocation(
+    policy: TrustPolicy, *, issuer: str, serial_hex: str, at: datetime
+) -> tuple[StoredCertificateStatus, x509.ReasonFlags | None]:
+    """The status, and for a revoked certificate the CRL's reason (None: not given)."""
     if policy.revocation.mode is RevocationMode.OFF:
-        return StoredCertificateStatus.GOOD
+        return StoredCertificateStatus.GOOD, None
     for index in policy.revocation.crl_indexes:
         if index.issuer_certificate.subject.rfc4514_string() != issuer:
             continue
         answer = index.check(int(serial_hex, 16), at=at)
         if answer.status is RevocationStatus.REVOKED:
-            return StoredCertificateStatus.REVOKED
+            reason = answer.entry.reason if answer.entry is not None else None
+            return StoredCertificateStatus.REVOKED, reason
         if answer.status is RevocationStatus.GOOD:
-            return StoredCertificateStatus.GOOD
-    return StoredCertificateStatus.UNKNOWN
+            return StoredCertificateStatus.GOOD, None
+    return StoredCertificateStatus.UNKNOWN, None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -223,10 +223,26 @@ class ConsentView(BaseModel):
     granted_at: datetime
 
 
+class AttributeVersion(BaseModel):
+    """The attributes as one of your verification records has them."""
+
+    record_id: str
+    kind: str
+    recorded_at: datetime
+    verified_at: str | None
+    attributes: dict[str, Any]
+
+
 class IdentityView(BaseModel):
     sub: str
     consents: list[ConsentView]
     verified_claims: dict[str, Any] | None = None
+    # reverification_required: the signature certificate behind the attributes was
+    # revoked (the reason says why); they are no longer released until verified again.
+    status: Literal["verified", "reverification_required"] = "verified"
+    reverification_reason: str | None = None
+    # Your records' versions of the attributes, newest first (docs/compliance.md).
+    history: list[AttributeVersion] = Field(default_factory=list)
 
 
 class DocumentContent(BaseModel):

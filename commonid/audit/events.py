@@ -181,6 +181,16 @@ EVENT_TYPES: dict[str, EventType] = {
             person_id=Kind.ID,
             reason=Kind.CODE,  # no_record_with_these_attributes | authentication_only
         ),
+        # A certificate behind a record was revoked: what changed, and whether the
+        # person must verify again (commonid.revocations).
+        _event(
+            "identity.changed",
+            ("person_id", "change"),
+            person_id=Kind.ID,
+            change=Kind.CODE,  # card_renewed | attributes_changed | card_lost | certificate_revoked
+            certificate_kind=Kind.CODE,  # auth | sign
+            reverification_required=Kind.BOOL,
+        ),
         # Verification records (commonid.records): made, retention declared, purged.
         _event(
             "record.created",

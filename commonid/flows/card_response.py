@@ -416,6 +416,7 @@ def _record_card(
         )
         person.identity_verified_at = now
         person.identity_method = IDENTITY_METHOD
+        person.reverification_reason = None  # verified again: the change is behind us
         person.sign_certificate_id = sign_row.id
         person.basic_info_hash = basic_hash
     elif person is None:

@@ -14,6 +14,7 @@ from commonid.claims import (
     released_claims,
     verified_claims,
 )
+from commonid.flows import records
 from commonid.problems import Problem
 from commonid.runtime import Runtime
 from commonid.store import persons, sessions
@@ -38,8 +39,16 @@ def identity_view(
             for c in consents
         ],
         "verified_claims": None,
+        "status": "verified",
+        "reverification_reason": None,
+        "history": records.attribute_history(runtime.cipher, db, provider.id, sub),
     }
     person = db.get(Person, person_id)
+    if person is not None and person.reverification_reason is not None:
+        # The certificate behind the attributes was revoked: they are history now.
+        body["status"] = "reverification_required"
+        body["reverification_reason"] = person.reverification_reason
+        return body
     if (
         person is not None
         and person.identity_verified_at is not None

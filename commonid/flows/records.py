@@ -196,6 +196,26 @@ def provider_record(
     return _stored(cipher, row)
 
 
+def attribute_history(
+    cipher: AttributeCipher, db: DbSession, provider_id: str, subject_id: str
+) -> list[dict[str, Any]]:
+    """The attributes as each of the provider's records has them, newest first: a
+    version lives exactly as long as the record that cites it."""
+    history = []
+    for row in records.of_subject(db, provider_id, subject_id):
+        verification = _open(cipher, row).get("verification") or {}
+        history.append(
+            {
+                "record_id": row.id,
+                "kind": row.kind,
+                "recorded_at": row.verified_at,
+                "verified_at": verification.get("verified_at"),
+                "attributes": verification.get("person", {}),
+            }
+        )
+    return history
+
+
 def end_relationship(
     runtime: Runtime, db: DbSession, provider: ProviderRow, subject_id: str, ended_on: date
 ) -> tuple[int, datetime]:

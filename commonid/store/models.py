@@ -91,6 +91,10 @@ class Person(Base):
     # Keyed hash of the 基本4情報 as verified: finds the record again when the
     # person comes back with a new card (new keys, new DID), without storing them.
     basic_info_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    # Set when the signature certificate behind the verified attributes was revoked
+    # (card_renewed, attributes_changed, card_lost, certificate_revoked); cleared by the
+    # next identity verification. Reuse is refused meanwhile.
+    reverification_reason: Mapped[str | None] = mapped_column(sa.String(60))
 
 
 class Certificate(Base):

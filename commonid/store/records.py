@@ -77,3 +77,15 @@ def delete(db: DbSession, record_ids: Sequence[str]) -> int:
     return db.execute(
         sa.delete(VerificationRecord).where(VerificationRecord.id.in_(record_ids))
     ).rowcount
+
+
+def of_subject(db: DbSession, provider_id: str, subject_id: str) -> Sequence[VerificationRecord]:
+    """The provider's records of one customer, newest first."""
+    return db.scalars(
+        sa.select(VerificationRecord)
+        .where(
+            VerificationRecord.provider_id == provider_id,
+            VerificationRecord.subject_id == subject_id,
+        )
+        .order_by(VerificationRecord.verified_at.desc(), VerificationRecord.id)
+    ).all()

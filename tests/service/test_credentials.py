@@ -83,7 +83,7 @@ def test_credential_is_issued_verified_and_revoked_with_its_certificate(
     }
     with service_runtime.sessions() as db:
         events = [d.event_type for d in outbox.deliveries_for(db, service_accounts.provider_a.id)]
-    assert "identity.certificate_revoked" in events
+    assert "identity.changed" in events
     assert service_runtime.audit is not None
     audited = [e.event_type for e in service_runtime.audit.entries()]
     assert audited.count("credential.issued") == 1

@@ -1,5 +1,5 @@
-"""Verification records (確認記録) kept for providers under the AML Act, and the
-provider's own reference on a session.
+"""Verification records (確認記録) kept for providers under the AML Act, the
+provider's own reference on a session, and why a person must verify again.
 
 Revision ID: 0900
 Revises: 0800
@@ -19,6 +19,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("sessions", sa.Column("provider_reference", sa.String(length=100), nullable=True))
+    op.add_column(
+        "persons", sa.Column("reverification_reason", sa.String(length=60), nullable=True)
+    )
     op.create_table(
         "verification_records",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -60,3 +63,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("verification_records")
     op.drop_column("sessions", "provider_reference")
+    op.drop_column("persons", "reverification_reason")
