@@ -243,6 +243,10 @@ class IdentityView(BaseModel):
     reverification_reason: str | None = None
     # Your records' versions of the attributes, newest first (docs/compliance.md).
     history: list[AttributeVersion] = Field(default_factory=list)
+    # With consent to "did": the service's signed statements that a renewed card's DID
+    # follows the earlier ones (JWTs; did.links.verify_did_link with the service's DID
+    # document checks them).
+    did_links: list[str] = Field(default_factory=list)
 
 
 class DocumentContent(BaseModel):

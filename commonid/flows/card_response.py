@@ -56,6 +56,7 @@ from commonid.store.persons import PersonRow
 from commonid.store.rows import KioskRow, ProviderRow, SessionRow
 from commonid.store.sessions import SessionStatus
 from did.credentials import certificate_serial_sha256
+from did.links import sign_did_link
 from jpki.validation import ValidationResult
 
 log = logging.getLogger(__name__)
@@ -388,6 +389,7 @@ def _record_card(
         # person: nothing about the person changes, and nothing is written.
         return binding.person, None
     person = db.get(Person, binding.person.id) if binding is not None else None
+    first_linked = len(events)  # an identity.linked appended below makes a link statement
     if person is None and runtime.linkage is not None:
         # A renewed card: the operator's linkage record names the certificate it
         # replaced, and that certificate's record is this person's.
@@ -426,7 +428,19 @@ def _record_card(
     auth_row = persons.record_certificate(
         db, person, _certificate_facts(runtime, checked.auth, "auth"), now=now
     )
+    previous = [did for did in persons.dids_of(db, person.id) if did != checked.subject_did]
     persons.bind_did(db, person, checked.subject_did, auth_row, now=now)
+    linked = [data for name, data in events[first_linked:] if name == "identity.linked"]
+    if linked and previous:
+        # The new card's DID follows the earlier ones: the service says so, signed.
+        statement = sign_did_link(
+            runtime.keyring.current,
+            current=checked.subject_did,
+            previous=previous,
+            evidence=linked[0]["evidence"],
+            at=now,
+        )
+        persons.set_link_statement(db, checked.subject_did, statement)
     return person, attributes
 
 

@@ -42,6 +42,8 @@ def identity_view(
         "status": "verified",
         "reverification_reason": None,
         "history": records.attribute_history(runtime.cipher, db, provider.id, sub),
+        # The DIDs are the provider's only with consent to "did"; so are their links.
+        "did_links": persons.link_statements(db, person_id) if "did" in allowed else [],
     }
     person = db.get(Person, person_id)
     if person is not None and person.reverification_reason is not None:

@@ -121,6 +121,9 @@ class BoundDid(Base):
     )
     auth_certificate_id: Mapped[str] = mapped_column(sa.ForeignKey("certificates.id"))
     bound_at: Mapped[datetime]
+    # A renewed card's DID: the service's signed statement that it follows the person's
+    # earlier DIDs (did.links), or None for a person's first card.
+    link_statement: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class Attribute(Base):

@@ -153,6 +153,23 @@ def bind_did(
     db.flush()
 
 
+def set_link_statement(db: DbSession, did: str, statement: str) -> None:
+    bound = db.get(BoundDid, did)
+    if bound is not None:
+        bound.link_statement = statement
+
+
+def link_statements(db: DbSession, person_id: str) -> list[str]:
+    """The service's statements linking this person's later DIDs to earlier ones, oldest first."""
+    return list(
+        db.scalars(
+            sa.select(BoundDid.link_statement)
+            .where(BoundDid.person_id == person_id, BoundDid.link_statement.is_not(None))
+            .order_by(BoundDid.bound_at)
+        )
+    )
+
+
 def dids_of(db: DbSession, person_id: str) -> list[str]:
     return list(
         db.scalars(

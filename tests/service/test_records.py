@@ -310,3 +310,49 @@ def test_a_renewed_card_joins_its_record_only_on_evidence_and_says_which(
     reasons = [c["reason"] for c in _logged(service_runtime, "identity.created")]
     assert reasons == ["no_record_with_these_attributes"] * 2
     assert len(_logged(service_runtime, "identity.linked")) == 1
+
+
+def test_a_renewed_cards_did_is_linked_to_the_old_one_by_a_signed_statement(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    test_hierarchy: Hierarchy,
+) -> None:
+    from did.keys import resolve_did_document
+    from did.links import DidLinkError, verify_did_link
+
+    key, kiosk = service_accounts.provider_a_key, service_accounts.kiosk_credential
+    with_did = {"mode": "identity", "claims": ["name", "did"]}
+    person = make_person(test_hierarchy, name="渡辺\u3000三郎")
+    _verify(service_client, key, kiosk, CardKeys(person), **with_did)
+    renewed = test_hierarchy.renew(person.person_id)
+    second = _verify(service_client, key, kiosk, CardKeys(renewed), **with_did)
+    done = service_client.get(f"/v1/sessions/{second['id']}", headers=bearer(key)).json()
+    identity = service_client.get(f"/v1/identities/{done['sub']}", headers=bearer(key)).json()
+    (statement,) = identity["did_links"]
+    # Anyone holding the service's DID document checks it: the issuer did:key's own
+    # document, or the service's did:web document.
+    for document in (
+        resolve_did_document(service_runtime.service_did),
+        service_client.get("/.well-known/did.json").json(),
+    ):
+        claims = verify_did_link(statement, document)
+        assert claims["sub"] == done["did"]
+        assert claims["previous_dids"] and done["did"] not in claims["previous_dids"]
+        assert claims["evidence"] == "basic_attributes_match"
+    header, payload, signature = statement.split(".")
+    forged = ".".join(
+        [header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")]
+    )
+    with pytest.raises(DidLinkError):
+        verify_did_link(forged, resolve_did_document(service_runtime.service_did))
+    # Without consent to "did", the DIDs' links are not the provider's either.
+    no_did = _verify(service_client, service_accounts.provider_b_key, kiosk, CardKeys(renewed),
+                     mode="identity", claims=["name"])  # fmt: skip
+    sub_b = service_client.get(
+        f"/v1/sessions/{no_did['id']}", headers=bearer(service_accounts.provider_b_key)
+    ).json()["sub"]
+    seen_by_b = service_client.get(
+        f"/v1/identities/{sub_b}", headers=bearer(service_accounts.provider_b_key)
+    ).json()
+    assert seen_by_b["did_links"] == []

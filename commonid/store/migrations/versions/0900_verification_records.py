@@ -1,5 +1,6 @@
 """Verification records (確認記録) kept for providers under the AML Act, the
-provider's own reference on a session, and why a person must verify again.
+provider's own reference on a session, why a person must verify again, and the
+service's statement linking a renewed card's DID to the earlier ones.
 
 Revision ID: 0900
 Revises: 0800
@@ -22,6 +23,7 @@ def upgrade() -> None:
     op.add_column(
         "persons", sa.Column("reverification_reason", sa.String(length=60), nullable=True)
     )
+    op.add_column("dids", sa.Column("link_statement", sa.Text(), nullable=True))
     op.create_table(
         "verification_records",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -64,3 +66,4 @@ def downgrade() -> None:
     op.drop_table("verification_records")
     op.drop_column("sessions", "provider_reference")
     op.drop_column("persons", "reverification_reason")
+    op.drop_column("dids", "link_statement")
