@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from commonid.store.models import IssuedCredential
 from did.credentials import (
     CertificateEvidence,
     Claim,
+    CredentialReason,
     CredentialVerification,
     IdentityCredentialRequest,
     RevocationEvidence,
@@ -126,6 +128,43 @@ def status_list_credential(runtime: Runtime, db: DbSession, list_id: str) -> dic
     )
 
 
+def revoke_issued(
+    db: DbSession,
+    issued: list[IssuedCredential],
+    *,
+    now: datetime,
+    reason_code: str,
+    certificate_serial_hash: str | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Set each credential's revocation bit (on its own issuer key's list) and mark it;
+    ``superseded`` (the card was renewed) is kept apart so verification can say so.
+    Returns the audit events."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    for list_id in sorted({credential.revocation_list_id for credential in issued}):
+        row, bitstring = status_lists.load_for_update(db, list_id, now=now)
+        for credential in issued:
+            if credential.revocation_list_id != list_id:
+                continue
+            bitstring.revoke(credential.revocation_index)
+            credential.revoked_at = now
+            if reason_code == "superseded":
+                credential.superseded_at = now
+            events.append(
+                (
+                    "credential.revoked",
+                    {
+                        "credential_id": credential.id,
+                        "person_id": credential.person_id,
+                        "reason_code": reason_code,
+                        "certificate_serial_hash": certificate_serial_hash
+                        or credential.certificate_serial_hash,
+                    },
+                )
+            )
+        status_lists.save(row, bitstring, now=now)
+    return events
+
+
 def verify(runtime: Runtime, credential: str | dict[str, Any]) -> CredentialVerification:
     """Verify one of our credentials; status lists are read from the store, not over HTTP."""
     prefix = status_lists.list_url(runtime.settings.public_url, "")
@@ -139,6 +178,12 @@ def verify(runtime: Runtime, credential: str | dict[str, Any]) -> CredentialVeri
             raise LookupError(f"no status list at {url}")
         return found
 
-    return verify_identity_credential(
+    verification = verify_identity_credential(
         credential, runtime.keyring, at=runtime.clock(), status_resolver=resolve
     )
+    if verification.reason is CredentialReason.REVOKED and verification.credential is not None:
+        # Revoked because the card was renewed: the person can have a new one.
+        with runtime.sessions() as db:
+            if status_lists.is_superseded(db, str(verification.credential.get("id", ""))):
+                return dataclasses.replace(verification, reason=CredentialReason.SUPERSEDED)
+    return verification

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography import x509
 
-from commonid import auditing
+from commonid import auditing, credentials
 from commonid.runtime import Runtime
 from commonid.store import persons, status_lists, webhooks
 from commonid.store.models import Certificate, Person, Provider
@@ -87,26 +87,15 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
             serial_hash = certificate_serial_sha256(int(certificate.serial, 16))
             issued = status_lists.credentials_of_certificate(db, serial_hash)
             # Each credential's bit is on its own issuer key's list (or the legacy one).
-            for list_id in sorted({credential.revocation_list_id for credential in issued}):
-                row, bitstring = status_lists.load_for_update(db, list_id, now=now)
-                for credential in issued:
-                    if credential.revocation_list_id != list_id:
-                        continue
-                    bitstring.revoke(credential.revocation_index)
-                    credential.revoked_at = now
-                    revoked_credentials += 1
-                    events.append(
-                        (
-                            "credential.revoked",
-                            {
-                                "credential_id": credential.id,
-                                "person_id": credential.person_id,
-                                "reason_code": "certificate_revoked",
-                                "certificate_serial_hash": serial_hash,
-                            },
-                        )
-                    )
-                status_lists.save(row, bitstring, now=now)
+            revoked = credentials.revoke_issued(
+                db,
+                issued,
+                now=now,
+                reason_code="superseded" if change == "card_renewed" else "certificate_revoked",
+                certificate_serial_hash=serial_hash,
+            )
+            revoked_credentials += len(revoked)
+            events.extend(revoked)
             for consent in persons.consents_of_person(db, certificate.person_id):
                 provider = db.get(Provider, consent.provider_id)
                 delivery = webhooks.notify(

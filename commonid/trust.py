@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from commonid.operator import operator_ocsp_clients
+from commonid.operator import operator_http_client, operator_ocsp_clients
 from commonid.settings import Settings
 from jpki.revocation import (
     CrlError,
@@ -46,7 +46,16 @@ class HierarchyCrlSource:
         return f"testca:{self.directory}#{self.purpose}"
 
 
-def _source(spec: str) -> CrlSource:
+OPERATOR_PREFIX = "operator:"
+
+
+def _source(spec: str, settings: Settings) -> CrlSource:
+    """``file:`` or a path, an ``http(s)://`` URL, or ``operator:<URL>``: the platform
+    operator's daily CRL, fetched with the operator's client authentication."""
+    if spec.startswith(OPERATOR_PREFIX):
+        return HttpCrlSource(
+            spec.removeprefix(OPERATOR_PREFIX), client=operator_http_client(settings)
+        )
     if spec.startswith(("http://", "https://")):
         return HttpCrlSource(spec)
     return FileCrlSource(Path(spec.removeprefix("file:")))
@@ -64,7 +73,10 @@ def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
         indexes = tuple(
             RevocationIndex(
                 hierarchy.ca_certificate(purpose),
-                source=HierarchyCrlSource(settings.test_hierarchy_dir, purpose),
+                # crl_sources may name another source for a test CA (an operator's).
+                source=_source(settings.crl_sources[f"test-{purpose}"], settings)
+                if f"test-{purpose}" in settings.crl_sources
+                else HierarchyCrlSource(settings.test_hierarchy_dir, purpose),
                 switchover_grace=grace,
             )
             for purpose in ("auth", "sign")
@@ -82,7 +94,7 @@ def trust_policy_from_settings(settings: Settings) -> TrustPolicy:
     production = TrustPolicy.production(revocation=RevocationMode.OFF)
     by_name = {anchor.name: anchor.certificate for anchor in production.anchors}
     indexes = tuple(
-        RevocationIndex(by_name[name], source=_source(spec), switchover_grace=grace)
+        RevocationIndex(by_name[name], source=_source(spec, settings), switchover_grace=grace)
         for name, spec in settings.crl_sources.items()
         if name in by_name
     )

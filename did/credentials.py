@@ -156,6 +156,8 @@ class CredentialReason(StrEnum):
     NOT_YET_VALID = "credential_not_yet_valid"
     EXPIRED = "credential_expired"
     REVOKED = "credential_revoked"
+    # Revoked because the card it was bound to was renewed: ask for a new one.
+    SUPERSEDED = "credential_superseded"
     SUSPENDED = "credential_suspended"
     STATUS_UNAVAILABLE = "credential_status_unavailable"
     STATUS_INVALID = "credential_status_invalid"

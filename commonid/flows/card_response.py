@@ -49,7 +49,7 @@ from commonid.flows.sessions import result_binding, session_challenge, session_f
 from commonid.pairwise import pairwise_subject_id
 from commonid.problems import Problem
 from commonid.runtime import Runtime
-from commonid.store import persons, sessions
+from commonid.store import persons, sessions, status_lists
 from commonid.store.database import take_writer_gate
 from commonid.store.models import Certificate, Person
 from commonid.store.persons import PersonRow
@@ -441,6 +441,16 @@ def _record_card(
             at=now,
         )
         persons.set_link_statement(db, checked.subject_did, statement)
+        # Credentials bound to the old card's key are superseded: the person can ask
+        # for new ones, bound to this card (a provider's "credential" claim).
+        events.extend(
+            credentials.revoke_issued(
+                db,
+                status_lists.live_credentials_of_person(db, person.id),
+                now=now,
+                reason_code="superseded",
+            )
+        )
     return person, attributes
 
 

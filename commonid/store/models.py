@@ -289,6 +289,9 @@ class IssuedCredential(Base):
     certificate_serial_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
     issued_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Revoked because the card was renewed (its DID followed by a new one): verification
+    # says credential_superseded, and the person can be issued a new one.
+    superseded_at: Mapped[datetime | None]
 
 
 class WebhookDelivery(Base):

@@ -112,6 +112,21 @@ def get(db: DbSession, list_id: str) -> Bitstring | None:
     return Bitstring.from_bytes(row.serialized) if row is not None else None
 
 
+def live_credentials_of_person(db: DbSession, person_id: str) -> list[IssuedCredential]:
+    return list(
+        db.scalars(
+            sa.select(IssuedCredential).where(
+                IssuedCredential.person_id == person_id, IssuedCredential.revoked_at.is_(None)
+            )
+        )
+    )
+
+
+def is_superseded(db: DbSession, credential_id: str) -> bool:
+    row = db.get(IssuedCredential, credential_id)
+    return row is not None and row.superseded_at is not None
+
+
 def credentials_of_certificate(db: DbSession, serial_hash: str) -> list[IssuedCredential]:
     return list(
         db.scalars(

@@ -187,6 +187,7 @@ def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
 
 
 LINKAGE_PATH = "/linkage/"
+CRL_PATH = "/crl/"
 
 
 class _OcspHandler(BaseHTTPRequestHandler):
@@ -222,6 +223,9 @@ class _OcspHandler(BaseHTTPRequestHandler):
         if self.path.startswith(LINKAGE_PATH):
             self._linkage(self.path.removeprefix(LINKAGE_PATH))
             return
+        if self.path.startswith(CRL_PATH):
+            self._crl(self.path.removeprefix(CRL_PATH))
+            return
         # RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER request}
         encoded = urllib.parse.unquote(self.path.rsplit("/", 1)[-1])
         try:
@@ -232,6 +236,28 @@ class _OcspHandler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.BAD_REQUEST, "expected a base64 OCSP request in the path")
             return
         self._reply(request_der)
+
+    def _crl(self, purpose: str) -> None:
+        """The operator's daily CRL, ``/crl/<purpose>``. Inside its switch-over window
+        the operator still serves yesterday's list: thisUpdate a day before, nextUpdate
+        already ``in_switchover`` past."""
+        if purpose not in ("auth", "sign"):
+            self.send_error(HTTPStatus.NOT_FOUND, "expected /crl/auth or /crl/sign")
+            return
+        hierarchy = self.server.answerer.hierarchy
+        late = self.server.in_switchover
+        if late is None:
+            body = hierarchy.crl(purpose)
+        else:
+            now = hierarchy.now()
+            body = hierarchy.crl(
+                purpose, this_update=now - late - dt.timedelta(days=1), next_update=now - late
+            )
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/pkix-crl")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _linkage(self, rest: str) -> None:
         """The operator's certificate linkage record (証明書の紐付け): which certificate a
@@ -294,8 +320,10 @@ class _OcspHttpServer(ThreadingHTTPServer):
         log: Callable[[str], None] | None,
         client_token: str | None = None,
         tls: ssl.SSLContext | None = None,
+        in_switchover: dt.timedelta | None = None,
     ) -> None:
         super().__init__(address, _OcspHandler)
+        self.in_switchover = in_switchover
         self.answerer = answerer
         self.log = log
         self.client_token = client_token
@@ -323,12 +351,16 @@ class OcspResponder:
         log: Callable[[str], None] | None = None,
         client_token: str | None = None,
         tls: ssl.SSLContext | None = None,
+        in_switchover: dt.timedelta | None = None,
     ) -> None:
-        """``client_token`` / ``tls`` (a server context, with ``verify_mode`` CERT_REQUIRED
-        for mutual TLS): the platform operator's client authentication."""
+        """``client_token`` / ``tls`` (a server context, with ``verify_mode``
+        CERT_REQUIRED for mutual TLS): the platform operator's client authentication.
+        ``in_switchover``: the operator is that far into its daily CRL's switch-over
+        window (its CRL endpoint still serves yesterday's list)."""
         self.answerer = OcspAnswerer(hierarchy, delegated=delegated)
         self._client_token = client_token
         self._tls = tls
+        self._in_switchover = in_switchover
         self._address = (host, port)
         self._log = log
         self._server: _OcspHttpServer | None = None
@@ -338,7 +370,12 @@ class OcspResponder:
         if self._server is not None:
             raise RuntimeError("the OCSP responder is already running")
         self._server = _OcspHttpServer(
-            self._address, self.answerer, self._log, self._client_token, self._tls
+            self._address,
+            self.answerer,
+            self._log,
+            self._client_token,
+            self._tls,
+            self._in_switchover,
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ocsp-responder", daemon=True
@@ -349,7 +386,12 @@ class OcspResponder:
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (for the CLI)."""
         self._server = _OcspHttpServer(
-            self._address, self.answerer, self._log, self._client_token, self._tls
+            self._address,
+            self.answerer,
+            self._log,
+            self._client_token,
+            self._tls,
+            self._in_switchover,
         )
         try:
             self._server.serve_forever()

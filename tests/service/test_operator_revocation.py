@@ -291,3 +291,43 @@ def test_the_operators_linkage_record_joins_a_renewed_card_to_its_record(
     )
     assert unlinked["logged"]["identity.created"][-1]["reason"] == "authentication_only"
     assert len(unlinked["logged"]["identity.linked"]) == 2
+
+
+def test_the_operators_daily_crl_inside_its_switch_over_window(
+    service_settings: Settings, service_clock: ServiceClock, live_hierarchy: Hierarchy,
+    demo_person: IssuedPerson,
+) -> None:  # fmt: skip
+    """The operator is 30 minutes into its switch-over window: its CRL endpoint still
+    serves yesterday's list (nextUpdate passed 30 minutes ago). A service that accepts
+    an hour's window installs it and verifies; one that accepts none has no revocation
+    data and refuses."""
+    late = dt.timedelta(minutes=30)
+    with OcspResponder(live_hierarchy, client_token=TOKEN, in_switchover=late) as operator:
+        through_operator = {
+            "crl_sources": {
+                f"test-{purpose}": f"operator:{operator.url}crl/{purpose}"
+                for purpose in ("auth", "sign")
+            },
+            "operator_ocsp_token": TOKEN,
+            "revocation_order": "crl-only",
+        }
+        accepted = _verify_identity(
+            _with(service_settings, crl_switchover_grace_seconds=3600, **through_operator),
+            service_clock,
+            demo_person,
+        )
+        assert accepted["answer"]["status"] == "verified", accepted
+        revocation = accepted["records"][0]["record"]["verification"]["revocation"]
+        assert revocation["source"] == "crl"
+        assert revocation["next_update"] < revocation["checked_at"]  # yesterday's list
+        refused = _verify_identity(_with(service_settings, **through_operator), service_clock,
+                                   demo_person)  # fmt: skip
+        assert refused["answer"]["code"] == "certificate_revocation_unavailable"
+        # The operator's CRL endpoint wants the client token too.
+        wrong = dict(through_operator, operator_ocsp_token="not-the-contract")
+        no_token = _verify_identity(
+            _with(service_settings, crl_switchover_grace_seconds=3600, **wrong),
+            service_clock,
+            demo_person,
+        )
+        assert no_token["answer"]["code"] == "certificate_revocation_unavailable"

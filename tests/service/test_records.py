@@ -356,3 +356,32 @@ def test_a_renewed_cards_did_is_linked_to_the_old_one_by_a_signed_statement(
         f"/v1/identities/{sub_b}", headers=bearer(service_accounts.provider_b_key)
     ).json()
     assert seen_by_b["did_links"] == []
+
+
+def test_a_renewal_supersedes_the_old_cards_credentials_and_a_new_one_can_be_issued(
+    service_client: TestClient,
+    service_accounts: ServiceAccounts,
+    service_runtime: Runtime,
+    test_hierarchy: Hierarchy,
+) -> None:
+    key, kiosk = service_accounts.provider_a_key, service_accounts.kiosk_credential
+    with_credential = {"mode": "identity", "claims": ["name", "credential"]}
+    person = make_person(test_hierarchy, name="山本\u3000四郎")
+    first = _verify(service_client, key, kiosk, CardKeys(person), **with_credential)
+    old = service_client.get(f"/v1/sessions/{first['id']}", headers=bearer(key)).json()
+    old_credential = old["credential"]
+
+    def verify(credential: dict) -> dict:
+        return service_client.post(
+            "/v1/credentials/verify", json={"credential": credential}, headers=bearer(key)
+        ).json()
+
+    assert verify(old_credential)["reason"] == "valid"
+    renewed = test_hierarchy.renew(person.person_id)
+    second = _verify(service_client, key, kiosk, CardKeys(renewed), **with_credential)
+    assert verify(old_credential)["reason"] == "credential_superseded"
+    new = service_client.get(f"/v1/sessions/{second['id']}", headers=bearer(key)).json()
+    assert verify(new["credential"])["reason"] == "valid"
+    assert new["credential"]["credentialSubject"]["id"] != old_credential["credentialSubject"]["id"]
+    reasons = [e["reason_code"] for e in _logged(service_runtime, "credential.revoked")]
+    assert reasons == ["superseded"]

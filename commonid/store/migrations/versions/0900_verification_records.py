@@ -24,6 +24,10 @@ def upgrade() -> None:
         "persons", sa.Column("reverification_reason", sa.String(length=60), nullable=True)
     )
     op.add_column("dids", sa.Column("link_statement", sa.Text(), nullable=True))
+    op.add_column(
+        "issued_credentials",
+        sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
+    )
     op.create_table(
         "verification_records",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -67,3 +71,4 @@ def downgrade() -> None:
     op.drop_column("sessions", "provider_reference")
     op.drop_column("persons", "reverification_reason")
     op.drop_column("dids", "link_statement")
+    op.drop_column("issued_credentials", "superseded_at")
