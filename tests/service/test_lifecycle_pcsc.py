@@ -1,7 +1,7 @@
 """A card over the years, end to end over real HTTP with the virtual card in the vpcd
 reader behind pcscd: verify, renew the card and land on the same record; move house,
 see the provider's webhook and the refused reuse; verify again and see the new address
-with the old one in the history."""
+with the old one in the history; a renewal whose attributes differ makes a new record."""
 
 from __future__ import annotations
 
@@ -133,6 +133,15 @@ def test_a_card_over_the_years_over_pcsc(
         addresses = [version["attributes"]["address"] for version in identity["history"]]
         assert addresses[0].startswith("大阪府") and addresses[-1].startswith("東京都")
         assert len(addresses) == 3  # three verifications, three records, newest first
+
+        # Moved again and renewed before coming back: the new card's attributes differ
+        # from the record's and nothing else links it, so it makes a new record.
+        moved_again = dataclasses.replace(moved, address="福岡県福岡市中央区天神一丁目1番1号")
+        changed = test_hierarchy.change(after_move.person_id, moved_again)
+        stranger = test_hierarchy.renew(changed.person_id)
+        with _card(test_hierarchy, stranger, pcsc_reader) as card:
+            _, fourth = _session(provider_a, kiosk, card, identity=True)
+        assert fourth.status == "verified" and fourth.sub != first.sub
     finally:
         provider_a.close()
         provider_b.close()
