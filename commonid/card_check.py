@@ -55,6 +55,7 @@ class CheckedCard:
     auth: CheckedCertificate
     sign: CheckedCertificate | None
     attributes: BasicAttributes | None
+    signed_data: bytes  # the challenge both keys signed (its hash goes into the record)
 
 
 def decode_base64(field: str, value: str) -> bytes:
@@ -157,4 +158,10 @@ def check_card(
         subject_did = did_key_from_certificate(submitted.auth_certificate)
     except DIDKeyError as error:
         raise CardRejected("certificate_invalid", "the auth key is not RSA") from error
-    return CheckedCard(subject_did=subject_did, auth=auth, sign=sign, attributes=attributes)
+    return CheckedCard(
+        subject_did=subject_did,
+        auth=auth,
+        sign=sign,
+        attributes=attributes,
+        signed_data=to_be_signed,
+    )

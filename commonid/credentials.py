@@ -134,7 +134,6 @@ def revoke_issued(
     *,
     now: datetime,
     reason_code: str,
-    certificate_serial_hash: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Set each credential's revocation bit (on its own issuer key's list) and mark it;
     ``superseded`` (the card was renewed) is kept apart so verification can say so.
@@ -156,8 +155,7 @@ def revoke_issued(
                         "credential_id": credential.id,
                         "person_id": credential.person_id,
                         "reason_code": reason_code,
-                        "certificate_serial_hash": certificate_serial_hash
-                        or credential.certificate_serial_hash,
+                        "certificate_serial_hash": credential.certificate_serial_hash,
                     },
                 )
             )

@@ -33,11 +33,7 @@ CHANGES = {
 
 
 def change_of(reason: x509.ReasonFlags | None) -> str:
-    return (
-        CHANGES.get(reason, "certificate_revoked")
-        if reason is not None
-        else ("certificate_revoked")
-    )
+    return CHANGES.get(reason, "certificate_revoked")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -92,7 +88,6 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
                 issued,
                 now=now,
                 reason_code="superseded" if change == "card_renewed" else "certificate_revoked",
-                certificate_serial_hash=serial_hash,
             )
             revoked_credentials += len(revoked)
             events.extend(revoked)

@@ -258,10 +258,9 @@ def report(
     from datetime import UTC, date, datetime, time
 
     from commonid.audit.figures import compute_figures
-    from commonid.audit.report import REPORT_FILE, ReportSigning, render_pdf, report_html
-    from commonid.audit.report_content import report_content
+    from commonid.audit.report import ReportSigning, render_pdf, report_html
+    from commonid.audit.report_content import REPORT_FILE, report_content
     from commonid.audit.report_signing import ReportSigningUnavailable
-    from commonid.runtime import load_certificate
     from did.keys import IssuerKeyring
 
     settings = _service_settings()
@@ -285,18 +284,13 @@ def report(
     )
     tables = report_content(figures, service=service, generated=generated).tables
     for key, table in tables.items():
-        (out_dir / f"{key}.csv").write_text("\ufeff" + table.csv(), encoding="utf-8")
+        (out_dir / f"{key}.csv").write_text(table.csv(), encoding="utf-8")
     typer.echo("rendering the PDF...", err=True)
     if unsigned:
         pdf = render_pdf(report_html(figures, service=service, generated=generated))
         signed_by = "unsigned"
     else:
-        signing = ReportSigning(
-            settings.effective_report_signing_dir,
-            service,
-            settings.timestamp_url,
-            tuple(load_certificate(path) for path in settings.timestamp_roots),
-        )
+        signing = ReportSigning.from_settings(settings, service)
         try:
             pdf = signing.signed_report(figures, generated=generated)
         except ReportSigningUnavailable as missing:

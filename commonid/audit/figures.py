@@ -158,7 +158,6 @@ class PocFigures:
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
     events_read: int = 0
-    last_index: int | None = None
     checkpoint: StoredCheckpoint | None = None
 
     @property
@@ -206,14 +205,6 @@ class PocFigures:
         spread = Spread.of(self.latencies_ms)
         return {"p50": spread.p50, "p90": spread.p90, "p99": spread.p99}
 
-    def revocation_ages_hours(self) -> dict[str, float]:
-        """Age of each anchor's revocation data at the end of the period."""
-        return {
-            anchor: track.ages_hours(self.observed_until)[1]
-            for anchor, track in sorted(self.revocation.items())
-            if track.installed
-        }
-
 
 # Which entry's reason code a refused session is counted under (the highest seen).
 _VALIDATED, _REFUSED, _ANSWERED = 1, 2, 3
@@ -250,7 +241,6 @@ def compute_figures(
             session_reasons[session] = (rank, reason)
 
     for logged in log.entries(stop=stop):
-        figures.last_index = logged.index
         kind = logged.event_type
         if kind not in FIGURE_EVENTS:
             continue

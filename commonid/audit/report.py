@@ -21,7 +21,8 @@ from jinja2.runtime import Context
 
 from commonid.audit.figures import PocFigures
 from commonid.audit.report_content import ReportContent, Text, report_content
-from commonid.audit.report_signing import ReportSigner
+from commonid.audit.report_signing import OrganisationSigning, ReportSigner
+from commonid.settings import Settings
 
 Language = Literal["ja", "en", "both"]
 TEMPLATES = Environment(
@@ -38,7 +39,6 @@ def _tr(context: Context, ja: str, en: str) -> str:
 
 TEMPLATES.globals["tr"] = _tr
 NO_DATA = Text("この期間のデータはありません", "no data in this period")
-REPORT_FILE = "commonid-poc-report.pdf"
 
 
 def report_html(
@@ -50,7 +50,7 @@ def report_html(
     csv_links: bool = False,
 ) -> str:
     """The whole report as one HTML document."""
-    content = report_content(figures, service=service, generated=generated, report_file=REPORT_FILE)
+    content = report_content(figures, service=service, generated=generated)
     return TEMPLATES.get_template("report.html").render(
         **body_context(figures, content, lang, csv_links)
     )
@@ -80,19 +80,31 @@ def render_pdf(html: str) -> bytes:
 
 @dataclass(frozen=True)
 class ReportSigning:
-    """Where the service's reports get their signature: read at each report, so an
-    operator's new CRLs (or a renewed certificate) count without a restart."""
+    """The organisation's signing (``OrganisationSigning``) for one service's reports,
+    which name the service."""
 
     directory: Path
     service: str
     timestamp_url: str | None = None
     timestamp_roots: tuple[x509.Certificate, ...] = ()
 
+    @classmethod
+    def from_settings(cls, settings: Settings, service: str) -> ReportSigning:
+        organisation = OrganisationSigning.from_settings(settings)
+        return cls(
+            organisation.directory, service, organisation.timestamp_url,
+            organisation.timestamp_roots,
+        )  # fmt: skip
+
+    @property
+    def organisation(self) -> OrganisationSigning:
+        return OrganisationSigning(self.directory, self.timestamp_url, self.timestamp_roots)
+
     def signed_report(self, figures: PocFigures, *, generated: datetime) -> bytes:
         """Raises ReportSigningUnavailable (with what is missing) when there is no signer."""
         return report_pdf(
             figures,
-            signer=ReportSigner.load(self.directory),
+            signer=self.organisation.signer(),
             service=self.service,
             generated=generated,
             timestamp_url=self.timestamp_url,

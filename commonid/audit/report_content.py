@@ -20,6 +20,7 @@ from commonid.audit.figures import CARD_COUNTS, FIGURE_SOURCES, PocFigures, Spre
 from commonid.audit.merkle import hash_text
 
 JST = timezone(timedelta(hours=9), "JST")
+REPORT_FILE = "commonid-poc-report.pdf"  # the signed PDF's name, in the reviewer's commands
 Cell = str | int | float | None
 
 
@@ -38,8 +39,10 @@ class Table:
     note: Text | None = None
 
     def csv(self) -> str:
-        """The table as CSV: a header naming each column in both languages, raw values."""
+        """The table as CSV: a header naming each column in both languages, raw values;
+        UTF-8 with a byte order mark first, so spreadsheets read the Japanese."""
         out = io.StringIO()
+        out.write("\ufeff")
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow([f"{column.ja} ({column.en})" for column in self.columns])
         for row in self.rows:
@@ -97,14 +100,14 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value / 1000, 2)
 
 
-def _spread_row(label: Text, spread: Spread, *, scale_ms: bool = True) -> tuple[Cell, ...]:
-    convert = _seconds if scale_ms else (lambda v: None if v is None else round(v, 1))
+def _spread_row(label: Text, spread: Spread) -> tuple[Cell, ...]:
+    """A row of milliseconds shown in seconds."""
     return (
         f"{label.ja} / {label.en}",
         spread.count,
-        convert(spread.p50),
-        convert(spread.p90),
-        convert(spread.p99),
+        _seconds(spread.p50),
+        _seconds(spread.p90),
+        _seconds(spread.p99),
     )
 
 
@@ -437,7 +440,7 @@ def _revocation(figures: PocFigures) -> Section:
     )
 
 
-def _trust(figures: PocFigures, report_file: str) -> Section:
+def _trust(figures: PocFigures) -> Section:
     checkpoint = figures.checkpoint
     rows: list[tuple[Cell, ...]] = []
     if checkpoint is not None:
@@ -457,8 +460,8 @@ def _trust(figures: PocFigures, report_file: str) -> Section:
             "# 2. 任意のエントリの包含証明 / prove any single entry",
             f"commonid audit prove <index> --tree-size {checkpoint.tree_size if checkpoint else 0}",
             "# 3. 報告書の署名(長期検証) / the report's signature (long-term validation)",
-            f"pyhanko sign adesverify --trust organisation-root.pem --trust-replace {report_file}",
-            "pdfsig " + report_file,
+            f"pyhanko sign adesverify --trust organisation-root.pem --trust-replace {REPORT_FILE}",
+            "pdfsig " + REPORT_FILE,
         ]
     )
     return Section(
@@ -566,7 +569,6 @@ def report_content(
     *,
     service: str,
     generated: datetime,
-    report_file: str = "commonid-poc-report.pdf",
 ) -> ReportContent:
     first = figures.start.date()
     last = (figures.end - timedelta(days=1)).date()
@@ -605,7 +607,7 @@ def report_content(
             _times(figures),
             _card(figures),
             _revocation(figures),
-            _trust(figures, report_file),
+            _trust(figures),
             _goals(figures),
         ],
     )

@@ -42,6 +42,8 @@ from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from commonid.settings import Settings
+
 KEY_FILE = "report-signing-key.pem"
 CHAIN_FILE = "report-signing-chain.pem"
 ROOT_FILE = "organisation-root.pem"
@@ -161,6 +163,39 @@ class ReportSigner:
             writer, metadata, signer=self._pyhanko_signer(), timestamper=stamper
         )
         return signed.getvalue()
+
+
+@dataclass(frozen=True)
+class OrganisationSigning:
+    """Where the organisation's signatures come from: the signing material (read at each
+    signature, so an operator's new CRLs or a renewed certificate count without a restart)
+    and the timestamp authority. Reports and verification records are signed alike."""
+
+    directory: Path
+    timestamp_url: str | None = None
+    timestamp_roots: tuple[x509.Certificate, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OrganisationSigning:
+        from commonid.runtime import load_certificate
+
+        return cls(
+            settings.effective_report_signing_dir,
+            settings.timestamp_url,
+            tuple(load_certificate(path) for path in settings.timestamp_roots),
+        )
+
+    def signer(self) -> ReportSigner:
+        """Raises ReportSigningUnavailable (saying what is missing) when there is none."""
+        return ReportSigner.load(self.directory)
+
+    def sign(self, document: bytes, *, reason: str) -> bytes:
+        return self.signer().sign(
+            document,
+            timestamp_url=self.timestamp_url,
+            timestamp_roots=list(self.timestamp_roots),
+            reason=reason,
+        )
 
 
 # --- a test organisation, for the demo and the tests -----------------------------------

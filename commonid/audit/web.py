@@ -24,13 +24,12 @@ from commonid.audit.export import entry_line, export_csv
 from commonid.audit.figures import PocFigures, compute_figures
 from commonid.audit.merkle import hash_text, verify_inclusion
 from commonid.audit.report import (
-    REPORT_FILE,
     TEMPLATES,
     ReportSigning,
     body_context,
     report_html,
 )
-from commonid.audit.report_content import report_content
+from commonid.audit.report_content import REPORT_FILE, report_content
 from commonid.audit.report_signing import ReportSigningUnavailable
 
 COOKIE = "commonid_reviewer"
@@ -261,7 +260,7 @@ def table_csv(
     if table is None:
         return HTMLResponse("<p>No such table.</p>", status_code=404)
     return Response(
-        "\ufeff" + table.csv(),
+        table.csv(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{key}.csv"'},
     )

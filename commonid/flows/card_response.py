@@ -389,13 +389,14 @@ def _record_card(
         # person: nothing about the person changes, and nothing is written.
         return binding.person, None
     person = db.get(Person, binding.person.id) if binding is not None else None
-    first_linked = len(events)  # an identity.linked appended below makes a link statement
+    evidence: str | None = None  # what joined a new card to an existing record, if anything
     if person is None and runtime.linkage is not None:
         # A renewed card: the operator's linkage record names the certificate it
         # replaced, and that certificate's record is this person's.
         person = _person_by_linkage(runtime, db, checked)
         if person is not None:
-            events.append(_linked(session, person.id, "certificate_linkage"))
+            evidence = "certificate_linkage"
+            events.append(_linked(session, person.id, evidence))
     attributes: dict[str, Any] | None = None
     if session.mode == Mode.IDENTITY.value:
         attributes = stored_attributes(checked.attributes)
@@ -406,7 +407,8 @@ def _record_card(
             # name alone; anything else makes a new record, and says why.
             person = persons.person_by_basic_info_hash(db, basic_hash)
             if person is not None:
-                events.append(_linked(session, person.id, "basic_attributes_match"))
+                evidence = "basic_attributes_match"
+                events.append(_linked(session, person.id, evidence))
             else:
                 person = persons.new_person(db, now=now)
                 events.append(_created(session, person.id, "no_record_with_these_attributes"))
@@ -430,14 +432,13 @@ def _record_card(
     )
     previous = [did for did in persons.dids_of(db, person.id) if did != checked.subject_did]
     persons.bind_did(db, person, checked.subject_did, auth_row, now=now)
-    linked = [data for name, data in events[first_linked:] if name == "identity.linked"]
-    if linked and previous:
+    if evidence is not None and previous:
         # The new card's DID follows the earlier ones: the service says so, signed.
         statement = sign_did_link(
             runtime.keyring.current,
             current=checked.subject_did,
             previous=previous,
-            evidence=linked[0]["evidence"],
+            evidence=evidence,
             at=now,
         )
         persons.set_link_statement(db, checked.subject_did, statement)
@@ -572,7 +573,6 @@ def _apply_checked_card(
             attributes=attributes,
             consented=consented,
             reused=status is SessionStatus.REUSE_GRANTED,
-            signed_data=session_challenge(runtime, session).to_be_signed(),
             now=now,
         )
         if recorded is not None:

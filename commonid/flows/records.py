@@ -88,7 +88,6 @@ def record_completion(
     attributes: dict[str, Any] | None,
     consented: set[str],
     reused: bool,
-    signed_data: bytes,
     now: datetime,
 ) -> tuple[str, dict[str, Any]] | None:
     """The record of a completed identity verification (the card's signature certificate
@@ -112,7 +111,7 @@ def record_completion(
                 not_after=certificate.not_valid_after_utc,
                 sha256=checked.sign.fingerprint_sha256,
             ),
-            signed_data_sha256=hashlib.sha256(signed_data).hexdigest(),
+            signed_data_sha256=hashlib.sha256(checked.signed_data).hexdigest(),
             revocation=revocation_section(validation.revocation, validation.validated_at),
         )
     elif reused:

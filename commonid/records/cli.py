@@ -66,23 +66,18 @@ def export(
     if format == "jsonl":
         out.write_text(jsonl(chosen), encoding="utf-8")
     else:
-        from commonid.audit.report_signing import ReportSigner, ReportSigningUnavailable
-        from commonid.runtime import load_certificate
+        from commonid.audit.report_signing import OrganisationSigning, ReportSigningUnavailable
 
         try:
-            signer = ReportSigner.load(settings.effective_report_signing_dir)
-        except ReportSigningUnavailable as missing:
-            typer.echo(f"not signed: {missing}", err=True)
-            raise typer.Exit(2) from None
-        out.write_bytes(
-            signed_records_pdf(
+            pdf = signed_records_pdf(
                 chosen,
                 provider_name=provider_name,
                 period=period,
                 generated=datetime.now(UTC),
-                signer=signer,
-                timestamp_url=settings.timestamp_url,
-                timestamp_roots=[load_certificate(p) for p in settings.timestamp_roots],
+                signing=OrganisationSigning.from_settings(settings),
             )
-        )
+        except ReportSigningUnavailable as missing:
+            typer.echo(f"not signed: {missing}", err=True)
+            raise typer.Exit(2) from None
+        out.write_bytes(pdf)
     typer.echo(f"{len(chosen)} records of {provider_name} ({period}) written to {out}")

@@ -13,10 +13,10 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from cryptography import x509
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from commonid.audit.report_signing import ReportSigner
+from commonid.audit.report import render_pdf
+from commonid.audit.report_signing import OrganisationSigning
 from commonid.flows.records import StoredRecord
 from commonid.records.methods import reference
 
@@ -60,17 +60,8 @@ def signed_records_pdf(
     provider_name: str,
     period: str,
     generated: datetime,
-    signer: ReportSigner,
-    timestamp_url: str | None = None,
-    timestamp_roots: list[x509.Certificate] | None = None,
+    signing: OrganisationSigning,
 ) -> bytes:
-    from weasyprint import HTML  # imported when a PDF is made: it takes a while
-
+    """Raises ReportSigningUnavailable (saying what is missing) when there is no signer."""
     html = records_html(records, provider_name=provider_name, period=period, generated=generated)
-    document = HTML(string=html).write_pdf()
-    return signer.sign(
-        document,
-        timestamp_url=timestamp_url,
-        timestamp_roots=timestamp_roots,
-        reason="Common-ID verification records / 確認記録",
-    )
+    return signing.sign(render_pdf(html), reason="Common-ID verification records / 確認記録")

@@ -253,11 +253,7 @@ class _OcspHandler(BaseHTTPRequestHandler):
             body = hierarchy.crl(
                 purpose, this_update=now - late - dt.timedelta(days=1), next_update=now - late
             )
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/pkix-crl")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(body, "application/pkix-crl")
 
     def _linkage(self, rest: str) -> None:
         """The operator's certificate linkage record (証明書の紐付け): which certificate a
@@ -272,7 +268,7 @@ class _OcspHandler(BaseHTTPRequestHandler):
             linkage
             for linkage in self.server.answerer.hierarchy.linkages(purpose)
             if linkage.new_serial == new_serial
-        ] if purpose in ("auth", "sign") else []  # fmt: skip
+        ]
         if not found:
             self.send_error(HTTPStatus.NOT_FOUND, "no linkage record for this certificate")
             return
@@ -286,16 +282,14 @@ class _OcspHandler(BaseHTTPRequestHandler):
                 "at": linkage.at.isoformat(),
             }
         ).encode()
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(body, "application/json")
 
     def _reply(self, request_der: bytes) -> None:
-        body = self.server.answerer.answer(request_der)
+        self._send(self.server.answerer.answer(request_der), OCSP_RESPONSE_TYPE)
+
+    def _send(self, body: bytes, content_type: str) -> None:
         self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", OCSP_RESPONSE_TYPE)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()

@@ -38,22 +38,24 @@ def _period(start: date | None, end: date | None, today: date) -> tuple[datetime
 
 
 def _signed_pdf(runtime, records, provider_name: str, period: str) -> Response:  # type: ignore[no-untyped-def]
-    from commonid.audit.report_signing import ReportSigner, ReportSigningUnavailable
+    from commonid.audit.report_signing import OrganisationSigning, ReportSigningUnavailable
     from commonid.records.export import signed_records_pdf
 
+    signing = OrganisationSigning(
+        runtime.settings.effective_report_signing_dir,
+        runtime.settings.timestamp_url,
+        runtime.timestamp_roots,
+    )
     try:
-        signer = ReportSigner.load(runtime.settings.effective_report_signing_dir)
+        pdf = signed_records_pdf(
+            records,
+            provider_name=provider_name,
+            period=period,
+            generated=runtime.clock(),
+            signing=signing,
+        )
     except ReportSigningUnavailable as missing:
         raise Problem("records_signing_unavailable", str(missing)) from None
-    pdf = signed_records_pdf(
-        records,
-        provider_name=provider_name,
-        period=period,
-        generated=runtime.clock(),
-        signer=signer,
-        timestamp_url=runtime.settings.timestamp_url,
-        timestamp_roots=list(runtime.timestamp_roots),
-    )
     return Response(pdf, media_type="application/pdf")
 
 
