@@ -422,3 +422,87 @@ class OidcAssertionJti(Base):
     client_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     jti: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     expires_at: Mapped[datetime]
+
+
+class TokenStatusListRow(Base):
+    """An IETF Token Status List (did.token_status.TokenStatusList) of wallet credentials."""
+
+    __tablename__ = "token_status_lists"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    uri: Mapped[str] = mapped_column(sa.String(300))
+    serialized: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    updated_at: Mapped[datetime]
+
+
+class WalletCredential(Base):
+    """An SD-JWT VC issued to a person's wallet over OpenID4VCI (no claim is kept here:
+    the credential is the person's; this row is for its status)."""
+
+    __tablename__ = "wallet_credentials"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    person_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    offer_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    status_list_id: Mapped[str] = mapped_column(sa.ForeignKey("token_status_lists.id"))
+    status_index: Mapped[int]
+    certificate_serial_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    holder_binding: Mapped[str] = mapped_column(sa.String(10))  # wallet | card
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    superseded_at: Mapped[datetime | None]
+    suspended_at: Mapped[datetime | None]
+
+
+class CredentialOffer(Base):
+    """An OpenID4VCI credential offer with a pre-authorized code, made at the end of a
+    verification. Codes, transaction codes and access tokens are kept as SHA-256."""
+
+    __tablename__ = "credential_offers"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    person_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    tx_code_hash: Mapped[str] = mapped_column(sa.String(64))
+    tx_code_failures: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    access_token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    token_expires_at: Mapped[datetime | None]
+    credentials_issued: Mapped[int] = mapped_column(default=0)
+
+
+class WalletNonce(Base):
+    """A c_nonce from the nonce endpoint: a proof of possession must carry a fresh one,
+    used once."""
+
+    __tablename__ = "wallet_nonces"
+
+    nonce_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PresentationRequest(Base):
+    """An OpenID4VP request a provider made through the API, and its verified result
+    (disclosed claims are sealed like session results)."""
+
+    __tablename__ = "presentation_requests"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(sa.ForeignKey("providers.id"), index=True)
+    nonce: Mapped[str] = mapped_column(sa.String(64))
+    state: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    dcql_query: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(sa.String(20))  # pending | verified | refused
+    reason_code: Mapped[str | None] = mapped_column(sa.String(60))
+    answered_at: Mapped[datetime | None]
+    result_key_id: Mapped[str | None] = mapped_column(sa.String(40))
+    result_encrypted: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
