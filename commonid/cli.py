@@ -18,6 +18,7 @@ from commonid.documents.cli import document_app
 from commonid.oidc.cli import oidc_app
 from commonid.records.cli import records_app
 from commonid.settings import Settings
+from commonid.wallet.cli import wallet_app
 from did.cli import did_app, issuer_app
 from did.process import run_and_exit
 from jpki.testca.cli import card_app, testca_app
@@ -35,6 +36,7 @@ app.add_typer(document_app, name="document")
 app.add_typer(audit_app, name="audit")
 app.add_typer(oidc_app, name="oidc")
 app.add_typer(records_app, name="records")
+app.add_typer(wallet_app, name="wallet")
 app.command("demo")(demo_command)
 
 db_app = typer.Typer(help="The service database: schema migrations.", no_args_is_help=True)

@@ -95,6 +95,17 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "identity_not_found": (404, "No identity linked to this provider under that subject id"),
     "credential_malformed": (422, "The credential could not be parsed"),
     "status_list_not_found": (404, "No such status list"),
+    # Wallet credentials (docs/wallet.md)
+    "credential_offer_exists": (409, "This session already made its credential offer"),
+    "credential_offer_too_late": (
+        410,
+        "A credential offer is made right after the verification, not later",
+    ),
+    "wallet_credential_not_found": (404, "No such wallet credential"),
+    "wallet_credential_revoked": (409, "The wallet credential is revoked: its status is final"),
+    "dcql_unsupported": (422, "The DCQL query asks for something this verifier cannot check"),
+    "presentation_request_not_found": (404, "No such presentation request for this provider"),
+    "presentation_request_expired": (410, "The presentation request was answered or expired"),
     # The audit log's API (commonid.audit.api)
     "audit_no_checkpoint": (404, "No checkpoint has been signed yet"),
     "audit_bad_tree_size": (422, "No proof between those tree sizes"),

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography import x509
 
-from commonid import auditing, credentials
+from commonid import auditing, credentials, wallet_status
 from commonid.runtime import Runtime
 from commonid.store import persons, status_lists, webhooks
 from commonid.store.models import Certificate, Person, Provider
@@ -91,6 +91,15 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
             )
             revoked_credentials += len(revoked)
             events.extend(revoked)
+            # The wallet credentials issued on it: their token status list says invalid.
+            events.extend(
+                wallet_status.revoke_of_certificate(
+                    db,
+                    serial_hash,
+                    now=now,
+                    reason_code="superseded" if change == "card_renewed" else "certificate_revoked",
+                )
+            )
             for consent in persons.consents_of_person(db, certificate.person_id):
                 provider = db.get(Provider, consent.provider_id)
                 delivery = webhooks.notify(

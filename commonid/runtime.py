@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from commonid.audit.log import AuditLog, Clock, system_clock
 from commonid.metrics import ServiceMetrics
+from commonid.openid4vc.issuer_keys import CredentialIssuerKeys
 from commonid.operator import LinkageSource, linkage_source
 from commonid.settings import Settings
 from commonid.shared_keys import check_shared_keys
@@ -61,6 +62,8 @@ class Runtime:
     read_sessions: sessionmaker | None = None
     # A platform operator's certificate linkage records (commonid.operator), if configured.
     linkage: LinkageSource | None = None
+    # The SD-JWT VC issuer's keys (commonid.openid4vc); None only in a bare runtime.
+    credential_issuer: CredentialIssuerKeys | None = None
 
     def write_transaction(self) -> AbstractContextManager[DbSession]:
         """A transaction that is going to write; on SQLite through the writer gate, taken
@@ -146,6 +149,7 @@ def build_runtime(
         writer_gate=gate,
         read_sessions=read_session_factory(engine),
         linkage=linkage_source(settings),
+        credential_issuer=CredentialIssuerKeys.from_settings(settings),
     )
     from commonid.audit.service import audit_log_for_runtime  # it imports this module
 

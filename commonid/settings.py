@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     # The OpenID Provider's ID token keys (ES256); unset: <data_dir>/oidc-signing-keys.json.
     # Every instance of one service shares this file, as it shares issuer_key_file.
     oidc_signing_key_file: Path | None = None
+    # Wallet credentials (docs/wallet.md): the SD-JWT VC issuer's ES256 keys; unset:
+    # <data_dir>/credential-issuer-keys.json, shared by every instance like the others.
+    credential_issuer_key_file: Path | None = None
+    # The current issuer key's X.509 chain (PEM, leaf first): sent as x5c when set.
+    credential_issuer_certificate_chain: Path | None = None
+    # How long a credential offer's pre-authorized code, a proof nonce and an OpenID4VP
+    # request stay usable, and how many copies one credential request may ask for.
+    credential_offer_ttl_seconds: int = Field(default=600, ge=60, le=24 * 3600)
+    credential_nonce_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    credential_batch_size: int = Field(default=4, ge=1, le=20)
+    presentation_request_ttl_seconds: int = Field(default=300, ge=30, le=3600)
     # Where the OpenID sign-in page sends a person whose computer runs the kiosk agent.
     oidc_local_kiosk_url: str = "http://127.0.0.1:8765"
     # The audience of card challenges; empty means the issuer key's did:key.

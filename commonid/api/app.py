@@ -22,6 +22,7 @@ from commonid.api.routers import (
     credentials,
     identities,
     kiosk,
+    presentations,
     records,
     service,
     sessions,
@@ -35,6 +36,7 @@ from commonid.audit.service import (
 from commonid.documents import api as documents_api
 from commonid.oidc.router import OidcDoor
 from commonid.oidc.router import build_router as build_oidc_router
+from commonid.openid4vc.router import router as openid4vc_router
 from commonid.revocations import refresh_and_apply
 from commonid.runtime import Runtime, build_runtime
 from commonid.settings import Settings
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         service.router,
         documents_api.router,
         records.router,
+        presentations.router,
+        openid4vc_router,
     ):
         app.include_router(router)
     # The OpenID Provider door (commonid.oidc), onto the same flows.

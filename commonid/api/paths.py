@@ -34,6 +34,7 @@ def _id(prefix: str, what: str) -> Any:
 SessionId = Annotated[str, _id("ses", "Session")]
 ProviderId = Annotated[str, _id("prv", "Provider")]
 KioskId = Annotated[str, _id("ksk", "Kiosk")]
+WalletCredentialId = Annotated[str, _id("wcr", "Wallet credential")]
 DocumentId = Annotated[str, _id("doc", "Signed document")]
 AuthorizationId = Annotated[str, _id("az", "OpenID authorization")]
 # Read aloud and typed at the kiosk: the user code's alphabet, in either case.

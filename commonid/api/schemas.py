@@ -287,6 +287,9 @@ class DocumentDeclined(BaseModel):
 class CredentialVerifyRequest(Strict):
     # A VC-JWT (text) or a JSON-LD credential (object); the body limit bounds the object.
     credential: Annotated[str, Field(max_length=MAX_CREDENTIAL_CHARS)] | dict[str, Any]
+    # For an SD-JWT VC presented with a key binding JWT: what it must be bound to.
+    nonce: str | None = Field(None, min_length=1, max_length=200)
+    audience: str | None = Field(None, min_length=1, max_length=500)
 
 
 class CredentialVerifyResult(BaseModel):
@@ -294,6 +297,12 @@ class CredentialVerifyResult(BaseModel):
     reason: str
     subject_did: str | None = None
     verified_claims: dict[str, Any] | None = None
+    format: Literal["ldp_vc", "jwt_vc", "dc+sd-jwt"] | None = None
+    # SD-JWT VC: the claims in clear and those disclosed; wallet | card; whether a key
+    # binding JWT was checked against the nonce and audience given.
+    disclosed_claims: dict[str, Any] | None = None
+    holder_binding: str | None = None
+    key_binding_checked: bool | None = None
 
 
 class ProviderCreate(Strict):
@@ -372,3 +381,77 @@ def problem_responses() -> dict[int | str, dict[str, Any]]:
             ("5XX", "Service fault or dependency down: a problem document"),
         )
     }
+
+
+# --- wallet credentials (docs/wallet.md) ------------------------------------------
+
+
+class DcqlClaimQuery(Strict):
+    """One claim of a DCQL credential query: a path of claim names, optionally the
+    values accepted (e.g. ``{"path": ["age_equal_or_over", "20"], "values": [true]}``)."""
+
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    path: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
+        min_length=1, max_length=4
+    )
+    values: list[str | int | bool] | None = Field(None, min_length=1, max_length=10)
+
+
+class DcqlMeta(Strict):
+    vct_values: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=5
+    )
+
+
+class DcqlCredentialQuery(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    format: Literal["dc+sd-jwt"]
+    meta: DcqlMeta
+    claims: list[DcqlClaimQuery] = Field(min_length=1, max_length=10)
+
+
+class DcqlQuery(Strict):
+    """A Digital Credentials Query Language query (OpenID4VP 1.0 section 6); this
+    verifier takes credential queries with claim paths, not credential or claim sets."""
+
+    credentials: list[DcqlCredentialQuery] = Field(min_length=1, max_length=3)
+
+
+class PresentationRequestCreate(Strict):
+    dcql_query: DcqlQuery
+
+
+class PresentationRequestView(BaseModel):
+    id: str
+    status: str
+    request_uri: str
+    client_id: str
+    authorization_request: str  # openid4vp://?client_id=...&request_uri=...
+    qr_svg: str  # the authorization request as a QR code, for a wallet on a phone
+    expires_at: datetime
+
+
+class PresentationResult(BaseModel):
+    id: str
+    status: str  # pending | verified | refused | expired
+    reason_code: str | None = None
+    created_at: datetime
+    expires_at: datetime
+    answered_at: datetime | None = None
+    # Per DCQL credential query id: vct, issuer, the claims the query named, the
+    # verification evidence, holder_binding (wallet | card), key_binding, status.
+    credentials: dict[str, Any] = Field(default_factory=dict)
+
+
+class CredentialOfferView(BaseModel):
+    offer_id: str
+    offer_uri: str  # openid-credential-offer://?credential_offer=...
+    credential_offer: dict[str, Any]
+    qr_svg: str
+    tx_code: str  # show it to the person apart from the QR code
+    expires_at: datetime
+
+
+class WalletCredentialStatusView(BaseModel):
+    credential_id: str
+    status: str  # valid | suspended | revoked

@@ -18,7 +18,10 @@ from enum import Enum
 from typing import Any
 
 # The claim names a provider can ask for (commonid.api.schemas.ClaimName): names only.
-CLAIM_NAMES = frozenset({"name", "birthdate", "gender", "address", "did", "credential"})
+# age_equal_or_over: the age claims of a wallet credential (docs/wallet.md).
+CLAIM_NAMES = frozenset(
+    {"name", "birthdate", "gender", "address", "did", "credential", "age_equal_or_over"}
+)
 
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")
 _CODE = re.compile(r"[a-z][a-z0-9_.-]{0,59}")
@@ -190,6 +193,58 @@ EVENT_TYPES: dict[str, EventType] = {
             change=Kind.CODE,  # card_renewed | attributes_changed | card_lost | certificate_revoked
             certificate_kind=Kind.CODE,  # auth | sign
             reverification_required=Kind.BOOL,
+        ),
+        # Wallet credentials (commonid.flows.wallet_issuance, docs/wallet.md): an offer
+        # made at the end of a verification, SD-JWT VCs issued, their status changed.
+        _event(
+            "wallet.offer_created",
+            ("offer_id", "session_id"),
+            offer_id=Kind.ID,
+            session_id=Kind.ID,
+            person_id=Kind.ID,
+            kiosk_id=Kind.ID,
+        ),
+        _event(
+            "wallet.offer_refused",
+            ("offer_id", "reason_code"),
+            offer_id=Kind.ID,
+            reason_code=Kind.CODE,
+        ),
+        _event(
+            "wallet.credential_issued",
+            ("credential_id", "offer_id", "holder_binding"),
+            credential_id=Kind.ID,
+            offer_id=Kind.ID,
+            person_id=Kind.ID,
+            holder_binding=Kind.CODE,  # wallet | card
+            status_list_id=Kind.ID,
+            status_index=Kind.COUNT,
+            certificate_serial_hash=Kind.HASH,
+        ),
+        _event(
+            "wallet.credential_status_changed",
+            ("credential_id", "status"),
+            credential_id=Kind.ID,
+            person_id=Kind.ID,
+            status=Kind.CODE,  # revoked | superseded | suspended | valid
+            reason_code=Kind.CODE,
+        ),
+        # OpenID4VP (commonid.flows.presentations): a provider's request and its answer.
+        _event(
+            "presentation.requested",
+            ("request_id", "provider_id"),
+            request_id=Kind.ID,
+            provider_id=Kind.ID,
+            claims=Kind.CLAIMS,
+        ),
+        _event(
+            "presentation.answered",
+            ("request_id", "provider_id", "outcome"),
+            request_id=Kind.ID,
+            provider_id=Kind.ID,
+            outcome=Kind.CODE,  # verified | refused
+            reason_code=Kind.CODE,
+            holder_binding=Kind.CODE,
         ),
         # Verification records (commonid.records): made, retention declared, purged.
         _event(

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from commonid import auditing, credentials
+from commonid import auditing, credentials, wallet_status
 from commonid.api.schemas import (
     ATTRIBUTE_CLAIMS,
     CardResponse,
@@ -451,6 +451,10 @@ def _record_card(
                 now=now,
                 reason_code="superseded",
             )
+        )
+        # So are the wallet credentials of the old card (the person gets new ones).
+        events.extend(
+            wallet_status.revoke_of_person(db, person.id, now=now, reason_code="superseded")
         )
     return person, attributes
 

@@ -37,11 +37,20 @@ class SigningKeys:
     def current_kid(self) -> str:
         return str(self.keys[-1]["jwk"]["kid"])
 
-    def jwks(self, now: dt.datetime) -> dict[str, Any]:
+    def key(self, kid: str) -> ECKey | None:
+        """The key with this kid, current or retired (published or not)."""
+        for entry in self.keys:
+            if entry["jwk"].get("kid") == kid:
+                return ECKey.import_key(entry["jwk"])
+        return None
+
+    def jwks(
+        self, now: dt.datetime, *, retired_kept: dt.timedelta = RETIRED_KEPT
+    ) -> dict[str, Any]:
         published = []
         for index, entry in enumerate(self.keys):
             retired = self.keys[index + 1]["created_at"] if index + 1 < len(self.keys) else None
-            if retired and now - dt.datetime.fromisoformat(retired) > RETIRED_KEPT:
+            if retired and now - dt.datetime.fromisoformat(retired) > retired_kept:
                 continue
             key = ECKey.import_key(entry["jwk"])
             published.append(key.as_dict(private=False) | {"use": "sig", "alg": ALGORITHM})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.exc import IntegrityError
 
-from commonid import auditing
+from commonid import auditing, wallet_status
 from commonid.api.deps import Db, RuntimeDep, require_admin
-from commonid.api.paths import KioskId, ProviderId
+from commonid.api.paths import KioskId, ProviderId, WalletCredentialId
 from commonid.api.schemas import (
     KioskCreate,
     KioskCreated,
@@ -16,6 +16,7 @@ from commonid.api.schemas import (
     ProviderCreate,
     ProviderCreated,
     ProviderOut,
+    WalletCredentialStatusView,
 )
 from commonid.problems import Problem
 from commonid.store import accounts
@@ -112,3 +113,33 @@ def disable_kiosk(kiosk_id: KioskId, runtime: RuntimeDep, db: Db) -> KioskOut:
     kiosk.disabled = True
     _audit(runtime, db, "kiosk_disabled", "kiosk", kiosk_id)
     return KioskOut.model_validate(kiosk, from_attributes=True)
+
+
+@router.post(
+    "/wallet-credentials/{credential_id}/suspend", response_model=WalletCredentialStatusView
+)
+def suspend_wallet_credential(
+    credential_id: WalletCredentialId, runtime: RuntimeDep, db: Db
+) -> WalletCredentialStatusView:
+    """Suspend a wallet credential (its token status list says 2) until reinstated."""
+    status, event = wallet_status.set_suspended(
+        db, credential_id, suspended=True, now=runtime.clock()
+    )
+    auditing.record(runtime, db, [event])
+    _audit(runtime, db, "wallet_credential_suspended", "wallet_credential", credential_id)
+    return WalletCredentialStatusView(credential_id=credential_id, status=status)
+
+
+@router.post(
+    "/wallet-credentials/{credential_id}/reinstate", response_model=WalletCredentialStatusView
+)
+def reinstate_wallet_credential(
+    credential_id: WalletCredentialId, runtime: RuntimeDep, db: Db
+) -> WalletCredentialStatusView:
+    """Lift a suspension (a revoked credential stays revoked)."""
+    status, event = wallet_status.set_suspended(
+        db, credential_id, suspended=False, now=runtime.clock()
+    )
+    auditing.record(runtime, db, [event])
+    _audit(runtime, db, "wallet_credential_reinstated", "wallet_credential", credential_id)
+    return WalletCredentialStatusView(credential_id=credential_id, status=status)

@@ -20,11 +20,13 @@ from commonid.api.schemas import (
     CardResponseOutcome,
     ConsentRecorded,
     ConsentRequest,
+    CredentialOfferView,
     KioskSessionView,
     KioskVisit,
     KioskVisitRecorded,
     ProviderView,
 )
+from commonid.flows import presentations, wallet_issuance
 from commonid.store import accounts, sessions
 
 router = APIRouter(prefix="/v1/kiosk/sessions", tags=["kiosk"])
@@ -110,3 +112,21 @@ async def visit(
 
     recorded = await run_handler_work(runtime, work)
     return Response(recorded.model_dump_json(), media_type="application/json")
+
+
+@router.post("/{session_id}/credential-offer", response_model=CredentialOfferView, status_code=201)
+def credential_offer(
+    session_id: SessionId, kiosk: CurrentKiosk, runtime: RuntimeDep, db: Db
+) -> CredentialOfferView:
+    """Right after this kiosk verified a person's identity: an OpenID4VCI offer of the
+    identity as an SD-JWT VC for the person's wallet (QR code and link), and the
+    transaction code to show beside it. One offer per session."""
+    offer = wallet_issuance.create_offer(runtime, db, session_id, kiosk)
+    return CredentialOfferView(
+        offer_id=offer.offer_id,
+        offer_uri=offer.offer_uri,
+        credential_offer=offer.credential_offer,
+        qr_svg=presentations.qr_svg(offer.offer_uri),
+        tx_code=offer.tx_code,
+        expires_at=offer.expires_at,
+    )
