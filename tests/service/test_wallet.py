@@ -1,0 +1,403 @@
+"""Wallet credentials end to end over real HTTP (uvicorn on a TCP port), on both databases:
+a kiosk verification, its OpenID4VCI offer taken by the reference holder, a provider's
+OpenID4VP request for "over 20" answered without the birth date, the token status list
+after a suspension and after the signature certificate is revoked, and the refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from joserfc.jwk import ECKey
+from jwcrypto.jwk import JWK
+from sd_jwt.verifier import SDJWTVerifier
+
+from commonid.revocations import refresh_and_apply
+from commonid.runtime import Runtime
+from commonid.settings import Settings
+from commonid.wallet.holder import Holder, WalletError, WalletFile
+from did.sd_jwt import KeyBindingSigner, present, split, unverified_payload
+from did.token_status import StatusLookup, check_token_status
+from jpki.testca import Hierarchy, IssuedPerson
+from tests.fixtures.jpki import make_person
+from tests.fixtures.service import ServiceAccounts, _free_port
+
+from .flow_helpers import CardKeys, bearer, challenge_bytes, consent, create_session
+
+OVER_20 = {
+    "credentials": [
+        {
+            "id": "identity",
+            "format": "dc+sd-jwt",
+            "meta": {"vct_values": ["urn:jp:commonid:vct:jpki-identity:1"]},
+            "claims": [{"path": ["age_equal_or_over", "20"], "values": [True]}],
+        }
+    ]
+}
+
+
+class WalletService:
+    def __init__(self, base_url: str, runtime: Runtime) -> None:
+        self.base_url = base_url
+        self.runtime = runtime
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+
+
+@pytest.fixture
+def wallet_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture
+def service_settings(service_settings: Settings, wallet_port: int) -> Settings:
+    """The public URL (the credential issuer identifier) is the live server's."""
+    return service_settings.model_copy(update={"public_url": f"http://127.0.0.1:{wallet_port}"})
+
+
+@pytest.fixture
+def wallet_service(
+    service_app: FastAPI, service_runtime: Runtime, wallet_port: int
+) -> Iterator[WalletService]:
+    """The service on a real TCP port (uvicorn in a thread)."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(service_app, host="127.0.0.1", port=wallet_port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    service = WalletService(f"http://127.0.0.1:{wallet_port}", service_runtime)
+    try:
+        yield service
+    finally:
+        service.http.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def wallet_accounts(
+    wallet_service: WalletService, service_accounts: ServiceAccounts
+) -> ServiceAccounts:
+    return service_accounts
+
+
+def verified_at_kiosk(service: WalletService, accounts: ServiceAccounts, card: CardKeys) -> str:
+    session = create_session(
+        service.http,
+        accounts.provider_a_key,
+        mode="identity",
+        claims=["name", "birthdate"],
+    )
+    consent(service.http, accounts.kiosk_credential, session)
+    answer = card.response(challenge_bytes(session), identity=True)
+    response = service.http.post(
+        f"/v1/kiosk/sessions/{session['id']}/card-response",
+        json=answer,
+        headers=bearer(accounts.kiosk_credential),
+    )
+    assert response.status_code == 200 and response.json()["status"] == "verified"
+    return session["id"]
+
+
+def offer_for(service: WalletService, accounts: ServiceAccounts, session_id: str) -> dict:
+    response = service.http.post(
+        f"/v1/kiosk/sessions/{session_id}/credential-offer",
+        headers=bearer(accounts.kiosk_credential),
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def ask_over_20(service: WalletService, provider_key: str, query: dict = OVER_20) -> dict:
+    response = service.http.post(
+        "/v1/presentation-requests", json={"dcql_query": query}, headers=bearer(provider_key)
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def result_of(service: WalletService, provider_key: str, request_id: str) -> dict:
+    response = service.http.get(
+        f"/v1/presentation-requests/{request_id}", headers=bearer(provider_key)
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def reference_verifies(service: WalletService, credential: str) -> dict:
+    """The OpenWallet Foundation's reference library, with the keys from jwt-vc-issuer."""
+    metadata = service.http.get("/.well-known/jwt-vc-issuer").json()
+    assert metadata["issuer"] == service.base_url
+
+    def issuer_key(iss: str, header: dict) -> JWK:
+        assert iss == metadata["issuer"]
+        (jwk,) = [k for k in metadata["jwks"]["keys"] if k["kid"] == header["kid"]]
+        return JWK.from_json(json.dumps(jwk))
+
+    return SDJWTVerifier(credential, issuer_key).get_verified_payload()
+
+
+@pytest.fixture
+def person(test_hierarchy: Hierarchy) -> IssuedPerson:
+    return make_person(test_hierarchy, name="鈴木\u3000一郎")
+
+
+def test_issue_over_openid4vci_and_prove_over_20_over_openid4vp(
+    wallet_service: WalletService, wallet_accounts: ServiceAccounts, person: IssuedPerson, tmp_path
+) -> None:
+    service = wallet_service
+    session_id = verified_at_kiosk(service, wallet_accounts, CardKeys(person))
+    offer = offer_for(service, wallet_accounts, session_id)
+    assert offer["offer_uri"].startswith("openid-credential-offer://?credential_offer=")
+    assert "<svg" in offer["qr_svg"] and len(offer["tx_code"]) == 6
+    # One offer per session.
+    again = service.http.post(
+        f"/v1/kiosk/sessions/{session_id}/credential-offer",
+        headers=bearer(wallet_accounts.kiosk_credential),
+    )
+    assert again.status_code == 409 and again.json()["code"] == "credential_offer_exists"
+
+    holder = Holder(WalletFile.open(tmp_path / "wallet.json"), httpx.Client(timeout=30))
+    with pytest.raises(WalletError) as wrong:
+        holder.receive(offer["offer_uri"], "000000" if offer["tx_code"] != "000000" else "111111")
+    assert wrong.value.code == "invalid_grant"
+    stored = holder.receive(offer["offer_uri"], offer["tx_code"], copies=3)
+    assert len(stored) == 3
+    # The code is spent.
+    with pytest.raises(WalletError):
+        holder.receive(offer["offer_uri"], offer["tx_code"])
+
+    # Every copy verifies with the reference library; distinct keys and salts.
+    payloads = [reference_verifies(service, record["credential"]) for record in stored]
+    assert {p["name"] for p in payloads} == {"鈴木\u3000一郎"}
+    assert payloads[0]["age_equal_or_over"] == {"18": True, "20": True}
+    assert len({json.dumps(p["cnf"], sort_keys=True) for p in payloads}) == 3
+    assert len({p["status"]["status_list"]["idx"] for p in payloads}) == 3
+    disclosures = [set(split(r["credential"]).disclosures) for r in stored]
+    assert not disclosures[0] & disclosures[1]
+    assert "serial" not in json.dumps(payloads[0])
+    sign_not_after = person.sign_certificate.not_valid_after_utc.timestamp()
+    assert payloads[0]["exp"] <= sign_not_after
+
+    # Provider B asks for "over 20" only; the person's wallet answers.
+    request = ask_over_20(service, wallet_accounts.provider_b_key)
+    assert request["authorization_request"].startswith("openid4vp://?client_id=redirect_uri%3A")
+    holder.present(request["authorization_request"])
+    result = result_of(service, wallet_accounts.provider_b_key, request["id"])
+    assert result["status"] == "verified", result
+    shown = result["credentials"]["identity"]
+    assert shown["claims"] == {"age_equal_or_over": {"20": True}}
+    assert "birthdate" not in json.dumps(shown) and "鈴木" not in json.dumps(shown)
+    assert shown["holder_binding"] == "wallet" and shown["status"] == "valid"
+    assert shown["key_binding"] == {"nonce": True, "audience": True, "sd_hash": True}
+    # Provider A cannot read provider B's request.
+    other = service.http.get(
+        f"/v1/presentation-requests/{request['id']}",
+        headers=bearer(wallet_accounts.provider_a_key),
+    )
+    assert other.status_code == 404
+    # The next presentation uses another copy (another key).
+    request_2 = ask_over_20(service, wallet_accounts.provider_b_key)
+    holder.present(request_2["authorization_request"])
+    assert sorted(r["presented"] for r in holder.wallet.credentials) == [0, 1, 1]
+    # Answering a request twice: the nonce is spent.
+    with pytest.raises(WalletError) as stale:
+        holder.present(request_2["authorization_request"])
+    assert stale.value.code in {"presentation_request_expired", "invalid_request"}
+
+
+def _vp_token_for(holder: Holder, request: dict) -> tuple[str, dict]:
+    """What the holder would post for ``request`` (without posting it)."""
+    posted: dict = {}
+    real_post = holder.http.post
+
+    def capture(url, data=None, **kwargs):  # type: ignore[no-untyped-def]
+        if data and "vp_token" in data:
+            posted.update(data)
+            return httpx.Response(200, json={})
+        return real_post(url, data=data, **kwargs)
+
+    holder.http.post = capture  # type: ignore[method-assign]
+    try:
+        holder.present(request["authorization_request"])
+    finally:
+        holder.http.post = real_post  # type: ignore[method-assign]
+    return posted["vp_token"], posted
+
+
+def test_replayed_or_tampered_answers_and_revoked_credentials_are_refused_with_codes(
+    wallet_service: WalletService,
+    wallet_accounts: ServiceAccounts,
+    person: IssuedPerson,
+    test_hierarchy: Hierarchy,
+    tmp_path: Path,
+) -> None:
+    service = wallet_service
+    session_id = verified_at_kiosk(service, wallet_accounts, CardKeys(person))
+    offer = offer_for(service, wallet_accounts, session_id)
+    holder = Holder(WalletFile.open(tmp_path / "wallet.json"), httpx.Client(timeout=30))
+    (stored,) = holder.receive(offer["offer_uri"], offer["tx_code"])
+    provider_b = wallet_accounts.provider_b_key
+
+    first = ask_over_20(service, provider_b)
+    vp_token, _ = _vp_token_for(holder, first)
+    # Replayed to another request: the key binding JWT's nonce is the first request's.
+    second = ask_over_20(service, provider_b)
+    second_state = service.http.get(f"/oid4vp/requests/{second['id']}").text.split(".")[1]
+    state = json.loads(base64.urlsafe_b64decode(second_state + "=="))["state"]
+    refused = service.http.post("/oid4vp/response", data={"vp_token": vp_token, "state": state})
+    assert refused.status_code == 400
+    assert refused.json()["error_description"] == "key_binding_nonce_mismatch"
+    assert result_of(service, provider_b, second["id"])["reason_code"] == (
+        "key_binding_nonce_mismatch"
+    )
+
+    # An undisclosed required claim: the query wants the name, the wallet sends none.
+    name_query = json.loads(json.dumps(OVER_20))
+    name_query["credentials"][0]["claims"] = [{"path": ["name"]}]
+    third = ask_over_20(service, provider_b, name_query)
+    third_claims = json.loads(
+        base64.urlsafe_b64decode(
+            service.http.get(f"/oid4vp/requests/{third['id']}").text.split(".")[1] + "=="
+        )
+    )
+    key = ECKey.import_key(holder.wallet.keys[stored["kid"]])
+    without_name = present(
+        stored["credential"],
+        disclose=lambda path, value: path == ["age_equal_or_over", "20"],
+        signer=KeyBindingSigner.wallet(key),
+        audience=third_claims["client_id"],
+        nonce=third_claims["nonce"],
+        issued_at=service.runtime.clock(),
+    )
+    answer = service.http.post(
+        "/oid4vp/response",
+        data={"vp_token": json.dumps({"identity": [without_name]}), "state": third_claims["state"]},
+    )
+    assert answer.json()["error_description"] == "claim_not_disclosed"
+
+    # POST /v1/credentials/verify takes the SD-JWT VC a provider holds.
+    verify = service.http.post(
+        "/v1/credentials/verify",
+        json={"credential": stored["credential"]},
+        headers=bearer(provider_b),
+    )
+    assert verify.status_code == 200 and verify.json()["valid"] is True
+    assert verify.json()["format"] == "dc+sd-jwt"
+    assert verify.json()["disclosed_claims"]["name"] == "鈴木\u3000一郎"
+
+    # Suspended by an administrator: the token status list says so; then reinstated.
+    status = unverified_payload(split(stored["credential"]).issuer_jwt)["status"]
+    (issued_event,) = [
+        json.loads(e.entry)["data"]
+        for e in service.runtime.audit.entries(event_type="wallet.credential_issued")
+    ]
+    admin = {"Authorization": "Bearer admin-secret-for-tests"}
+    credential_id = issued_event["credential_id"]
+    suspend = service.http.post(
+        f"/v1/admin/wallet-credentials/{credential_id}/suspend", headers=admin
+    )
+    assert suspend.status_code == 200 and suspend.json()["status"] == "suspended"
+    assert _list_status(service, status) is StatusLookup.SUSPENDED
+    assert _verify_code(service, stored["credential"], provider_b) == "credential_suspended"
+    service.http.post(f"/v1/admin/wallet-credentials/{credential_id}/reinstate", headers=admin)
+    assert _list_status(service, status) is StatusLookup.VALID
+
+    # The person moves: J-LIS revokes the signature certificate; the status flips.
+    moved = replace(person.record, address="大阪府大阪市北区梅田一丁目1番1号")
+    test_hierarchy.change(person.person_id, moved)
+    refresh_and_apply(service.runtime)
+    assert _list_status(service, status) is StatusLookup.INVALID
+    assert _verify_code(service, stored["credential"], provider_b) == "credential_revoked"
+    fourth = ask_over_20(service, provider_b)
+    with pytest.raises(WalletError) as revoked:
+        holder.present(fourth["authorization_request"])
+    assert revoked.value.args[0].startswith("credential_revoked")
+    # Revocation is final: no reinstating it.
+    reinstate = service.http.post(
+        f"/v1/admin/wallet-credentials/{credential_id}/reinstate", headers=admin
+    )
+    assert reinstate.status_code == 409
+
+
+def _list_status(service: WalletService, status: dict) -> StatusLookup:
+    metadata = service.http.get("/.well-known/jwt-vc-issuer").json()
+
+    def key_for(header: dict):  # type: ignore[no-untyped-def]
+        from joserfc.jwk import ECKey
+
+        (jwk,) = [k for k in metadata["jwks"]["keys"] if k["kid"] == header["kid"]]
+        return ECKey.import_key(jwk)
+
+    def fetch(uri: str) -> str:
+        response = httpx.get(uri)
+        assert response.headers["content-type"] == "application/statuslist+jwt"
+        return response.text
+
+    return check_token_status(status, fetch=fetch, issuer_key=key_for, at=service.runtime.clock())
+
+
+def _verify_code(service: WalletService, credential: str, provider_key: str) -> str:
+    response = service.http.post(
+        "/v1/credentials/verify", json={"credential": credential}, headers=bearer(provider_key)
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["reason"]
+
+
+BAD_INPUTS = [
+    (
+        "post",
+        "/oid4vci/token",
+        {"content": b"\xff\xfe", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+    ),
+    ("post", "/oid4vci/token", {"data": {"grant_type": "authorization_code"}}),
+    (
+        "post",
+        "/oid4vci/token",
+        {
+            "data": {
+                "grant_type": "urn:ietf:params:oauth:grant-type:pre-authorized_code",
+                "pre-authorized_code": "nope",
+                "tx_code": "1",
+            }
+        },
+    ),
+    ("post", "/oid4vci/token", {"json": {"x": 1}}),
+    ("post", "/oid4vci/credential", {"json": {}}),
+    ("post", "/oid4vci/credential", {"content": b"{", "headers": {"authorization": "Bearer x"}}),
+    (
+        "post",
+        "/oid4vci/credential",
+        {"json": {"proofs": {"jwt": ["a.b.c"]}}, "headers": {"authorization": "Bearer x"}},
+    ),
+    ("post", "/oid4vp/response", {"data": {"vp_token": "{}", "state": "unknown"}}),
+    ("post", "/oid4vp/response", {"data": {"vp_token": "not json"}}),
+    ("get", "/oid4vp/requests/vpr_unknown", {}),
+    ("get", "/oid4vp/requests/..%2F..%2Fetc", {}),
+    ("get", "/v1/token-status-lists/tsl-99", {}),
+    ("get", "/v1/token-status-lists/other", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), BAD_INPUTS)
+def test_bad_input_to_the_wallet_endpoints_is_a_4xx_with_a_code(
+    wallet_service: WalletService, method: str, path: str, kwargs: dict
+) -> None:
+    response = getattr(wallet_service.http, method)(path, **kwargs)
+    assert 400 <= response.status_code < 500, response.text
+    body = response.json()
+    assert body.get("error") or body.get("code")
