@@ -16,6 +16,7 @@ from commonid.audit.cli import audit_app
 from commonid.demo import demo_command
 from commonid.documents.cli import document_app
 from commonid.oidc.cli import oidc_app
+from commonid.openid4vc.cli import credential_issuer_app
 from commonid.records.cli import records_app
 from commonid.settings import Settings
 from commonid.wallet.cli import wallet_app
@@ -37,6 +38,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(oidc_app, name="oidc")
 app.add_typer(records_app, name="records")
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(credential_issuer_app, name="credential-issuer")
 app.command("demo")(demo_command)
 
 db_app = typer.Typer(help="The service database: schema migrations.", no_args_is_help=True)

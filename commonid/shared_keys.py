@@ -33,11 +33,18 @@ from did.keys import IssuerKeyring
 
 HOW_TO_SHARE = (
     "every instance on one database needs the same keys: point issuer_key_file "
-    "(COMMONID_ISSUER_KEY_FILE) and oidc_signing_key_file (COMMONID_OIDC_SIGNING_KEY_FILE) "
+    "(COMMONID_ISSUER_KEY_FILE), oidc_signing_key_file (COMMONID_OIDC_SIGNING_KEY_FILE) "
+    "and credential_issuer_key_file (COMMONID_CREDENTIAL_ISSUER_KEY_FILE) "
     "at the shared key files, and give "
     "COMMONID_ATTRIBUTE_KEYS, COMMONID_CURRENT_ATTRIBUTE_KEY_ID and COMMONID_PAIRWISE_SECRET "
     "(or secrets_file) the service's values (docs/service.md, Several instances)"
 )
+
+
+_ROTATING_KEY_NAMES = {
+    "oidc_signing": "OpenID signing key",
+    "credential_issuer": "credential issuer key",
+}
 
 
 class SharedKeysMismatch(Exception):
@@ -62,14 +69,21 @@ def expected_fingerprints(settings: Settings, keyring: IssuerKeyring) -> dict[st
     }
     for key_id, key in settings.attribute_key_bytes().items():
         held[f"attribute:{key_id}"] = fingerprint("attribute", key)
-    held["oidc_signing"] = fingerprint("oidc_signing", _oidc_keys(settings).current_kid.encode())
+    for role, keys in _rotating_keys(settings).items():
+        held[role] = fingerprint(role, keys.current_kid.encode())
     return held
 
 
-def _oidc_keys(settings: Settings) -> SigningKeys:
-    return SigningKeys.open(
-        settings.oidc_signing_key_file or settings.data_dir / "oidc-signing-keys.json"
-    )
+def _rotating_keys(settings: Settings) -> dict[str, SigningKeys]:
+    """The ES256 key files that rotate: ID token keys and the SD-JWT VC issuer's."""
+    return {
+        "oidc_signing": SigningKeys.open(
+            settings.oidc_signing_key_file or settings.data_dir / "oidc-signing-keys.json"
+        ),
+        "credential_issuer": SigningKeys.open(
+            settings.credential_issuer_key_file or settings.data_dir / "credential-issuer-keys.json"
+        ),
+    }
 
 
 def check_shared_keys(
@@ -118,17 +132,16 @@ def _check(
                     f"attribute key {role.partition(':')[2]}",
                     "this instance has another key under that id",
                 )
-        signing = recorded.get("oidc_signing")
-        if signing is not None and signing.fingerprint != held["oidc_signing"]:
-            earlier = {
-                fingerprint("oidc_signing", str(entry["jwk"]["kid"]).encode())
-                for entry in _oidc_keys(settings).keys[:-1]
-            }
+        for role, keys in _rotating_keys(settings).items():
+            signing = recorded.get(role)
+            if signing is None or signing.fingerprint == held[role]:
+                continue
+            earlier = {fingerprint(role, str(e["jwk"]["kid"]).encode()) for e in keys.keys[:-1]}
             if signing.fingerprint not in earlier:
                 raise SharedKeysMismatch(
-                    "OpenID signing key", "this instance's ID token key is not the service's"
+                    _ROTATING_KEY_NAMES[role], "this instance's current key is not the service's"
                 )
-            signing.fingerprint, signing.recorded_at = held["oidc_signing"], now  # rotated
+            signing.fingerprint, signing.recorded_at = held[role], now  # rotated
         for role, value in held.items():
             if role not in recorded:
                 db.add(SharedKeyFingerprint(role=role, fingerprint=value, recorded_at=now))

@@ -218,7 +218,9 @@ def check_token_status(
         if at.timestamp() >= float(claims["exp"]):
             return StatusLookup.STALE
         status_list = claims["status_list"]
-        value = status_at(decode_lst(status_list["lst"]), index, int(status_list["bits"]))
+        if status_list["bits"] not in (1, 2, 4, 8):
+            return StatusLookup.MALFORMED
+        value = status_at(decode_lst(status_list["lst"]), index, status_list["bits"])
     except (JoseError, TokenStatusError, KeyError, TypeError, ValueError, IndexError):
         return StatusLookup.MALFORMED
     if value == TokenStatus.VALID:

@@ -41,6 +41,7 @@ def _register_provider(database_url: str, data_dir: Path) -> str:
     # one with its own issuer key would be refused at start (commonid.shared_keys).
     IssuerKeyring.open(data_dir / "issuer-key.json")
     SigningKeys.open(data_dir / "oidc-signing-keys.json")  # the ID token key, likewise
+    SigningKeys.open(data_dir / "credential-issuer-keys.json")  # and the SD-JWT VC issuer
     upgrade(database_url)
     engine = create_engine(database_url)
     cipher = AttributeCipher(settings.attribute_key_bytes(), settings.current_attribute_key_id)

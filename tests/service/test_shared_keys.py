@@ -113,6 +113,37 @@ def test_a_rotated_id_token_key_is_taken_up_not_refused(
         issuer_key_file=first.data_dir / "issuer-key.json",
         secrets_file=first.data_dir / SECRETS_FILE_NAME,
         oidc_signing_key_file=key_file,
+        credential_issuer_key_file=first.data_dir / "credential-issuer-keys.json",
+    )
+    build_runtime(again).close()
+
+
+def test_the_credential_issuer_key_is_shared_and_its_rotation_taken_up(
+    first_host: tuple[Runtime, Settings],
+    tmp_path: Path,
+    database_url: str,
+    test_hierarchy_dir: Path,
+) -> None:
+    from commonid.oidc.keys import SigningKeys
+
+    _, first = first_host
+    shared = {
+        "issuer_key_file": first.data_dir / "issuer-key.json",
+        "secrets_file": first.data_dir / SECRETS_FILE_NAME,
+        "oidc_signing_key_file": first.data_dir / "oidc-signing-keys.json",
+    }
+    own = _settings(tmp_path / "f", database_url, test_hierarchy_dir, **shared)
+    with pytest.raises(SharedKeysMismatch, match="credential issuer key") as refused:
+        build_runtime(own)
+    assert "COMMONID_CREDENTIAL_ISSUER_KEY_FILE" in str(refused.value)
+    key_file = first.data_dir / "credential-issuer-keys.json"
+    SigningKeys.load(key_file).rotated().save()  # `commonid credential-issuer rotate-key`
+    again = _settings(
+        tmp_path / "g",
+        database_url,
+        test_hierarchy_dir,
+        credential_issuer_key_file=key_file,
+        **shared,
     )
     build_runtime(again).close()
 
@@ -132,6 +163,7 @@ def test_hosts_given_the_shared_keys_serve_one_service(
         issuer_key_file=first.data_dir / "issuer-key.json",
         secrets_file=first.data_dir / SECRETS_FILE_NAME,
         oidc_signing_key_file=first.data_dir / "oidc-signing-keys.json",
+        credential_issuer_key_file=first.data_dir / "credential-issuer-keys.json",
     )
     runtime_b = build_runtime(second)
     try:

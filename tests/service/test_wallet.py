@@ -15,7 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 from jwcrypto.jwk import JWK
 from sd_jwt.verifier import SDJWTVerifier
@@ -343,7 +345,7 @@ def _list_status(service: WalletService, status: dict) -> StatusLookup:
         return ECKey.import_key(jwk)
 
     def fetch(uri: str) -> str:
-        response = httpx.get(uri)
+        response = service.http.get(uri)
         assert response.headers["content-type"] == "application/statuslist+jwt"
         return response.text
 
@@ -401,3 +403,160 @@ def test_bad_input_to_the_wallet_endpoints_is_a_4xx_with_a_code(
     assert 400 <= response.status_code < 500, response.text
     body = response.json()
     assert body.get("error") or body.get("code")
+
+
+@pytest.fixture
+def in_process(
+    service_client: TestClient, service_runtime: Runtime, service_accounts: ServiceAccounts
+) -> WalletService:
+    """The same app through the ASGI interface (no port): for the key tests."""
+    service = WalletService.__new__(WalletService)
+    service.base_url, service.runtime, service.http = (
+        service_runtime.settings.public_url,
+        service_runtime,
+        service_client,
+    )
+    return service
+
+
+def _credential(service: WalletService, accounts: ServiceAccounts, person: IssuedPerson, tmp_path):  # type: ignore[no-untyped-def]
+    session_id = verified_at_kiosk(service, accounts, CardKeys(person))
+    offer = offer_for(service, accounts, session_id)
+    holder = Holder(WalletFile.open(tmp_path / "wallet.json"), service.http)
+    (stored,) = holder.receive(offer["offer_uri"], offer["tx_code"])
+    return stored["credential"]
+
+
+def test_issuer_key_rotation_keeps_issued_credentials_verifiable(
+    in_process: WalletService,
+    service_accounts: ServiceAccounts,
+    test_hierarchy: Hierarchy,
+    tmp_path: Path,
+) -> None:
+    from commonid.oidc.keys import SigningKeys
+
+    service = in_process
+    # Two people (one person twice would be a renewal: the first credential superseded).
+    before = _credential(
+        service, service_accounts, make_person(test_hierarchy, name="前田\u3000一"), tmp_path
+    )
+    key_file = service.runtime.credential_issuer.path
+    SigningKeys.load(key_file).rotated().save()  # `commonid credential-issuer rotate-key`
+    after = _credential(
+        service, service_accounts, make_person(test_hierarchy, name="後藤\u3000二"), tmp_path
+    )
+    kid = [
+        json.loads(base64.urlsafe_b64decode(c.split(".")[0] + "=="))["kid"] for c in (before, after)
+    ]
+    assert kid[0] != kid[1]
+    published = {
+        k["kid"] for k in service.http.get("/.well-known/jwt-vc-issuer").json()["jwks"]["keys"]
+    }
+    assert set(kid) <= published
+    for credential in (before, after):
+        assert (
+            reference_verifies(service, credential)["vct"]
+            == OVER_20["credentials"][0]["meta"]["vct_values"][0]
+        )
+        assert _verify_code(service, credential, service_accounts.provider_b_key) == "valid"
+    # The status list is signed with the new key and still verifies from the metadata.
+    status = unverified_payload(split(before).issuer_jwt)["status"]
+    assert _list_status(service, status) is StatusLookup.VALID
+
+
+def test_with_a_certificate_chain_credentials_carry_x5c_that_verifies(
+    in_process: WalletService,
+    service_accounts: ServiceAccounts,
+    test_hierarchy: Hierarchy,
+    tmp_path: Path,
+) -> None:
+    from cryptography import x509
+    from cryptography.x509.verification import PolicyBuilder, Store
+
+    from commonid.openid4vc.issuer_keys import CredentialIssuerKeys, IssuerChainError
+
+    service = in_process
+    issuer_keys = service.runtime.credential_issuer
+    root, leaf = _issuer_chain(issuer_keys.file.keys().current, service.base_url)
+    chain = tmp_path / "issuer-chain.pem"
+    chain.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in (leaf, root)))
+    settings = service.runtime.settings.model_copy(
+        update={"credential_issuer_certificate_chain": chain}
+    )
+    service.runtime.credential_issuer = CredentialIssuerKeys.from_settings(settings)
+    credential = _credential(service, service_accounts, make_person(test_hierarchy), tmp_path)
+    header = json.loads(base64.urlsafe_b64decode(credential.split(".")[0] + "=="))
+    certificates = [x509.load_der_x509_certificate(base64.b64decode(c)) for c in header["x5c"]]
+    # A verifier that trusts the root, not the metadata: the chain, then the leaf's key.
+    verifier = (
+        PolicyBuilder().store(Store([root])).time(service.runtime.clock()).build_client_verifier()
+    )
+    verified = verifier.verify(certificates[0], certificates[1:])
+    assert service.base_url in [str(s.value) for s in verified.subjects]
+    leaf_jwk = JWK.from_pem(
+        certificates[0].public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    payload = SDJWTVerifier(credential, lambda iss, hdr: leaf_jwk).get_verified_payload()
+    assert payload["iss"] == service.base_url
+    # A chain for another key is refused at start-up.
+    _, other_leaf = _issuer_chain(ECKey.generate_key("P-256", private=True), service.base_url)
+    chain.write_bytes(other_leaf.public_bytes(Encoding.PEM))
+    with pytest.raises(IssuerChainError):
+        CredentialIssuerKeys.from_settings(settings)
+
+
+def _issuer_chain(key: ECKey, issuer_url: str):  # type: ignore[no-untyped-def]
+    """A test CA and a certificate for the issuer key naming the issuer URL."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Common-ID test issuer CA")])
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    public = key.get_op_key("verify")
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Common-ID issuer")]))
+        .issuer_name(ca_name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(issuer_url)]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return root, leaf
