@@ -57,6 +57,13 @@ STATUS_LIST_PREFIX = "tsl-"  # token status list ids: tsl-1, tsl-2, ...
 MAX_PROOF_BYTES = 8 * 1024
 
 
+class _ProofRegistry(jws.JWSRegistry):
+    max_header_length = 4096  # the header carries the key: an RSA JWK is ~400 bytes alone
+
+
+_PROOF_REGISTRY = _ProofRegistry(algorithms=["ES256", "RS256"])
+
+
 class OAuthRefusal(Exception):
     """An OAuth / OpenID4VCI error object: ``{"error": ..., "error_description": ...}``."""
 
@@ -286,7 +293,7 @@ def _check_proof(
     if len(proof) > MAX_PROOF_BYTES or proof.count(".") != 2:
         return refusal
     try:
-        header = jws.extract_compact(proof.encode()).protected
+        header = jws.extract_compact(proof.encode(), registry=_PROOF_REGISTRY).protected
     except (JoseError, ValueError):
         return refusal
     jwk = header.get("jwk")
@@ -306,7 +313,7 @@ def _check_proof(
             binding = "card"
         else:
             return OAuthRefusal("invalid_proof", "ES256 with a P-256 key, or RS256 by the card")
-        verified = jws.deserialize_compact(proof, key, algorithms=["ES256", "RS256"])
+        verified = jws.deserialize_compact(proof, key, registry=_PROOF_REGISTRY)
         claims = json.loads(verified.payload)
     except (JoseError, ValueError, TypeError):
         return refusal

@@ -7,149 +7,38 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-from collections.abc import Iterator
+import urllib.parse
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from joserfc import jws
 from joserfc.jwk import ECKey
 from jwcrypto.jwk import JWK
 from sd_jwt.verifier import SDJWTVerifier
 
 from commonid.revocations import refresh_and_apply
 from commonid.runtime import Runtime
-from commonid.settings import Settings
 from commonid.wallet.holder import Holder, WalletError, WalletFile
 from did.sd_jwt import KeyBindingSigner, present, split, unverified_payload
 from did.token_status import StatusLookup, check_token_status
 from jpki.testca import Hierarchy, IssuedPerson
 from tests.fixtures.jpki import make_person
-from tests.fixtures.service import ServiceAccounts, _free_port
+from tests.fixtures.service import ServiceAccounts
+from tests.service.flow_helpers import CardKeys, bearer
 
-from .flow_helpers import CardKeys, bearer, challenge_bytes, consent, create_session
-
-OVER_20 = {
-    "credentials": [
-        {
-            "id": "identity",
-            "format": "dc+sd-jwt",
-            "meta": {"vct_values": ["urn:jp:commonid:vct:jpki-identity:1"]},
-            "claims": [{"path": ["age_equal_or_over", "20"], "values": [True]}],
-        }
-    ]
-}
-
-
-class WalletService:
-    def __init__(self, base_url: str, runtime: Runtime) -> None:
-        self.base_url = base_url
-        self.runtime = runtime
-        self.http = httpx.Client(base_url=base_url, timeout=30)
-
-
-@pytest.fixture
-def wallet_port() -> int:
-    return _free_port()
-
-
-@pytest.fixture
-def service_settings(service_settings: Settings, wallet_port: int) -> Settings:
-    """The public URL (the credential issuer identifier) is the live server's."""
-    return service_settings.model_copy(update={"public_url": f"http://127.0.0.1:{wallet_port}"})
-
-
-@pytest.fixture
-def wallet_service(
-    service_app: FastAPI, service_runtime: Runtime, wallet_port: int
-) -> Iterator[WalletService]:
-    """The service on a real TCP port (uvicorn in a thread)."""
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(service_app, host="127.0.0.1", port=wallet_port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    service = WalletService(f"http://127.0.0.1:{wallet_port}", service_runtime)
-    try:
-        yield service
-    finally:
-        service.http.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.fixture
-def wallet_accounts(
-    wallet_service: WalletService, service_accounts: ServiceAccounts
-) -> ServiceAccounts:
-    return service_accounts
-
-
-def verified_at_kiosk(service: WalletService, accounts: ServiceAccounts, card: CardKeys) -> str:
-    session = create_session(
-        service.http,
-        accounts.provider_a_key,
-        mode="identity",
-        claims=["name", "birthdate"],
-    )
-    consent(service.http, accounts.kiosk_credential, session)
-    answer = card.response(challenge_bytes(session), identity=True)
-    response = service.http.post(
-        f"/v1/kiosk/sessions/{session['id']}/card-response",
-        json=answer,
-        headers=bearer(accounts.kiosk_credential),
-    )
-    assert response.status_code == 200 and response.json()["status"] == "verified"
-    return session["id"]
-
-
-def offer_for(service: WalletService, accounts: ServiceAccounts, session_id: str) -> dict:
-    response = service.http.post(
-        f"/v1/kiosk/sessions/{session_id}/credential-offer",
-        headers=bearer(accounts.kiosk_credential),
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def ask_over_20(service: WalletService, provider_key: str, query: dict = OVER_20) -> dict:
-    response = service.http.post(
-        "/v1/presentation-requests", json={"dcql_query": query}, headers=bearer(provider_key)
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def result_of(service: WalletService, provider_key: str, request_id: str) -> dict:
-    response = service.http.get(
-        f"/v1/presentation-requests/{request_id}", headers=bearer(provider_key)
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def reference_verifies(service: WalletService, credential: str) -> dict:
-    """The OpenWallet Foundation's reference library, with the keys from jwt-vc-issuer."""
-    metadata = service.http.get("/.well-known/jwt-vc-issuer").json()
-    assert metadata["issuer"] == service.base_url
-
-    def issuer_key(iss: str, header: dict) -> JWK:
-        assert iss == metadata["issuer"]
-        (jwk,) = [k for k in metadata["jwks"]["keys"] if k["kid"] == header["kid"]]
-        return JWK.from_json(json.dumps(jwk))
-
-    return SDJWTVerifier(credential, issuer_key).get_verified_payload()
+from .helpers import (
+    OVER_20,
+    WalletService,
+    ask_over_20,
+    offer_for,
+    reference_verifies,
+    result_of,
+    verified_at_kiosk,
+)
 
 
 @pytest.fixture
@@ -221,7 +110,7 @@ def test_issue_over_openid4vci_and_prove_over_20_over_openid4vp(
     assert stale.value.code in {"presentation_request_expired", "invalid_request"}
 
 
-def _vp_token_for(holder: Holder, request: dict) -> tuple[str, dict]:
+def vp_token_for(holder: Holder, request: dict, card=None) -> tuple[str, dict]:  # type: ignore[no-untyped-def]
     """What the holder would post for ``request`` (without posting it)."""
     posted: dict = {}
     real_post = holder.http.post
@@ -234,7 +123,7 @@ def _vp_token_for(holder: Holder, request: dict) -> tuple[str, dict]:
 
     holder.http.post = capture  # type: ignore[method-assign]
     try:
-        holder.present(request["authorization_request"])
+        holder.present(request["authorization_request"], card=card)
     finally:
         holder.http.post = real_post  # type: ignore[method-assign]
     return posted["vp_token"], posted
@@ -255,7 +144,7 @@ def test_replayed_or_tampered_answers_and_revoked_credentials_are_refused_with_c
     provider_b = wallet_accounts.provider_b_key
 
     first = ask_over_20(service, provider_b)
-    vp_token, _ = _vp_token_for(holder, first)
+    vp_token, _ = vp_token_for(holder, first)
     # Replayed to another request: the key binding JWT's nonce is the first request's.
     second = ask_over_20(service, provider_b)
     second_state = service.http.get(f"/oid4vp/requests/{second['id']}").text.split(".")[1]
@@ -338,9 +227,7 @@ def test_replayed_or_tampered_answers_and_revoked_credentials_are_refused_with_c
 def _list_status(service: WalletService, status: dict) -> StatusLookup:
     metadata = service.http.get("/.well-known/jwt-vc-issuer").json()
 
-    def key_for(header: dict):  # type: ignore[no-untyped-def]
-        from joserfc.jwk import ECKey
-
+    def key_for(header: dict) -> ECKey:
         (jwk,) = [k for k in metadata["jwks"]["keys"] if k["kid"] == header["kid"]]
         return ECKey.import_key(jwk)
 
@@ -560,3 +447,94 @@ def _issuer_chain(key: ECKey, issuer_url: str):  # type: ignore[no-untyped-def]
         .sign(ca_key, hashes.SHA256())
     )
     return root, leaf
+
+
+class _SoftwareRsaKey:
+    """An RSA key that is not the person's card (what a forger would bring)."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def public_jwk(self) -> dict:
+        from joserfc.jwk import RSAKey
+
+        return RSAKey.import_key(self.key.public_key()).as_dict(private=False)
+
+    def sign_digest_info(self, digest_info: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+        return self.key.sign(digest_info[19:], padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+
+
+def test_proofs_of_possession_are_refused_with_codes(
+    in_process: WalletService,
+    service_accounts: ServiceAccounts,
+    test_hierarchy: Hierarchy,
+    tmp_path: Path,
+) -> None:
+    service = in_process
+    person = make_person(test_hierarchy, name="村上\u3000四郎")
+
+    def fresh_offer() -> dict:
+        return offer_for(
+            service,
+            service_accounts,
+            verified_at_kiosk(service, service_accounts, CardKeys(person)),
+        )
+
+    holder = Holder(WalletFile.open(tmp_path / "wallet.json"), service.http)
+    # An RSA key that is not the card the person verified with.
+    offer = fresh_offer()
+    with pytest.raises(WalletError) as forged:
+        holder.receive(offer["offer_uri"], offer["tx_code"], card=_SoftwareRsaKey())
+    assert forged.value.code == "invalid_proof" and "card" in str(forged.value)
+    # More copies than the batch size.
+    offer = fresh_offer()
+    with pytest.raises(WalletError) as too_many:
+        holder.receive(offer["offer_uri"], offer["tx_code"], copies=5)
+    assert too_many.value.code == "invalid_credential_request"
+    # A proof for another audience, and a nonce the service never gave out.
+    offer = fresh_offer()
+    grant = json.loads(
+        urllib.parse.parse_qs(urllib.parse.urlsplit(offer["offer_uri"]).query)["credential_offer"][
+            0
+        ]
+    )["grants"]["urn:ietf:params:oauth:grant-type:pre-authorized_code"]
+    token = service.http.post(
+        "/oid4vci/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:pre-authorized_code",
+            "pre-authorized_code": grant["pre-authorized_code"],
+            "tx_code": offer["tx_code"],
+        },
+    ).json()["access_token"]
+    key = ECKey.generate_key("P-256", private=True)
+    nonce = service.http.post("/oid4vci/nonce").json()["c_nonce"]
+
+    def ask(claims: dict) -> httpx.Response:
+        header = {"alg": "ES256", "typ": "openid4vci-proof+jwt", "jwk": key.as_dict(private=False)}
+        proof = jws.serialize_compact(header, json.dumps(claims).encode(), key)
+        return service.http.post(
+            "/oid4vci/credential",
+            json={
+                "credential_configuration_id": "jpki_identity_sd_jwt",
+                "proofs": {"jwt": [proof]},
+            },
+            headers=bearer(token),
+        )
+
+    now = int(service.runtime.clock().timestamp())
+    wrong_audience = ask({"aud": "https://elsewhere.example", "iat": now, "nonce": nonce})
+    assert wrong_audience.status_code == 400 and wrong_audience.json()["error"] == "invalid_proof"
+    unknown_nonce = ask({"aud": service.base_url, "iat": now, "nonce": "made-up"})
+    assert unknown_nonce.json()["error"] == "invalid_nonce"
+    old = ask({"aud": service.base_url, "iat": now - 3600, "nonce": nonce})
+    assert old.json()["error"] == "invalid_proof"
+    good = ask({"aud": service.base_url, "iat": now, "nonce": nonce})
+    assert good.status_code == 200 and len(good.json()["credentials"]) == 1
+    # The nonce and the access token are spent.
+    assert ask({"aud": service.base_url, "iat": now, "nonce": nonce}).status_code == 401
