@@ -83,8 +83,8 @@ def issue(
     revocation_row, revocation = status_lists.load_for_update(db, revocation_id, now=now)
     suspension_row, suspension = status_lists.load_for_update(db, suspension_id, now=now)
     refs = CredentialStatusRefs(
-        revocation=StatusRef(revocation.url, revocation.allocate()),
-        suspension=StatusRef(suspension.url, suspension.allocate()),
+        revocation=StatusRef(revocation.url, revocation.allocate(), revocation.kind),
+        suspension=StatusRef(suspension.url, suspension.allocate(), suspension.kind),
     )
     status_lists.save(revocation_row, revocation, now=now)
     status_lists.save(suspension_row, suspension, now=now)

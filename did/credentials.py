@@ -28,8 +28,6 @@ from did import _didkit
 from did._time import parse_rfc3339, rfc3339
 from did.keys import IssuerKeyring, IssuerTrust
 from did.status import (
-    STATUS_LIST_2021_CONTEXT,
-    VC_V1_CONTEXT,
     CredentialStatusRefs,
     StatusCheck,
     StatusListResolver,
@@ -217,7 +215,7 @@ def build_identity_credential(request: IdentityCredentialRequest, issuer: str) -
     if request.previous_subject_dids:
         subject["previousSubjectIds"] = list(request.previous_subject_dids)
     return {
-        "@context": [VC_V1_CONTEXT, STATUS_LIST_2021_CONTEXT, COMMONID_CONTEXT],
+        "@context": [*request.status.revocation.kind.context, COMMONID_CONTEXT],
         "id": request.credential_id,
         "type": ["VerifiableCredential", CREDENTIAL_TYPE],
         "issuer": issuer,

@@ -1,14 +1,21 @@
-"""Credential status with W3C StatusList2021: bitstrings, their credentials, checks.
+"""Credential status with the W3C Bitstring Status List (Recommendation, 2025), and the
+StatusList2021 lists it superseded, still served for the credentials that point to them.
 
 One list per issuer and purpose (revocation, suspension). Each credential gets a
 randomly chosen index in both (random so a list's bits say nothing about issuance
 order). A list is a plain value: the service persists ``to_bytes()`` wherever it
-likes and serves the signed StatusList2021Credential that
+likes and serves the signed list credential that
 :func:`issue_status_list_credential` makes from it.
 
-Encoding (StatusList2021): bit 0 is the left-most (most significant) bit of the
-first byte; ``encodedList`` is the GZIP-compressed bitstring, base64url-encoded
-without padding; a list holds at least 16 KiB = 131,072 entries (herd privacy).
+Encoding (both): bit 0 is the left-most (most significant) bit of the first
+byte; the list is the GZIP-compressed bitstring, base64url without padding
+(the Bitstring Status List adds the multibase prefix ``u``); a list holds at
+least 16 KiB = 131,072 entries (herd privacy).
+
+The Bitstring Status List is written for the VC 2.0 data model; our credentials
+stay VC 1.1 (the only base context didkit 0.3.3 bundles), so its terms are
+defined in an embedded context mapping them to the Recommendation's vocabulary
+IRIs (``https://www.w3.org/ns/credentials/status#...``).
 """
 
 from __future__ import annotations
@@ -33,7 +40,86 @@ STATUS_LIST_VALIDITY = timedelta(hours=1)
 _MAX_DECODED_BYTES = 16 * 1024 * 1024  # refuse GZIP bombs in lists fetched from elsewhere
 VC_V1_CONTEXT = "https://www.w3.org/2018/credentials/v1"
 STATUS_LIST_2021_CONTEXT = "https://w3id.org/vc/status-list/2021/v1"
+_STATUS_VOCABULARY = "https://www.w3.org/ns/credentials/status#"
+# The Recommendation's terms (as its VC 2.0 context defines them), embedded.
+BITSTRING_STATUS_CONTEXT: dict[str, Any] = {
+    "@version": 1.1,
+    "@protected": True,
+    "BitstringStatusListCredential": f"{_STATUS_VOCABULARY}BitstringStatusListCredential",
+    "BitstringStatusList": {
+        "@id": f"{_STATUS_VOCABULARY}BitstringStatusList",
+        "@context": {
+            "@protected": True,
+            "encodedList": {
+                "@id": f"{_STATUS_VOCABULARY}encodedList",
+                "@type": "https://w3id.org/security#multibase",
+            },
+            "statusPurpose": f"{_STATUS_VOCABULARY}statusPurpose",
+            "ttl": f"{_STATUS_VOCABULARY}ttl",
+        },
+    },
+    "BitstringStatusListEntry": {
+        "@id": f"{_STATUS_VOCABULARY}BitstringStatusListEntry",
+        "@context": {
+            "@protected": True,
+            "statusListCredential": {
+                "@id": f"{_STATUS_VOCABULARY}statusListCredential",
+                "@type": "@id",
+            },
+            "statusListIndex": f"{_STATUS_VOCABULARY}statusListIndex",
+            "statusPurpose": f"{_STATUS_VOCABULARY}statusPurpose",
+        },
+    },
+}
 _SERIAL_FORMAT = "commonid-status-list/v1"
+
+
+class StatusListKind(StrEnum):
+    """Which W3C format a list is served in (fixed for its life: credentials name it)."""
+
+    BITSTRING = "bitstring"  # W3C Bitstring Status List: every new list
+    STATUS_LIST_2021 = "statuslist2021"  # lists made before it, kept for their credentials
+
+    @property
+    def entry_type(self) -> str:
+        return (
+            "BitstringStatusListEntry"
+            if self is StatusListKind.BITSTRING
+            else "StatusList2021Entry"
+        )
+
+    @property
+    def credential_type(self) -> str:
+        return (
+            "BitstringStatusListCredential"
+            if self is StatusListKind.BITSTRING
+            else "StatusList2021Credential"
+        )
+
+    @property
+    def list_type(self) -> str:
+        return "BitstringStatusList" if self is StatusListKind.BITSTRING else "StatusList2021"
+
+    @property
+    def context(self) -> list[Any]:
+        if self is StatusListKind.BITSTRING:
+            return [VC_V1_CONTEXT, BITSTRING_STATUS_CONTEXT]
+        return [VC_V1_CONTEXT, STATUS_LIST_2021_CONTEXT]
+
+    def encode(self, bits: bytes) -> str:
+        encoded = encode_bitstring(bits)
+        return "u" + encoded if self is StatusListKind.BITSTRING else encoded
+
+    def decode(self, encoded: str) -> bytes:
+        if self is StatusListKind.BITSTRING:
+            if not encoded.startswith("u"):
+                raise StatusListError("encodedList is not multibase base64url ('u')")
+            encoded = encoded[1:]
+        return decode_encoded_list(encoded)
+
+    @classmethod
+    def of_entry_type(cls, entry_type: object) -> StatusListKind | None:
+        return next((kind for kind in cls if kind.entry_type == entry_type), None)
 
 
 class StatusPurpose(StrEnum):
@@ -86,16 +172,24 @@ def bit_at(bits: bytes, index: int) -> bool:
 class StatusList:
     """One status bitstring plus which of its indices are in use."""
 
-    url: str  # where the StatusList2021Credential for this list is served
+    url: str  # where the list credential for this list is served
     purpose: StatusPurpose
     status_bits: bytearray
     allocated_bits: bytearray
+    kind: StatusListKind = StatusListKind.BITSTRING
 
     @classmethod
-    def new(cls, url: str, purpose: StatusPurpose, *, size: int = MINIMUM_ENTRIES) -> StatusList:
+    def new(
+        cls,
+        url: str,
+        purpose: StatusPurpose,
+        *,
+        size: int = MINIMUM_ENTRIES,
+        kind: StatusListKind = StatusListKind.BITSTRING,
+    ) -> StatusList:
         if size < MINIMUM_ENTRIES or size % 8:
             raise StatusListError(f"a status list holds a multiple of 8, >= {MINIMUM_ENTRIES}")
-        return cls(url, StatusPurpose(purpose), bytearray(size // 8), bytearray(size // 8))
+        return cls(url, StatusPurpose(purpose), bytearray(size // 8), bytearray(size // 8), kind)
 
     @property
     def size(self) -> int:
@@ -134,11 +228,11 @@ class StatusList:
         return self._change(index, False)
 
     def encoded_list(self) -> str:
-        return encode_bitstring(bytes(self.status_bits))
+        return self.kind.encode(bytes(self.status_bits))
 
     def entry(self, index: int) -> dict[str, str]:
-        """The StatusList2021Entry that points a credential at ``index`` of this list."""
-        return status_entry(StatusRef(self.url, index), self.purpose)
+        """The status entry that points a credential at ``index`` of this list."""
+        return status_entry(StatusRef(self.url, index, self.kind), self.purpose)
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -146,7 +240,8 @@ class StatusList:
                 "format": _SERIAL_FORMAT,
                 "url": self.url,
                 "purpose": str(self.purpose),
-                "status": self.encoded_list(),
+                "kind": str(self.kind),
+                "status": encode_bitstring(bytes(self.status_bits)),
                 "allocated": encode_bitstring(bytes(self.allocated_bits)),
             }
         ).encode("utf-8")
@@ -160,7 +255,9 @@ class StatusList:
         allocated = bytearray(decode_encoded_list(document["allocated"]))
         if len(status) != len(allocated):
             raise StatusListError("status and allocation bitstrings differ in size")
-        return cls(document["url"], StatusPurpose(document["purpose"]), status, allocated)
+        # Lists serialized before the kind was recorded are StatusList2021 lists.
+        kind = StatusListKind(document.get("kind", StatusListKind.STATUS_LIST_2021))
+        return cls(document["url"], StatusPurpose(document["purpose"]), status, allocated, kind)
 
     def _require(self, purpose: StatusPurpose, index: int) -> None:
         if self.purpose is not purpose:
@@ -191,6 +288,7 @@ class StatusRef:
 
     list_url: str
     index: int
+    kind: StatusListKind = StatusListKind.BITSTRING
 
 
 @dataclass(frozen=True)
@@ -210,15 +308,15 @@ def allocate_credential_status(
     if suspension_list.purpose is not StatusPurpose.SUSPENSION:
         raise StatusListError("second list must be the suspension list")
     return CredentialStatusRefs(
-        revocation=StatusRef(revocation_list.url, revocation_list.allocate()),
-        suspension=StatusRef(suspension_list.url, suspension_list.allocate()),
+        revocation=StatusRef(revocation_list.url, revocation_list.allocate(), revocation_list.kind),
+        suspension=StatusRef(suspension_list.url, suspension_list.allocate(), suspension_list.kind),
     )
 
 
 def status_entry(ref: StatusRef, purpose: StatusPurpose) -> dict[str, str]:
     return {
         "id": f"{ref.list_url}#{ref.index}",
-        "type": "StatusList2021Entry",
+        "type": ref.kind.entry_type,
         "statusPurpose": str(purpose),
         "statusListIndex": str(ref.index),
         "statusListCredential": ref.list_url,
@@ -266,7 +364,7 @@ def issue_status_list_credential(
     valid_for: timedelta = STATUS_LIST_VALIDITY,
     signer: IssuerKey | None = None,
 ) -> dict[str, Any]:
-    """The signed StatusList2021Credential the service serves at ``status_list.url``,
+    """The signed list credential the service serves at ``status_list.url``,
     signed by ``signer`` (a key of the ring: the one whose credentials the list holds,
     so the list's issuer is theirs) or by the current key.
 
@@ -276,16 +374,17 @@ def issue_status_list_credential(
     """
     issuer = signer or keyring.current
     issued = issued_at or datetime.now(UTC)
+    kind = status_list.kind
     credential = {
-        "@context": [VC_V1_CONTEXT, STATUS_LIST_2021_CONTEXT],
+        "@context": kind.context,
         "id": status_list.url,
-        "type": ["VerifiableCredential", "StatusList2021Credential"],
+        "type": ["VerifiableCredential", kind.credential_type],
         "issuer": issuer.did,
         "issuanceDate": rfc3339(issued),
         "expirationDate": rfc3339(issued + valid_for),
         "credentialSubject": {
             "id": f"{status_list.url}#list",
-            "type": "StatusList2021",
+            "type": kind.list_type,
             "statusPurpose": str(status_list.purpose),
             "encodedList": status_list.encoded_list(),
         },
@@ -309,14 +408,16 @@ def check_status(
     issuers: IssuerTrust,
     at: datetime,
 ) -> StatusCheck:
-    """Look a StatusList2021Entry up in its list credential, fetched with ``resolver``.
+    """Look a status entry (Bitstring Status List or StatusList2021) up in its list
+    credential, fetched with ``resolver``.
 
     The list credential must carry a valid proof by one of the trusted
     (current or retired) issuer keys, be for the same purpose, and not be
     expired at ``at`` (an expired list is STALE: it may predate a revocation).
     """
     try:
-        if entry.get("type") != "StatusList2021Entry" or entry.get("statusPurpose") != purpose:
+        kind = StatusListKind.of_entry_type(entry.get("type"))
+        if kind is None or entry.get("statusPurpose") != purpose:
             return StatusCheck.INVALID
         index = int(entry["statusListIndex"])
         url = str(entry["statusListCredential"])
@@ -328,7 +429,7 @@ def check_status(
         return StatusCheck.UNAVAILABLE
     try:
         list_credential = json.loads(fetched) if isinstance(fetched, str) else dict(fetched)
-        if not _is_trusted_list_credential(list_credential, url, purpose, issuers):
+        if not _is_trusted_list_credential(list_credential, url, purpose, issuers, kind):
             return StatusCheck.INVALID
     except (ValueError, TypeError, AttributeError):
         return StatusCheck.INVALID
@@ -340,19 +441,23 @@ def check_status(
     if at >= expires:
         return StatusCheck.STALE
     try:
-        bits = decode_encoded_list(list_credential["credentialSubject"]["encodedList"])
+        bits = kind.decode(list_credential["credentialSubject"]["encodedList"])
         return StatusCheck.SET if bit_at(bits, index) else StatusCheck.CLEAR
     except (StatusListError, KeyError, TypeError):
         return StatusCheck.INVALID
 
 
 def _is_trusted_list_credential(
-    list_credential: dict[str, Any], url: str, purpose: StatusPurpose, issuers: IssuerTrust
+    list_credential: dict[str, Any],
+    url: str,
+    purpose: StatusPurpose,
+    issuers: IssuerTrust,
+    kind: StatusListKind,
 ) -> bool:
     subject = list_credential.get("credentialSubject")
     if (
         not isinstance(subject, dict)
-        or "StatusList2021Credential" not in list_credential.get("type", [])
+        or kind.credential_type not in list_credential.get("type", [])
         or list_credential.get("id") != url
         or subject.get("statusPurpose") != purpose
         or not issuers.trusts(str(list_credential.get("issuer")))

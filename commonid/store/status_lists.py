@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from commonid.store.models import IssuedCredential, StatusList
 from did.keys import IssuerKey, IssuerKeyring
 from did.status import StatusList as Bitstring
-from did.status import StatusPurpose
+from did.status import StatusListKind, StatusPurpose
 
 # The lists of credentials issued before lists were kept per issuer key (signed by the
 # current key, as they always were).
@@ -31,11 +31,22 @@ def issuer_tag(issuer_did: str) -> str:
     return hashlib.sha256(issuer_did.encode()).hexdigest()[:16]
 
 
+# New lists are W3C Bitstring Status Lists; the ones without this prefix are the
+# StatusList2021 lists made before, served as they were while their credentials live.
+BITSTRING_PREFIX = "bitstring-"
+
+
 def list_ids_for(issuer_did: str) -> tuple[str, str]:
     """(revocation list, suspension list) of the credentials one issuer key signs: each
     list is signed by that key, so its issuer is its credentials' issuer after rotation."""
     tag = issuer_tag(issuer_did)
-    return f"revocation-{tag}", f"suspension-{tag}"
+    return f"{BITSTRING_PREFIX}revocation-{tag}", f"{BITSTRING_PREFIX}suspension-{tag}"
+
+
+def kind_of(list_id: str) -> StatusListKind:
+    if list_id.startswith(BITSTRING_PREFIX):
+        return StatusListKind.BITSTRING
+    return StatusListKind.STATUS_LIST_2021
 
 
 def signing_key(keyring: IssuerKeyring, list_id: str) -> IssuerKey:
@@ -62,7 +73,7 @@ def ensure_lists(
     ):
         if db.get(StatusList, list_id) is not None:
             continue
-        bitstring = Bitstring.new(list_url(base_url, list_id), purpose)
+        bitstring = Bitstring.new(list_url(base_url, list_id), purpose, kind=kind_of(list_id))
         try:
             with db.begin_nested():
                 db.add(

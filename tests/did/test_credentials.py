@@ -86,7 +86,7 @@ def test_credential_states_how_the_certificate_was_checked(
     assert "01020304" not in json.dumps(credential).lower()
     assert evidence["revocationCheck"]["method"] == "crl"
     assert evidence["validatedAt"] == now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert credential["credentialStatus"]["type"] == "StatusList2021Entry"
+    assert credential["credentialStatus"]["type"] == "BitstringStatusListEntry"
     assert credential["credentialStatus"]["statusPurpose"] == "revocation"
     assert credential["suspensionStatus"]["statusPurpose"] == "suspension"
 

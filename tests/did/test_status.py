@@ -22,9 +22,12 @@ from did.credentials import (
 )
 from did.status import (
     MINIMUM_ENTRIES,
+    StatusCheck,
     StatusList,
     StatusListError,
+    StatusListKind,
     StatusPurpose,
+    check_status,
     decode_encoded_list,
     issue_status_list_credential,
     revoke_credentials_of_certificate,
@@ -34,7 +37,9 @@ from .conftest import StatusRegistry
 
 
 def _independent_decode(encoded_list: str) -> bytes:
-    """The spec's decoding, by hand: base64url (padding restored), then GUNZIP."""
+    """The spec's decoding, by hand: the multibase 'u' (Bitstring Status List; none in
+    StatusList2021), base64url (padding restored), then GUNZIP."""
+    encoded_list = encoded_list.removeprefix("u")
     padded = encoded_list + "=" * (-len(encoded_list) % 4)
     return gzip.decompress(base64.b64decode(padded, altchars=b"-_", validate=True))
 
@@ -82,13 +87,57 @@ def test_status_list_credential_is_signed_and_carries_the_list(
     assert credential["id"] == revocation.url
     assert credential["issuanceDate"] == "2026-05-01T09:00:00Z"
     assert credential["expirationDate"] == "2026-05-01T10:00:00Z"  # re-signed hourly
-    assert "StatusList2021Credential" in credential["type"]
+    assert "BitstringStatusListCredential" in credential["type"]
     subject = credential["credentialSubject"]
-    assert subject["type"] == "StatusList2021"
+    assert subject["type"] == "BitstringStatusList"
     assert subject["statusPurpose"] == "revocation"
+    assert subject["encodedList"].startswith("u")  # multibase base64url
     assert _independent_decode(subject["encodedList"]) == bytes(revocation.status_bits)
     report = _didkit.verify_credential(json.dumps(credential), {"proofPurpose": "assertionMethod"})
     assert report.ok, report.errors
+
+
+def test_a_statuslist2021_list_made_before_is_still_served_and_checked(
+    status_registry: StatusRegistry,
+) -> None:
+    legacy = StatusList.new(
+        "https://commonid.test/s/legacy",
+        StatusPurpose.REVOCATION,
+        kind=StatusListKind.STATUS_LIST_2021,
+    )
+    index = legacy.allocate()
+    # Serialized before the kind was recorded: read back as StatusList2021.
+    document = json.loads(legacy.to_bytes())
+    del document["kind"]
+    legacy = StatusList.from_bytes(json.dumps(document).encode())
+    assert legacy.kind is StatusListKind.STATUS_LIST_2021
+    legacy.revoke(index)
+    credential = issue_status_list_credential(legacy, status_registry.keyring)
+    assert credential["type"] == ["VerifiableCredential", "StatusList2021Credential"]
+    assert not credential["credentialSubject"]["encodedList"].startswith("u")
+    assert _didkit.verify_credential(json.dumps(credential), {"proofPurpose": "assertionMethod"}).ok
+    entry = legacy.entry(index)
+    assert entry["type"] == "StatusList2021Entry"
+    checked = check_status(
+        entry,
+        StatusPurpose.REVOCATION,
+        resolver=lambda url: credential,
+        issuers=status_registry.keyring,
+        at=datetime.now(UTC),
+    )
+    assert checked is StatusCheck.SET
+    # An entry of the other kind pointing at it is refused, not read.
+    wrong = dict(entry, type="BitstringStatusListEntry")
+    assert (
+        check_status(
+            wrong,
+            StatusPurpose.REVOCATION,
+            resolver=lambda url: credential,
+            issuers=status_registry.keyring,
+            at=datetime.now(UTC),
+        )
+        is StatusCheck.INVALID
+    )
 
 
 def test_allocation_is_random_and_never_repeats() -> None:
@@ -133,6 +182,7 @@ def test_status_changes_respect_the_list_purpose() -> None:
 
 def test_truncated_list_is_refused() -> None:
     encoded = StatusList.new("https://commonid.test/s/5", StatusPurpose.REVOCATION).encoded_list()
+    encoded = encoded.removeprefix("u")  # the multibase prefix
     compressed = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
     truncated = base64.urlsafe_b64encode(compressed[:-12]).decode().rstrip("=")
     with pytest.raises(StatusListError, match="truncated"):

@@ -57,7 +57,10 @@ def test_credential_is_issued_verified_and_revoked_with_its_certificate(
     list_path = status_url[status_url.index("/v1/") :]
     listed = service_client.get(list_path)
     assert listed.status_code == 200
-    assert listed.json()["type"] == ["VerifiableCredential", "StatusList2021Credential"]
+    assert listed.json()["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    # The StatusList2021 lists made before are still served for their credentials.
+    legacy = service_client.get("/v1/status-lists/revocation-1")
+    assert legacy.json()["type"] == ["VerifiableCredential", "StatusList2021Credential"]
 
     checked = verify(service_client, service_accounts.provider_b_key, credential)
     assert checked["valid"] is True
@@ -80,6 +83,10 @@ def test_credential_is_issued_verified_and_revoked_with_its_certificate(
         "reason": "credential_revoked",
         "subject_did": None,
         "verified_claims": None,
+        "format": "ldp_vc",
+        "disclosed_claims": None,
+        "holder_binding": None,
+        "key_binding_checked": None,
     }
     with service_runtime.sessions() as db:
         events = [d.event_type for d in outbox.deliveries_for(db, service_accounts.provider_a.id)]

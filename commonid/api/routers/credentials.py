@@ -34,6 +34,7 @@ def verify_credential(
         reason=verification.reason.value,
         subject_did=verification.subject_did if verification.valid else None,
         verified_claims=verification.verified_claims if verification.valid else None,
+        format="ldp_vc" if isinstance(body.credential, dict) else "jwt_vc",
     )
 
 
