@@ -538,6 +538,15 @@ class KioskClient:
             )
         )
 
+    def credential_offer(self, session_id: str) -> dict[str, Any]:
+        """Right after a verified identity: the OpenID4VCI offer for the person's wallet
+        (``offer_uri``, ``qr_svg``, ``tx_code`` to show beside it, ``expires_at``)."""
+        return _check(
+            self._http.post(
+                f"/v1/kiosk/sessions/{session_id}/credential-offer", headers=_headers(self._key)
+            )
+        )
+
     def report_visit(self, session_id: str, tally: dict[str, Any]) -> dict[str, Any]:
         """How a visit went (``KioskVisit``: outcome, times, counts), for the PoC report."""
         return _check(

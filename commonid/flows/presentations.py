@@ -10,6 +10,7 @@ SD-JWT VC a provider already holds.
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import urllib.parse
@@ -165,7 +166,10 @@ def authorization_request_uri(runtime: Runtime, request: PresentationRequest) ->
 
 
 def qr_svg(text: str) -> str:
-    return segno.make(text, error="m").svg_inline(scale=4)
+    """A standalone SVG (with its namespace: usable as an image or inline)."""
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", xmldecl=False, svgns=True, scale=4)
+    return out.getvalue().decode("ascii")
 
 
 def request_object(runtime: Runtime, db: DbSession, request_id: str) -> str:

@@ -121,6 +121,8 @@ class KioskFlow:
         self._document: KioskDocument | None = None
         self._notice: Explanation | None = None
         self._result: Result | None = None
+        # The wallet credential offer shown with a verified identity (docs/wallet.md).
+        self._wallet_offer: dict[str, Any] | None = None
         # Entry ids already sent to the card: a repeated request (double tap,
         # retried HTTP call) must never become a second VERIFY.
         self._used_entries: set[str] = set()
@@ -164,7 +166,11 @@ class KioskFlow:
             "notice": None if self._notice is None else self._notice.to_json(),
             "result": None
             if self._result is None
-            else {"success": self._result.success, **self._result.explanation.to_json()},
+            else {
+                "success": self._result.success,
+                **self._result.explanation.to_json(),
+                "wallet_offer": self._wallet_offer,
+            },
             "inactivity_timeout_seconds": self.inactivity_timeout,
         }
 
@@ -511,6 +517,9 @@ class KioskFlow:
 
     def _finish(self, success: bool, explanation: Explanation) -> dict[str, Any]:
         self._drop_card()
+        # A verified identity (with or without its document): the wallet offer.
+        if success and explanation.code in {"verified", "document_signed", "document_declined"}:
+            self._wallet_offer = self._offer_for_wallet()
         self._document = None
         self._auth_signed = None
         self._card_status = None
@@ -518,6 +527,19 @@ class KioskFlow:
         self._step = Step.RESULT
         self._send_visit(explanation.code)
         return self._view()
+
+    def _offer_for_wallet(self) -> dict[str, Any] | None:
+        """The person can keep the verified identity in a wallet: the service's offer
+        (QR code, link, and the code to type). Without one, the result stands as it is."""
+        session = self._session
+        if session is None or session.mode != "identity":
+            return None
+        try:
+            with self._at_the_service():
+                offer = self._client.credential_offer(session.id)
+        except ServiceProblem:
+            return None
+        return {key: offer[key] for key in ("offer_uri", "qr_svg", "tx_code", "expires_at")}
 
     def _drop_card(self) -> None:
         self._auth_signed = None

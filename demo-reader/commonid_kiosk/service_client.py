@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -100,6 +101,11 @@ class KioskService:
         """How a visit went, for the PoC report (commonid_kiosk.visit)."""
         with _calling_the_service():
             self._client.report_visit(session_id, tally)
+
+    def credential_offer(self, session_id: str) -> dict[str, Any]:
+        """The wallet credential offer for the person just verified (QR, link, code)."""
+        with _calling_the_service():
+            return self._client.credential_offer(session_id)
 
     def decline_document(self, session_id: str) -> None:
         """The person declines to sign the document."""

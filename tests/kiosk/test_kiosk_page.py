@@ -8,6 +8,7 @@ result is then read from the service, as a provider would.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -166,6 +167,13 @@ def test_identity_verification_at_the_kiosk(
     assert page.get_by_test_id("result-title").inner_text() == "本人確認が完了しました"
     # The kiosk shows no personal attribute: the name is never on screen.
     assert "山田" not in page.content()
+    # The verified identity is offered for the person's wallet: QR code, link, and the
+    # code to type in the wallet, shown beside it (docs/wallet.md).
+    assert page.get_by_test_id("wallet-offer").is_visible()
+    assert re.fullmatch(r"[0-9]{6}", page.get_by_test_id("wallet-tx-code").inner_text())
+    link = page.get_by_test_id("wallet-link").get_attribute("href")
+    assert link.startswith("openid-credential-offer://?credential_offer=")
+    assert page.get_by_test_id("wallet-qr").evaluate("img => img.naturalWidth") > 0
     _shown(page, screenshots, "verified")
 
     result = provider_result(service_url, service_accounts.provider_a_key, session["id"])
@@ -212,6 +220,7 @@ def test_reuse_needs_only_the_pin(
 
     expect_screen(page, "result")
     assert page.get_by_test_id("screen-result").get_attribute("data-outcome") == "reuse_granted"
+    assert page.get_by_test_id("wallet-offer").is_hidden()  # no attributes were verified
     assert not page.get_by_test_id("screen-password").is_visible()
     _shown(page, screenshots, "reuse-granted")
     result = provider_result(service_url, service_accounts.provider_b_key, session["id"])

@@ -23,6 +23,8 @@
       back: "戻る", last_try_go: "理解して続ける",
       progress_title: "カードを読み取っています", progress_lead: "カードを動かさないでください。",
       done: "終了", clear: "消去", delete: "1字消す",
+      wallet_title: "スマートフォンのウォレットに保存できます", wallet_code: "ウォレットに入力する番号",
+      wallet_link: "このリンクをスマートフォンで開く",
       reader_none: "カードリーダーが見つかりません", reader_service: "カードサービスに接続できません",
       card_present: "カードあり", card_absent: "カードなし",
       idle_title: "操作を続けますか？", idle_before: "操作がないため、まもなく最初の画面に戻ります。", seconds: "秒",
@@ -66,6 +68,8 @@
       back: "Back", last_try_go: "I understand, continue",
       progress_title: "Reading the card", progress_lead: "Please do not move the card.",
       done: "Done", clear: "Clear", delete: "Delete",
+      wallet_title: "Keep it in your phone's wallet", wallet_code: "Code to type in the wallet",
+      wallet_link: "Open this link on your phone",
       reader_none: "No card reader found", reader_service: "The smart card service is not available",
       card_present: "card present", card_absent: "no card",
       idle_title: "Do you want to continue?", idle_before: "No activity: the screen goes back to the start soon.", seconds: "s",
@@ -348,6 +352,14 @@
       $("screen-result").dataset.outcome = view.result.code;
       $("result-title").textContent = localized(view.result, "title");
       $("result-advice").textContent = localized(view.result, "advice");
+    }
+    // The QR code is the service's SVG, shown as an image (an image runs no script).
+    const offer = view.step === "result" && view.result ? view.result.wallet_offer : null;
+    $("wallet-offer").hidden = !offer;
+    if (offer) {
+      $("wallet-qr").src = `data:image/svg+xml;base64,${btoa(offer.qr_svg)}`;
+      $("wallet-tx-code").textContent = offer.tx_code;
+      $("wallet-link").href = offer.offer_uri;
     }
 
   }
