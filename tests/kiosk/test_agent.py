@@ -128,8 +128,12 @@ def _visits(runtime: Runtime) -> list[dict[str, Any]]:
 
 def _last_call(agent: Agent) -> str:
     """The agent's last call to the service about the person's session (the visit's
-    report, sent when a visit ends, aside)."""
-    return [path for path in agent.service_traffic.paths if not path.endswith("/visit")][-1]
+    report, sent when a visit ends, and the wallet offer after a verification, aside)."""
+    return [
+        path
+        for path in agent.service_traffic.paths
+        if not path.endswith(("/visit", "/credential-offer"))
+    ][-1]
 
 
 def _post(agent: Agent, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -246,9 +250,12 @@ def test_identity_flow_over_the_api_keeps_secrets_out_of_logs_and_service(
     assert SIGN_PASSWORD not in caplog.text and SIGN_PASSWORD.lower() not in caplog.text
     sent = b"\n".join(agent.service_traffic.sent)
     assert SIGN_PASSWORD.lower().encode() not in sent and SIGN_PASSWORD.encode() not in sent
-    # The card response, then the visit's report (counts and times only).
-    assert agent.service_traffic.paths[-2].endswith("/card-response")
+    # The card response, the wallet offer shown with the result, then the visit's
+    # report (counts and times only).
+    assert agent.service_traffic.paths[-3].endswith("/card-response")
+    assert agent.service_traffic.paths[-2].endswith("/credential-offer")
     assert agent.service_traffic.paths[-1].endswith("/visit")
+    assert answer["result"]["wallet_offer"]["offer_uri"].startswith("openid-credential-offer://")
     assert b"\\u5c71\\u7530" not in agent.service_traffic.sent[-1]  # no name, escaped or not
     assert "山田".encode() not in agent.service_traffic.sent[-1]
 
