@@ -186,6 +186,49 @@ def _complete_at_the_kiosk(demo: Demo, user_code: str, card_key: str, *, identit
         kiosk.submit_card_answer(session.id, answer)
 
 
+def _verify_at_the_kiosk_agent(demo: Demo, user_code: str) -> dict:
+    """Person 1 at the kiosk, through the kiosk agent (as its page drives it), with the
+    card in the vpcd reader: the result screen then shows the wallet offer."""
+    agent = f"http://127.0.0.1:{demo.kiosk_port}"
+
+    def post(path: str, body: dict) -> dict:
+        response = httpx.post(f"{agent}/api/session/{path}", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assert post("lookup", {"user_code": user_code})["step"] == "consent"
+    assert post("consent", {"approved": True})["step"] == "insert_card"
+    deadline = time.monotonic() + 30
+    while post("card", {})["step"] != "pin":  # the page asks again when the reader reports
+        assert time.monotonic() < deadline, "the agent never saw the card"
+        time.sleep(0.5)
+    assert post("pin", {"pin": "1234", "entry_id": "demo-entry-01"})["step"] == "password"
+    return post("password", {"password": "ABC123", "entry_id": "demo-entry-02"})
+
+
+def _the_phone_proves_over_20(demo: Demo) -> None:
+    """The wallet path of the guide: verify at the kiosk, the phone takes the offer, then
+    proves "over 20" to Demo Pay B without the birth date."""
+    demo.type("w")
+    demo.wait_for(r"Demo phone: the kiosk shows no wallet offer")
+    demo.type("a")
+    code = demo.wait_for(r"Demo Pay A: .*User code (\S+): type it at the kiosk").group(1)
+    shown = _verify_at_the_kiosk_agent(demo, code)
+    assert shown["result"]["code"] == "verified", shown
+    offer = shown["result"]["wallet_offer"]
+    demo.wait_for(rf"Demo Pay A: session {re.escape(code)} ended: verified")
+    demo.type("w")
+    saved = demo.wait_for(r"Demo phone: scanned the QR code, typed (\d{6}); 2 copies of (\S+)")
+    assert saved.group(1) == offer["tx_code"]
+    assert saved.group(2) == "urn:jp:commonid:vct:jpki-identity:1"
+    demo.type("p")
+    proved = demo.wait_for(r"Demo Pay B: presentation vpr_\S+ (\w+);.*")
+    assert proved.group(1) == "verified", proved.group(0)
+    assert "age_equal_or_over.20=True" in proved.group(0)
+    assert "disclosed: age_equal_or_over.20 (no birth date)" in proved.group(0)
+    assert "1990" not in proved.group(0)  # person 1's birth year
+
+
 def _reviewer_gets_the_signed_report(demo: Demo) -> None:
     """The guide's reviewer pages: the three verifications so far (person 2 at start-up,
     then a and b) in the figures, and the PDF signed by the demo organisation's test CA.
@@ -240,10 +283,14 @@ def test_staff_play_both_providers_from_the_demo_terminal(pcsc_reader: str, demo
         assert "claims first verified" in result.string
         _reviewer_gets_the_signed_report(demo)
 
+        demo.type("1")
+        demo.wait_for(rf"Card in reader {pcsc_reader}: demo person 1")
+        _the_phone_proves_over_20(demo)
+
         demo.type("r")
         demo.wait_for(rf"Reader {pcsc_reader} is empty")
         demo.type("x")
-        demo.wait_for(r"r: take it out; a, b: a provider's session; q: quit")
+        demo.wait_for(r"r: take it out; a, b: a provider's session; w: .*; q: quit")
         demo.type("q")
         returncode, stderr = demo.finish()
     finally:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from commonid.demo.phone import prove_over_20, take_offer
 from commonid.demo.processes import (
     CardSlot,
     Children,
@@ -93,6 +94,9 @@ def print_guide(world: DemoWorld, children: Children) -> None:
     say("Play a provider from here (the user code and then the result are printed):")
     for each in STORIES:
         say(f"  {each.key} + Enter: {each.provider}, {each.hint}")
+    say("The person's wallet (a phone, played by the reference wallet `commonid wallet`):")
+    say("  w + Enter: after a verification at the kiosk, the phone takes the offer on its screen")
+    say("  p + Enter: Demo Pay B asks the phone to prove 'over 20' (OpenID4VP), no birth date")
     say("or from another terminal, with the provider SDK's quick start:")
     say(
         f"  {sys.executable} -m commonid.quickstart --service {world.service_url} "
@@ -178,7 +182,10 @@ def run_demo(data_dir: Path, *, service_port: int, kiosk_port: int, once: bool, 
 
 def _commands(world: DemoWorld) -> str:
     keys = ", ".join(world.card_files)
-    return f"{keys}: put a card in; r: take it out; a, b: a provider's session; q: quit"
+    return (
+        f"{keys}: put a card in; r: take it out; a, b: a provider's session; "
+        "w: the phone takes the wallet offer; p: Demo Pay B asks the phone for over 20; q: quit"
+    )
 
 
 def _interact(
@@ -198,6 +205,10 @@ def _interact(
             say(f"Reader {slot.reader} is empty")
         elif chosen := story(command):
             start_story(world, chosen, say, stopping)
+        elif command == "w":
+            take_offer(world, say)
+        elif command == "p":
+            prove_over_20(world, say)
         elif command == "q":
             return
         elif command:
