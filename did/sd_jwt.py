@@ -339,6 +339,29 @@ def select(sd_jwt: str, disclose: Callable[[list[str], Any], bool]) -> str:
     return "~".join([parts.issuer_jwt, *kept, ""])
 
 
+def key_binding_claims(
+    presented: str, *, audience: str, nonce: str, issued_at: datetime
+) -> dict[str, Any]:
+    return {
+        "iat": int(issued_at.timestamp()),
+        "aud": audience,
+        "nonce": nonce,
+        "sd_hash": digest(presented),
+    }
+
+
+def card_key_binding_signing_input(
+    presented: str, *, audience: str, nonce: str, issued_at: datetime
+) -> str:
+    """What the card signs (RS256) for a key binding JWT over ``presented``: a signer
+    that holds the card (a kiosk) builds it itself, so it knows what it signs."""
+    header = {"alg": "RS256", "typ": KB_JWT_TYP}
+    payload = key_binding_claims(presented, audience=audience, nonce=nonce, issued_at=issued_at)
+    return ".".join(
+        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload)
+    )
+
+
 def key_binding_jwt(
     presented: str,
     *,
@@ -349,13 +372,31 @@ def key_binding_jwt(
 ) -> str:
     """A key binding JWT over ``presented`` (an SD-JWT ending in ``~``)."""
     header = {"alg": signer.algorithm, "typ": KB_JWT_TYP}
-    payload = {
-        "iat": int(issued_at.timestamp()),
-        "aud": audience,
-        "nonce": nonce,
-        "sd_hash": digest(presented),
-    }
+    payload = key_binding_claims(presented, audience=audience, nonce=nonce, issued_at=issued_at)
     return signer.sign_compact(header, payload)
+
+
+def disclosed_claim_paths(presented: str) -> list[str]:
+    """The claims a presentation discloses, as dotted paths (names only, no values)."""
+    parts = split(presented)
+    payload = unverified_payload(parts.issuer_jwt)
+    claims = disclosed_claims(payload, parts.disclosures)
+    clear = unpack_clear_paths(payload)
+    return sorted(path for path in _leaf_paths(claims) if path not in clear)
+
+
+def unpack_clear_paths(payload: Mapping[str, Any]) -> set[str]:
+    return set(_leaf_paths(disclosed_claims(payload, ())))
+
+
+def _leaf_paths(claims: Mapping[str, Any], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for name, value in claims.items():
+        if isinstance(value, dict) and value:
+            paths.extend(_leaf_paths(value, f"{prefix}{name}."))
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
 
 
 def present(

@@ -18,10 +18,7 @@ from enum import Enum
 from typing import Any
 
 # The claim names a provider can ask for (commonid.api.schemas.ClaimName): names only.
-# age_equal_or_over: the age claims of a wallet credential (docs/wallet.md).
-CLAIM_NAMES = frozenset(
-    {"name", "birthdate", "gender", "address", "did", "credential", "age_equal_or_over"}
-)
+CLAIM_NAMES = frozenset({"name", "birthdate", "gender", "address", "did", "credential"})
 
 _ID = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")
 _CODE = re.compile(r"[a-z][a-z0-9_.-]{0,59}")
@@ -236,6 +233,7 @@ EVENT_TYPES: dict[str, EventType] = {
             request_id=Kind.ID,
             provider_id=Kind.ID,
             claims=Kind.CLAIMS,
+            age_equal_or_over=Kind.BOOL,  # an age claim was asked for (which one is not kept)
         ),
         _event(
             "presentation.answered",

@@ -23,6 +23,7 @@ import segno
 from sqlalchemy.orm import Session as DbSession
 
 from commonid import auditing
+from commonid.audit.events import CLAIM_NAMES
 from commonid.flows.wallet_issuance import credential_issuer_id, issuer_key_for
 from commonid.problems import Problem
 from commonid.runtime import Runtime
@@ -138,24 +139,15 @@ def create_request(
         status="pending",
     )
     db.add(request)
-    claims = [name for name in _claim_paths(dcql_query) if name in auditing_claim_names()]
-    auditing.record(
-        runtime,
-        db,
-        [
-            (
-                "presentation.requested",
-                {"request_id": request.id, "provider_id": provider.id, "claims": claims},
-            )
-        ],
-    )
+    asked = _claim_paths(dcql_query)
+    event = {
+        "request_id": request.id,
+        "provider_id": provider.id,
+        "claims": [name for name in asked if name in CLAIM_NAMES],
+        "age_equal_or_over": "age_equal_or_over" in asked,
+    }
+    auditing.record(runtime, db, [("presentation.requested", event)])
     return request
-
-
-def auditing_claim_names() -> frozenset[str]:
-    from commonid.audit.events import CLAIM_NAMES
-
-    return CLAIM_NAMES
 
 
 def authorization_request_uri(runtime: Runtime, request: PresentationRequest) -> str:

@@ -4,6 +4,7 @@
     commonid wallet receive ... --card          (bound to the card in the PC/SC reader)
     commonid wallet list
     commonid wallet present 'openid4vp://?client_id=...&request_uri=...' [--card]
+    commonid wallet present '...' --kiosk http://127.0.0.1:8765   (PIN at the kiosk)
 
 With --card the PIN is asked for once (hidden) and verified once; the card signs
 the proof or the key binding JWT. The wallet file is <data_dir>/wallet.json.
@@ -102,10 +103,14 @@ def present_credential(
     request: Annotated[str, typer.Argument(help="The openid4vp:// link or request URI")],
     card: UseCard = False,
     reader: Reader = None,
+    kiosk: Annotated[
+        str | None,
+        typer.Option(help="A kiosk agent's URL: its card signs, the PIN is entered there"),
+    ] = None,
     wallet: WalletPath = None,
 ) -> None:
     """Answer a verifier's request, disclosing only what its query names."""
-    from commonid.wallet.holder import Holder, WalletError, WalletFile
+    from commonid.wallet.holder import Holder, KioskKeyBinding, WalletError, WalletFile
     from jpki.errors import JPKIError
 
     holder = Holder(WalletFile.open(_wallet_path(wallet)), httpx.Client(timeout=30))
@@ -115,8 +120,12 @@ def present_credential(
             {".".join(c["path"]) for q in asked["dcql_query"]["credentials"] for c in q["claims"]}
         )
         typer.echo(f"{asked['client_id']} asks for: {', '.join(names)}")
-        with _card(card, reader) as binding:
-            holder.present(request, card=binding)  # type: ignore[arg-type]
+        if kiosk is not None:
+            typer.echo(f"enter the PIN at the kiosk ({kiosk})")
+            holder.present(request, kiosk=KioskKeyBinding(kiosk, holder.http))
+        else:
+            with _card(card, reader) as binding:
+                holder.present(request, card=binding)  # type: ignore[arg-type]
     except (WalletError, JPKIError, httpx.HTTPError) as error:
         _fail(error)
     typer.echo("presented")

@@ -28,6 +28,7 @@ from did.sd_jwt import (
     b64url,
     b64url_decode,
     present,
+    select,
     split,
     unverified_payload,
 )
@@ -51,6 +52,27 @@ class CardKeyBinding(Protocol):
     def public_jwk(self) -> dict[str, Any]: ...
 
     def sign_digest_info(self, digest_info: bytes) -> bytes: ...
+
+
+class KioskKeyBinding:
+    """A kiosk agent (or the agent on the person's computer) that has the card sign the
+    key binding JWT: it shows the verifier and the claims, and asks for the PIN itself.
+    The wallet never sees the PIN."""
+
+    def __init__(self, agent_url: str, http: httpx.Client) -> None:
+        self.agent_url = agent_url.rstrip("/")
+        self.http = http
+
+    def key_binding_jwt(self, presented: str, *, audience: str, nonce: str) -> str:
+        response = self.http.post(
+            f"{self.agent_url}/api/wallet/key-binding",
+            json={"presented": presented, "audience": audience, "nonce": nonce},
+            timeout=600,  # the person walks to the kiosk and enters the PIN
+        )
+        if response.status_code != 200:
+            body = response.json() if response.content else {}
+            raise WalletError(body.get("detail") or "refused", body.get("error", "kiosk"))
+        return str(response.json()["key_binding_jwt"])
 
 
 @dataclass
@@ -221,33 +243,45 @@ class Holder:
         authorization_request: str,
         *,
         card: CardKeyBinding | None = None,
+        kiosk: KioskKeyBinding | None = None,
     ) -> dict[str, Any]:
         """Answer a request with the least used matching credential, disclosing only the
-        claims its DCQL query names."""
+        claims its DCQL query names. A card-bound copy is signed by ``card`` (a reader
+        here) or by the card at ``kiosk`` (the agent asks for the PIN)."""
         request = self.fetch_request(authorization_request)
         vp_token: dict[str, list[str]] = {}
         for query in request["dcql_query"]["credentials"]:
             wanted = [list(claim["path"]) for claim in query["claims"]]
-            record = self._choose(query["meta"]["vct_values"], card is not None)
+            card_bound = card is not None or kiosk is not None
+            record = self._choose(query["meta"]["vct_values"], card_bound)
 
             def disclose(path: list[str], _value: Any, wanted: list = wanted) -> bool:
                 return any(w[: len(path)] == path or path[: len(w)] == w for w in wanted)
 
-            signer = (
-                KeyBindingSigner.card(card.sign_digest_info)
-                if card is not None
-                else KeyBindingSigner.wallet(ECKey.import_key(self.wallet.keys[record["kid"]]))
-            )
-            vp_token[query["id"]] = [
-                present(
-                    record["credential"],
-                    disclose=disclose,
-                    signer=signer,
-                    audience=request["client_id"],
-                    nonce=request["nonce"],
-                    issued_at=self.clock(),
+            if kiosk is not None:
+                presented = select(record["credential"], disclose)
+                vp_token[query["id"]] = [
+                    presented
+                    + kiosk.key_binding_jwt(
+                        presented, audience=request["client_id"], nonce=request["nonce"]
+                    )
+                ]
+            else:
+                signer = (
+                    KeyBindingSigner.card(card.sign_digest_info)
+                    if card is not None
+                    else KeyBindingSigner.wallet(ECKey.import_key(self.wallet.keys[record["kid"]]))
                 )
-            ]
+                vp_token[query["id"]] = [
+                    present(
+                        record["credential"],
+                        disclose=disclose,
+                        signer=signer,
+                        audience=request["client_id"],
+                        nonce=request["nonce"],
+                        issued_at=self.clock(),
+                    )
+                ]
             record["presented"] += 1
         self.wallet.save()
         response = self.http.post(

@@ -24,15 +24,18 @@ from fastapi.staticfiles import StaticFiles
 
 from commonid_kiosk.card_session import CardSession
 from commonid_kiosk.events import EventBroadcaster
-from commonid_kiosk.flow import KioskFlow, Step, StepRefused
+from commonid_kiosk.flow import KeyBindingRequest, KioskFlow, Step, StepRefused
 from commonid_kiosk.reader_choice import STAFF, ReaderChoice, initial_choice, remember
 from commonid_kiosk.reader_monitor import ReaderMonitor, ReaderSnapshot
 from commonid_kiosk.secret_entry import SecretEntry
 from commonid_kiosk.service_client import KioskService
 from commonid_kiosk.settings import KioskSettings
+from did.sd_jwt import SdJwtError, disclosed_claim_paths, split
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_JSON_BODY = 4096
+# A wallet's presentation (SD-JWT with its disclosures) for the card to bind.
+MAX_PRESENTATION_BODY = 64 * 1024
 # The agent clears a session the page has left behind a little after the page would.
 _BACKSTOP_SECONDS = 5.0
 _IDLE_CHECK_SECONDS = 0.5
@@ -81,9 +84,9 @@ def only_the_kiosk_page(request: Request) -> None:
         raise _Forbidden("requests to the agent are JSON")
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, Any]:
     raw = await request.body()
-    if len(raw) > MAX_JSON_BODY:
+    if len(raw) > limit:
         raise _BadRequest("body too large")
     try:
         body = json.loads(raw or b"{}")
@@ -294,6 +297,38 @@ def create_app(
         return await _step(
             lambda: flow.sign_document(entry, entry_id=entry_id, confirm_last_try=confirm)
         )
+
+    @app.post("/api/wallet/key-binding")
+    async def key_binding(request: Request) -> JSONResponse:
+        """A wallet on this machine asks for a card-bound presentation's key binding JWT:
+        ``{"presented": "<sd-jwt>~...~", "audience": ..., "nonce": ...}``. The page shows
+        the verifier and the claims and asks for the PIN; the answer comes when the card
+        has signed (``key_binding_jwt``), or the person cancelled (409)."""
+        body = await _json_body(request, MAX_PRESENTATION_BODY)
+        presented = _text_field(body, "presented")
+        audience, nonce = _text_field(body, "audience"), _text_field(body, "nonce")
+        if not (0 < len(audience) <= 500 and 0 < len(nonce) <= 200):
+            raise _BadRequest("audience and nonce must be short, non-empty strings")
+        try:
+            claims = disclosed_claim_paths(presented)
+        except (SdJwtError, ValueError) as error:
+            raise _BadRequest("presented is not an SD-JWT presentation") from error
+        if split(presented).key_binding_jwt is not None:
+            raise _BadRequest("presented already has a key binding JWT")
+        pending = KeyBindingRequest(presented, audience, nonce, claims)
+        # The page did not ask for this: tell it (it shows the PIN screen).
+        events.publish("flow", await run_in_threadpool(flow.begin_key_binding, pending))
+        # The person has until the screen's inactivity timeout (which settles it too).
+        done = await run_in_threadpool(pending.done.wait, flow.inactivity_timeout + 30)
+        if not done:
+            pending.settle(refusal="timed_out")
+        if pending.key_binding_jwt is None:
+            return JSONResponse(
+                {"error": "key_binding_refused", "detail": pending.refusal or "cancelled"},
+                status_code=409,
+                headers=_NO_STORE,
+            )
+        return JSONResponse({"key_binding_jwt": pending.key_binding_jwt}, headers=_NO_STORE)
 
     @app.post("/api/session/document/decline")
     async def decline_document() -> JSONResponse:

@@ -14,7 +14,8 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from commonid.documents.consent_pdf import releases_signed_document
@@ -34,6 +35,7 @@ from commonid_kiosk.service_client import (
     ServiceProblem,
 )
 from commonid_kiosk.visit import VisitTally, send_visit
+from did.sd_jwt import b64url, card_key_binding_signing_input
 from jpki.card import PinKind
 from jpki.errors import (
     CardRemovedError,
@@ -80,6 +82,8 @@ class Step(enum.StrEnum):
     PASSWORD = "password"  # noqa: S105 - the step name; signature password (identity mode only)
     # After a verified identity, when the provider asked for it: the document to sign.
     DOCUMENT = "document"
+    # A wallet asks the card to sign a presentation's key binding JWT: the PIN, once.
+    KEY_BINDING = "key_binding"
     RESULT = "result"
 
 
@@ -91,6 +95,28 @@ class Result:
 
 class StepRefused(Exception):
     """An action that does not belong to the current step (e.g. a PIN while no card is checked)."""
+
+
+@dataclass
+class KeyBindingRequest:
+    """A wallet's card-bound presentation waiting for the person's PIN at this kiosk.
+
+    The agent builds what the card signs from the presentation, the verifier and
+    its nonce (never an opaque blob from the wallet), and shows the person the
+    verifier and the disclosed claims' names before the PIN is asked."""
+
+    presented: str  # the SD-JWT with the disclosures the wallet chose, ending in "~"
+    audience: str
+    nonce: str
+    claims: list[str]
+    done: threading.Event = field(default_factory=threading.Event)
+    key_binding_jwt: str | None = None
+    refusal: str | None = None  # cancelled | card_blocked | card_removed | ...
+
+    def settle(self, *, key_binding_jwt: str | None = None, refusal: str | None = None) -> None:
+        if not self.done.is_set():
+            self.key_binding_jwt, self.refusal = key_binding_jwt, refusal
+            self.done.set()
 
 
 class KioskFlow:
@@ -123,6 +149,7 @@ class KioskFlow:
         self._result: Result | None = None
         # The wallet credential offer shown with a verified identity (docs/wallet.md).
         self._wallet_offer: dict[str, Any] | None = None
+        self._key_binding: KeyBindingRequest | None = None
         # Entry ids already sent to the card: a repeated request (double tap,
         # retried HTTP call) must never become a second VERIFY.
         self._used_entries: set[str] = set()
@@ -163,6 +190,9 @@ class KioskFlow:
                 "sign_tries_left": self._card_status.sign_tries_left,
             },
             "document": None if self._document is None else _document_view(self._document),
+            "key_binding": None
+            if self._key_binding is None or self._key_binding.done.is_set()
+            else {"audience": self._key_binding.audience, "claims": self._key_binding.claims},
             "notice": None if self._notice is None else self._notice.to_json(),
             "result": None
             if self._result is None
@@ -261,6 +291,8 @@ class KioskFlow:
     ) -> dict[str, Any]:
         """The person's PIN: one VERIFY, then the authentication key signs the challenge."""
         with entry, self._lock:
+            if self._step is Step.KEY_BINDING:
+                return self._sign_key_binding(entry, entry_id, confirm_last_try)
             self._require(Step.PIN)
             self._touch()
             self._claim_entry(entry_id)
@@ -374,6 +406,59 @@ class KioskFlow:
                 self._step = Step.INSERT_CARD
                 self._notice = explain("card_removed")
             return self._view()
+
+    # --- a wallet's card-bound presentation -------------------------------------------
+
+    def begin_key_binding(self, request: KeyBindingRequest) -> dict[str, Any]:
+        """Take a wallet's request while the kiosk is idle: check the card, then ask for
+        the PIN (the page shows the verifier and the claims)."""
+        with self._lock:
+            self._require(Step.START)
+            self._touch()
+            try:
+                with self._at_the_card():
+                    self._card = self._open_card()
+                    self._card_status = self._card.status(with_sign=False)
+            except JPKIError as error:
+                self._drop_card()
+                raise StepRefused(
+                    f"the card is not ready: {explain_card_error(error).code}"
+                ) from None
+            if self._card_status.auth_tries_left == 0:
+                self._drop_card()
+                raise StepRefused("the card's PIN is blocked")
+            self._key_binding = request
+            self._step = Step.KEY_BINDING
+            return self._view()
+
+    def _sign_key_binding(
+        self, entry: SecretEntry, entry_id: str, confirm_last_try: bool
+    ) -> dict[str, Any]:
+        self._touch()
+        self._claim_entry(entry_id)
+        request, card = self._key_binding, self._card
+        assert request is not None and card is not None
+        signing_input = card_key_binding_signing_input(
+            request.presented,
+            audience=request.audience,
+            nonce=request.nonce,
+            issued_at=datetime.now(UTC),
+        )
+        try:
+            with self._at_the_card(confirm_last_try):
+                signed = card.sign(
+                    PinKind.AUTH,
+                    entry,
+                    signing_input.encode("ascii"),
+                    confirm_last_try=confirm_last_try,
+                )
+        except (WrongPinError, LastTryConfirmationRequired, PinFormatError) as error:
+            return self._card_failed(error, PinKind.AUTH)  # the PIN again, same request
+        except JPKIError as error:
+            request.settle(refusal=explain_card_error(error).code)
+            return self._finish(False, explain_card_error(error))
+        request.settle(key_binding_jwt=f"{signing_input}.{b64url(signed.signature)}")
+        return self._finish(True, explain("presentation_signed"))
 
     def touch(self) -> dict[str, Any]:
         """The person is still there (typing on the pad): restart the inactivity clock."""
@@ -517,6 +602,9 @@ class KioskFlow:
 
     def _finish(self, success: bool, explanation: Explanation) -> dict[str, Any]:
         self._drop_card()
+        if self._key_binding is not None:  # a PIN blocked meanwhile, say: the wallet is told
+            self._key_binding.settle(refusal=explanation.code)
+            self._key_binding = None
         # A verified identity (with or without its document): the wallet offer.
         if success and explanation.code in {"verified", "document_signed", "document_declined"}:
             self._wallet_offer = self._offer_for_wallet()
@@ -552,6 +640,8 @@ class KioskFlow:
 
     def _end(self, outcome: str = "cancelled") -> None:
         """Clear everything; a visit that had no result yet is reported as ``outcome``."""
+        if self._key_binding is not None:
+            self._key_binding.settle(refusal=outcome)
         self._send_visit(outcome)
         self._drop_card()
         self._clear()

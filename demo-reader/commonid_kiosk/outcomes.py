@@ -55,6 +55,12 @@ _TEXTS: dict[str, tuple[str, str, str, str]] = {
         "以前の本人確認の結果を、同意いただいた範囲で提供しました。",
         "The result of your earlier verification was shared as you agreed.",
     ),
+    "presentation_signed": (
+        "カードで提示に署名しました",
+        "Your card signed the presentation",
+        "ウォレットが提示を完了します。カードをお取りください。",
+        "Your wallet completes the presentation. Please take your card.",
+    ),
     "document_signed": (
         "本人確認と同意書への電子署名が完了しました",
         "Your identity was verified and the consent document signed",

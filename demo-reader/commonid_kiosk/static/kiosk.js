@@ -24,6 +24,8 @@
       progress_title: "カードを読み取っています", progress_lead: "カードを動かさないでください。",
       done: "終了", clear: "消去", delete: "1字消す",
       wallet_title: "スマートフォンのウォレットに保存できます", wallet_code: "ウォレットに入力する番号",
+      key_binding_title: "カードで提示します。利用者証明用暗証番号（数字4桁）を入力してください",
+      key_binding_to: "提示先", key_binding_claims: "提示する項目",
       wallet_link: "このリンクをスマートフォンで開く",
       reader_none: "カードリーダーが見つかりません", reader_service: "カードサービスに接続できません",
       card_present: "カードあり", card_absent: "カードなし",
@@ -69,6 +71,8 @@
       progress_title: "Reading the card", progress_lead: "Please do not move the card.",
       done: "Done", clear: "Clear", delete: "Delete",
       wallet_title: "Keep it in your phone's wallet", wallet_code: "Code to type in the wallet",
+      key_binding_title: "Present with your card: enter your PIN (4 digits)",
+      key_binding_to: "To", key_binding_claims: "What is shown",
       wallet_link: "Open this link on your phone",
       reader_none: "No card reader found", reader_service: "The smart card service is not available",
       card_present: "card present", card_absent: "no card",
@@ -270,8 +274,11 @@
 
   // --- rendering ---------------------------------------------------------------------
 
+  // A wallet's card-bound presentation asks for the PIN on the PIN screen.
+  const screenOf = (step) => (step === "key_binding" ? "pin" : step);
+
   function showScreen(step) {
-    for (const name of SCREENS) $(`screen-${name}`).hidden = name !== step;
+    for (const name of SCREENS) $(`screen-${name}`).hidden = name !== screenOf(step);
     $("cancel").hidden = step === "start" || step === "result" || step === "progress";
   }
 
@@ -353,6 +360,15 @@
       $("result-title").textContent = localized(view.result, "title");
       $("result-advice").textContent = localized(view.result, "advice");
     }
+    // A card-bound presentation: who asks, and which claims the wallet shows (names only).
+    const binding = view.step === "key_binding" ? view.key_binding : null;
+    $("key-binding-info").hidden = !binding;
+    $("title-pin").dataset.i18n = binding ? "key_binding_title" : "pin_title";
+    $("title-pin").textContent = t($("title-pin").dataset.i18n);
+    if (binding) {
+      $("key-binding-verifier").textContent = binding.audience.replace(/^redirect_uri:/, "");
+      $("key-binding-claims").textContent = binding.claims.join(", ");
+    }
     // The QR code is the service's SVG, shown as an image (an image runs no script).
     const offer = view.step === "result" && view.result ? view.result.wallet_offer : null;
     $("wallet-offer").hidden = !offer;
@@ -367,7 +383,7 @@
   // Keyboard and screen-reader users land on the new step: its heading takes the
   // focus and is announced (the start screen focuses the code entry instead).
   function stepShown(step) {
-    const heading = $(`screen-${step}`).querySelector("h1");
+    const heading = $(`screen-${screenOf(step)}`).querySelector("h1");
     requestAnimationFrame(() => {
       (step === "start" ? $("code-display") : heading).focus({ preventScroll: true });
       $("announcer").textContent = heading.textContent;
@@ -508,7 +524,7 @@
     document.addEventListener("keydown", (event) => {
       touched();
       // A keyboard or a code scanner works too (staff desk).
-      const target = { start: "code", pin: "pin", password: "password", document: "document" }[view.step];
+      const target = { start: "code", pin: "pin", key_binding: "pin", password: "password", document: "document" }[view.step];
       if (!target || busy) return;
       if (event.key === "Backspace") { erase(target); event.preventDefault(); return; }
       if (event.key === "Enter") { $(`${target === "code" ? "code" : target}-submit`).click(); return; }
