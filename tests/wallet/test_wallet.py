@@ -94,6 +94,15 @@ def test_issue_over_openid4vci_and_prove_over_20_over_openid4vp(
     assert "birthdate" not in json.dumps(shown) and "鈴木" not in json.dumps(shown)
     assert shown["holder_binding"] == "wallet" and shown["status"] == "valid"
     assert shown["key_binding"] == {"nonce": True, "audience": True, "sd_hash": True}
+    # The audit log says what was asked and how it ended: names and codes, no values.
+    logged = {
+        kind: [json.loads(e.entry)["data"] for e in service.runtime.audit.entries(event_type=kind)]
+        for kind in ("presentation.requested", "presentation.answered")
+    }
+    assert logged["presentation.requested"][0]["age_equal_or_over"] is True
+    assert logged["presentation.requested"][0]["claims"] == []
+    assert logged["presentation.answered"][0]["outcome"] == "verified"
+    assert logged["presentation.answered"][0]["holder_binding"] == "wallet"
     # Provider A cannot read provider B's request.
     other = service.http.get(
         f"/v1/presentation-requests/{request['id']}",
