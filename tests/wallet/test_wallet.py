@@ -9,6 +9,7 @@ import base64
 import json
 import urllib.parse
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -153,7 +154,12 @@ def test_replayed_or_tampered_answers_and_revoked_credentials_are_refused_with_c
     provider_b = wallet_accounts.provider_b_key
 
     first = ask_over_20(service, provider_b)
-    vp_token, _ = vp_token_for(holder, first)
+    vp_token, first_form = vp_token_for(holder, first)
+    assert service.http.post("/oid4vp/response", data=first_form).status_code == 200
+    # The same answer again: the request's nonce is spent.
+    again = service.http.post("/oid4vp/response", data=first_form)
+    assert again.status_code == 400 and again.json()["error_description"] == "nonce_stale"
+    assert result_of(service, provider_b, first["id"])["status"] == "verified"
     # Replayed to another request: the key binding JWT's nonce is the first request's.
     second = ask_over_20(service, provider_b)
     second_state = service.http.get(f"/oid4vp/requests/{second['id']}").text.split(".")[1]
@@ -231,6 +237,9 @@ def test_replayed_or_tampered_answers_and_revoked_credentials_are_refused_with_c
         f"/v1/admin/wallet-credentials/{credential_id}/reinstate", headers=admin
     )
     assert reinstate.status_code == 409
+    # Past the signature certificate's notAfter the credential is expired, whatever else.
+    service.runtime.clock.advance(timedelta(days=6 * 366))
+    assert _verify_code(service, stored["credential"], provider_b) == "credential_expired"
 
 
 def _list_status(service: WalletService, status: dict) -> StatusLookup:
