@@ -30,10 +30,10 @@ from commonid.runtime import Runtime
 from commonid.store import wallet
 from commonid.store.encryption import Sealed, binding
 from commonid.store.ids import new_id
-from commonid.store.models import PresentationRequest, WalletCredential
+from commonid.store.models import PresentationRequest
 from commonid.store.rows import ProviderRow
 from did.identity_sd_jwt import JPKI_IDENTITY_VCT
-from did.sd_jwt import KeyBindingCheck, SdJwtReason, SdJwtVerification, verify
+from did.sd_jwt import KeyBindingCheck, SdJwtReason, SdJwtVerification, b64url, verify
 from did.token_status import TokenStatus, TokenStatusError
 
 REQUEST_OBJECT_TYP = "oauth-authz-req+jwt"
@@ -78,8 +78,7 @@ def _status(runtime: Runtime, db: DbSession, reference: Any) -> SdJwtReason:
     if status is TokenStatus.SUSPENDED:
         return SdJwtReason.SUSPENDED
     if status is TokenStatus.INVALID:
-        row = db.query(WalletCredential).filter_by(status_list_id=list_id, status_index=index)
-        credential = row.first()
+        credential = wallet.credential_at(db, list_id, index)
         if credential is not None and credential.superseded_at is not None:
             return SdJwtReason.SUPERSEDED
         return SdJwtReason.REVOKED
@@ -191,8 +190,6 @@ def request_object(runtime: Runtime, db: DbSession, request_id: str) -> str:
         "iat": int(runtime.clock().timestamp()),
         "exp": int(request.expires_at.timestamp()),
     }
-    from did.sd_jwt import b64url
-
     header = {"alg": "none", "typ": REQUEST_OBJECT_TYP}
     return (
         ".".join(

@@ -35,7 +35,7 @@ from commonid.store import persons, sessions, wallet
 from commonid.store.ids import hash_credential, new_id, new_secret
 from commonid.store.models import Certificate, CredentialOffer, Person, WalletCredential
 from commonid.store.rows import KioskRow
-from did.credentials import certificate_serial_sha256
+from did.credentials import VerifiedClaims, certificate_serial_sha256
 from did.identity_sd_jwt import (
     JPKI_IDENTITY_VCT,
     IdentitySdJwtRequest,
@@ -43,7 +43,9 @@ from did.identity_sd_jwt import (
     issue_identity_sd_jwt,
 )
 from did.keys import did_key_from_public_key
+from did.sd_jwt import IssuerKeyLookup
 from did.token_status import TokenStatusError, status_reference
+from did.token_status import status_list_token as sign_status_list
 
 CREDENTIAL_CONFIGURATION_ID = "jpki_identity_sd_jwt"
 PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
@@ -354,7 +356,7 @@ def _issue_one(
     offer: CredentialOffer,
     person: Person,
     sign: Certificate,
-    claims: Any,
+    claims: VerifiedClaims,
     proof: _Proof,
     now: datetime,
 ) -> tuple[str, tuple[str, dict[str, Any]]]:
@@ -459,7 +461,7 @@ def jwt_vc_issuer_metadata(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def issuer_key_for(runtime: Runtime):
+def issuer_key_for(runtime: Runtime) -> IssuerKeyLookup:
     """Our issuer key by ``kid`` for our own verifier (current or retired)."""
     keys = _issuer_keys(runtime)
 
@@ -470,10 +472,9 @@ def issuer_key_for(runtime: Runtime):
 
 
 def status_list_token(runtime: Runtime, db: DbSession, list_id: str) -> str | None:
-    from did.token_status import status_list_token as sign_list
-
+    """The signed token status list ``list_id``, signed now by the current issuer key."""
     status_list = wallet.token_list(db, list_id)
     if status_list is None:
         return None
     signer = _issuer_keys(runtime).signer()
-    return sign_list(status_list, signer.key, kid=signer.kid, issued_at=runtime.clock())
+    return sign_status_list(status_list, signer.key, kid=signer.kid, issued_at=runtime.clock())

@@ -440,6 +440,7 @@ class WalletCredential(Base):
     the credential is the person's; this row is for its status)."""
 
     __tablename__ = "wallet_credentials"
+    __table_args__ = (sa.Index(None, "status_list_id", "status_index", unique=True),)
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     person_id: Mapped[str] = mapped_column(

@@ -130,6 +130,15 @@ def live_wallet_credentials(
     return list(db.scalars(query))
 
 
+def credential_at(db: DbSession, list_id: str, index: int) -> WalletCredential | None:
+    """The wallet credential whose status is at ``index`` of list ``list_id``."""
+    return db.scalar(
+        sa.select(WalletCredential).where(
+            WalletCredential.status_list_id == list_id, WalletCredential.status_index == index
+        )
+    )
+
+
 def set_statuses(
     db: DbSession,
     issued: list[WalletCredential],

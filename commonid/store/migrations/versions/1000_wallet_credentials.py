@@ -58,6 +58,12 @@ def upgrade() -> None:
     )
     for column in ("person_id", "offer_id", "certificate_serial_hash"):
         op.create_index(op.f(f"ix_wallet_credentials_{column}"), "wallet_credentials", [column])
+    op.create_index(
+        op.f("ix_wallet_credentials_status_list_id_status_index"),
+        "wallet_credentials",
+        ["status_list_id", "status_index"],
+        unique=True,
+    )
     op.create_table(
         "credential_offers",
         sa.Column("id", sa.String(length=40), nullable=False),
