@@ -123,7 +123,11 @@ async def credential(request: Request, runtime: RuntimeDep) -> Response:
     return JSONResponse({"credentials": issued}, headers=_NO_STORE)
 
 
-@router.get("/v1/token-status-lists/{list_id}")
+@router.get(
+    "/v1/token-status-lists/{list_id}",
+    response_class=Response,
+    responses={200: {"content": {"application/statuslist+jwt": {"schema": {"type": "string"}}}}},
+)
 def token_status_list(list_id: TokenStatusListId, runtime: RuntimeDep) -> Response:
     """The signed status list token (``application/statuslist+jwt``) of wallet credentials."""
     with runtime.read_only() as db:
@@ -133,7 +137,13 @@ def token_status_list(list_id: TokenStatusListId, runtime: RuntimeDep) -> Respon
     return Response(token_text, media_type="application/statuslist+jwt")
 
 
-@router.get("/oid4vp/requests/{request_id}")
+@router.get(
+    "/oid4vp/requests/{request_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/oauth-authz-req+jwt": {"schema": {"type": "string"}}}}
+    },
+)
 def request_object(request_id: PresentationRequestId, runtime: RuntimeDep) -> Response:
     """The request object of a provider's presentation request (fetched by the wallet)."""
     with runtime.read_only() as db:
