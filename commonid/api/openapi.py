@@ -45,6 +45,12 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
         "description": "An access token from /oidc/token (a DPoP-bound one as "
         "`Authorization: DPoP <token>` with a `DPoP` proof).",
     },
+    # The wallet door (docs/wallet.md): the access token of the pre-authorized code grant.
+    "walletAccessToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An access token from /oid4vci/token (pre-authorized code grant).",
+    },
     "oidcBrowser": {
         "type": "apiKey",
         "in": "cookie",
@@ -55,12 +61,14 @@ SECURITY_SCHEMES: dict[str, dict[str, str]] = {
 
 # (method or "*", path prefix) -> the schemes that admit a caller; first match wins.
 # Public operations (DID document, health, metrics, status lists, OpenID discovery and
-# JWKS) have none.
+# JWKS, the wallet door's metadata, token, nonce and OpenID4VP endpoints) have none.
 _CALLERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("*", "/v1/sessions", ("providerKey",)),
     ("*", "/v1/identities", ("providerKey",)),
     ("*", "/v1/records", ("providerKey",)),
     ("*", "/v1/credentials/verify", ("providerKey",)),
+    ("*", "/v1/presentation-requests", ("providerKey",)),
+    ("post", "/oid4vci/credential", ("walletAccessToken",)),
     ("*", "/v1/documents/verify", ("providerKey",)),
     ("*", "/v1/kiosk/", ("kioskCredential",)),
     ("*", "/v1/admin/", ("adminToken",)),

@@ -394,7 +394,9 @@ class DcqlClaimQuery(Strict):
     path: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(
         min_length=1, max_length=4
     )
-    values: list[str | int | bool] | None = Field(None, min_length=1, max_length=10)
+    values: list[Annotated[str, Field(max_length=200)] | int | bool] | None = Field(
+        None, min_length=1, max_length=10
+    )
 
 
 class DcqlMeta(Strict):

@@ -22,8 +22,8 @@ from commonid.problems import Problem
 
 router = APIRouter(tags=["wallet"])
 
-TokenStatusListId = Annotated[str, Path(pattern=r"^tsl-[0-9]{1,9}$")]
-PresentationRequestId = Annotated[str, Path(pattern=r"^vpr_[A-Za-z0-9_-]{1,36}$")]
+TokenStatusListId = Annotated[str, Path(pattern=r"^tsl-[0-9]{1,9}$", max_length=13)]
+PresentationRequestId = Annotated[str, Path(pattern=r"^vpr_[A-Za-z0-9_-]{1,36}$", max_length=40)]
 _NO_STORE = {"Cache-Control": "no-store"}
 
 

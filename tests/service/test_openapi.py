@@ -18,6 +18,16 @@ PUBLIC = {
     "/healthz",
     "/metrics",
     "/v1/status-lists/{list_id}",
+    # The wallet door: metadata, the pre-authorized code grant, nonces, token status
+    # lists and OpenID4VP's request objects and answers (docs/wallet.md).
+    "/.well-known/openid-credential-issuer",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/jwt-vc-issuer",
+    "/oid4vci/token",
+    "/oid4vci/nonce",
+    "/v1/token-status-lists/{list_id}",
+    "/oid4vp/requests/{request_id}",
+    "/oid4vp/response",
 }
 
 
