@@ -93,9 +93,9 @@ def refresh_and_apply(runtime: Runtime, *, force: bool = True) -> RevocationRepo
             events.extend(revoked)
             # The wallet credentials issued on it: their token status list says invalid.
             events.extend(
-                wallet_status.revoke_of_certificate(
+                wallet_status.revoke_live(
                     db,
-                    serial_hash,
+                    serial_hash=serial_hash,
                     now=now,
                     reason_code="superseded" if change == "card_renewed" else "certificate_revoked",
                 )

@@ -44,26 +44,17 @@ def revoke(
     return [_event(credential, status, reason_code) for credential in issued]
 
 
-def revoke_of_certificate(
-    db: DbSession, serial_hash: str, *, now: datetime, reason_code: str
+def revoke_live(
+    db: DbSession,
+    *,
+    now: datetime,
+    reason_code: str,
+    person_id: str | None = None,
+    serial_hash: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    return revoke(
-        db,
-        wallet.live_wallet_credentials(db, serial_hash=serial_hash),
-        now=now,
-        reason_code=reason_code,
-    )
-
-
-def revoke_of_person(
-    db: DbSession, person_id: str, *, now: datetime, reason_code: str
-) -> list[tuple[str, dict[str, Any]]]:
-    return revoke(
-        db,
-        wallet.live_wallet_credentials(db, person_id=person_id),
-        now=now,
-        reason_code=reason_code,
-    )
+    """Revoke the live wallet credentials of a person, or issued on a certificate."""
+    live = wallet.live_wallet_credentials(db, person_id=person_id, serial_hash=serial_hash)
+    return revoke(db, live, now=now, reason_code=reason_code)
 
 
 def set_suspended(

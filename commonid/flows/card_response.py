@@ -454,7 +454,7 @@ def _record_card(
         )
         # So are the wallet credentials of the old card (the person gets new ones).
         events.extend(
-            wallet_status.revoke_of_person(db, person.id, now=now, reason_code="superseded")
+            wallet_status.revoke_live(db, now=now, reason_code="superseded", person_id=person.id)
         )
     return person, attributes
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jws
@@ -47,6 +48,7 @@ from did.sd_jwt import IssuerKeyLookup
 from did.token_status import TokenStatusError, status_reference
 from did.token_status import status_list_token as sign_status_list
 
+T = TypeVar("T")
 CREDENTIAL_CONFIGURATION_ID = "jpki_identity_sd_jwt"
 PRE_AUTHORIZED_GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 PROOF_TYP = "openid4vci-proof+jwt"
@@ -174,8 +176,14 @@ def exchange_pre_authorized_code(
 ) -> dict[str, Any]:
     """The token endpoint's pre-authorized code grant. A wrong transaction code counts
     (and is committed): after three, the offer is spent."""
+    return _committed(runtime, lambda db: _exchange(runtime, db, code, tx_code))
+
+
+def _committed(runtime: Runtime, work: Callable[[DbSession], T | OAuthRefusal]) -> T:
+    """``work`` in one write transaction that is committed even when it refuses (what a
+    refusal counts, such as a wrong transaction code, must stay); then the refusal."""
     with runtime.write_transaction() as db:
-        outcome = _exchange(runtime, db, code, tx_code)
+        outcome = work(db)
     if isinstance(outcome, OAuthRefusal):
         raise outcome
     return outcome
@@ -233,11 +241,7 @@ def issue_credentials(
     runtime: Runtime, access_token: str, body: dict[str, Any]
 ) -> list[dict[str, str]]:
     """One SD-JWT VC per proof in ``body["proofs"]["jwt"]``."""
-    with runtime.write_transaction() as db:
-        outcome = _issue(runtime, db, access_token, body)
-    if isinstance(outcome, OAuthRefusal):
-        raise outcome
-    return outcome
+    return _committed(runtime, lambda db: _issue(runtime, db, access_token, body))
 
 
 def _issue(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from commonid.store.models import IssuedCredential, StatusList
+from commonid.store.models import IssuedCredential, StatusList, TokenStatusListRow
 from did.keys import IssuerKey, IssuerKeyring
 from did.status import StatusList as Bitstring
 from did.status import StatusListKind, StatusPurpose
@@ -90,27 +91,32 @@ def ensure_lists(
 
 
 def load_for_update(db: DbSession, list_id: str, *, now: datetime) -> tuple[StatusList, Bitstring]:
-    """The list's row, locked until commit, and its bitstring.
+    """The list's row, locked until commit (locked_list_row), and its bitstring."""
+    row = locked_list_row(db, StatusList, list_id, now=now)
+    return row, Bitstring.from_bytes(row.serialized)
 
-    The row is written first (touching updated_at): on PostgreSQL that takes the
-    row lock, on SQLite the database write lock, so the read that follows sees
-    the latest allocation and no other transaction can interleave its own.
-    """
+
+ListRow = TypeVar("ListRow", StatusList, TokenStatusListRow)
+
+
+def locked_list_row(db: DbSession, model: type[ListRow], list_id: str, *, now: datetime) -> ListRow:
+    """A status list's row (W3C or token), locked until commit: it is written first
+    (touching updated_at), which on PostgreSQL takes the row lock and on SQLite the
+    write lock, so the read that follows sees the latest state and no other
+    transaction can interleave its own allocation or change."""
     touched = db.execute(
-        sa.update(StatusList)
-        .where(StatusList.id == list_id)
+        sa.update(model)
+        .where(model.id == list_id)
         .values(updated_at=now)
         .execution_options(synchronize_session=False)
     )
     if touched.rowcount != 1:
-        raise LookupError(f"status list {list_id} does not exist (ensure_lists at start-up)")
+        raise LookupError(f"status list {list_id} does not exist")
     row = db.scalar(
-        sa.select(StatusList)
-        .where(StatusList.id == list_id)
-        .execution_options(populate_existing=True)
+        sa.select(model).where(model.id == list_id).execution_options(populate_existing=True)
     )
     assert row is not None
-    return row, Bitstring.from_bytes(row.serialized)
+    return row
 
 
 def save(row: StatusList, bitstring: Bitstring, *, now: datetime) -> None:

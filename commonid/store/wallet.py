@@ -17,6 +17,7 @@ from commonid.store.models import (
     WalletCredential,
     WalletNonce,
 )
+from commonid.store.status_lists import locked_list_row
 from did.token_status import TokenStatus, TokenStatusList
 
 
@@ -45,21 +46,8 @@ def ensure_token_list(db: DbSession, list_id: str, *, base_url: str, now: dateti
 def load_token_list_for_update(
     db: DbSession, list_id: str, *, now: datetime
 ) -> tuple[TokenStatusListRow, TokenStatusList]:
-    """The list's row, locked until commit (written first, as status_lists does)."""
-    touched = db.execute(
-        sa.update(TokenStatusListRow)
-        .where(TokenStatusListRow.id == list_id)
-        .values(updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if touched.rowcount != 1:
-        raise LookupError(f"token status list {list_id} does not exist")
-    row = db.scalar(
-        sa.select(TokenStatusListRow)
-        .where(TokenStatusListRow.id == list_id)
-        .execution_options(populate_existing=True)
-    )
-    assert row is not None
+    """The list's row, locked until commit (status_lists.locked_list_row), and the list."""
+    row = locked_list_row(db, TokenStatusListRow, list_id, now=now)
     return row, TokenStatusList.from_bytes(row.serialized)
 
 

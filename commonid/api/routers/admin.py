@@ -115,6 +115,18 @@ def disable_kiosk(kiosk_id: KioskId, runtime: RuntimeDep, db: Db) -> KioskOut:
     return KioskOut.model_validate(kiosk, from_attributes=True)
 
 
+def _suspension(
+    credential_id: str, runtime: RuntimeDep, db: Db, *, suspended: bool
+) -> WalletCredentialStatusView:
+    status, event = wallet_status.set_suspended(
+        db, credential_id, suspended=suspended, now=runtime.clock()
+    )
+    action = "wallet_credential_suspended" if suspended else "wallet_credential_reinstated"
+    auditing.record(runtime, db, [event])
+    _audit(runtime, db, action, "wallet_credential", credential_id)
+    return WalletCredentialStatusView(credential_id=credential_id, status=status)
+
+
 @router.post(
     "/wallet-credentials/{credential_id}/suspend", response_model=WalletCredentialStatusView
 )
@@ -122,12 +134,7 @@ def suspend_wallet_credential(
     credential_id: WalletCredentialId, runtime: RuntimeDep, db: Db
 ) -> WalletCredentialStatusView:
     """Suspend a wallet credential (its token status list says 2) until reinstated."""
-    status, event = wallet_status.set_suspended(
-        db, credential_id, suspended=True, now=runtime.clock()
-    )
-    auditing.record(runtime, db, [event])
-    _audit(runtime, db, "wallet_credential_suspended", "wallet_credential", credential_id)
-    return WalletCredentialStatusView(credential_id=credential_id, status=status)
+    return _suspension(credential_id, runtime, db, suspended=True)
 
 
 @router.post(
@@ -137,9 +144,4 @@ def reinstate_wallet_credential(
     credential_id: WalletCredentialId, runtime: RuntimeDep, db: Db
 ) -> WalletCredentialStatusView:
     """Lift a suspension (a revoked credential stays revoked)."""
-    status, event = wallet_status.set_suspended(
-        db, credential_id, suspended=False, now=runtime.clock()
-    )
-    auditing.record(runtime, db, [event])
-    _audit(runtime, db, "wallet_credential_reinstated", "wallet_credential", credential_id)
-    return WalletCredentialStatusView(credential_id=credential_id, status=status)
+    return _suspension(credential_id, runtime, db, suspended=False)
