@@ -515,6 +515,8 @@ def test_a_provider_consented_the_name_alone_gets_the_services_word_not_the_pdf(
         service_client.get(f"/v1/identities/{done['sub']}", headers=bearer(provider)).text,
         download.text,
         json_module.dumps(statement, ensure_ascii=False),
+        # A wallet presentation request's result holds what the wallet disclosed alone.
+        _presentation_request_read(service_client, provider),
         # The verification record keeps what the provider was given, no more.
         service_client.get("/v1/records", headers=bearer(provider)).text,
     ]
@@ -537,7 +539,28 @@ def test_a_provider_consented_the_name_alone_gets_the_services_word_not_the_pdf(
         "/v1/records",
         "/v1/records/{record_id}",
         "/v1/records/{record_id}/pdf",
+        "/v1/presentation-requests/{request_id}",
     }
+
+
+def _presentation_request_read(client: TestClient, provider: str) -> str:
+    query = {
+        "credentials": [
+            {
+                "id": "identity",
+                "format": "dc+sd-jwt",
+                "meta": {"vct_values": ["urn:jp:commonid:vct:jpki-identity:1"]},
+                "claims": [{"path": ["age_equal_or_over", "20"]}],
+            }
+        ]
+    }
+    created = client.post(
+        "/v1/presentation-requests", json={"dcql_query": query}, headers=bearer(provider)
+    )
+    assert created.status_code == 201, created.text
+    read = client.get(f"/v1/presentation-requests/{created.json()['id']}", headers=bearer(provider))
+    assert read.status_code == 200
+    return read.text
 
 
 def test_a_refused_document_is_answered_even_when_recording_the_refusal_fails(
