@@ -36,12 +36,13 @@ def revoke(
     db: DbSession, issued: list[WalletCredential], *, now: datetime, reason_code: str
 ) -> list[tuple[str, dict[str, Any]]]:
     """Revoke (``superseded``: the card was renewed) and return the audit events."""
-    for credential in wallet.set_statuses(db, issued, TokenStatus.INVALID, now=now):
+    changed = wallet.set_statuses(db, issued, TokenStatus.INVALID, now=now)
+    for credential in changed:
         credential.revoked_at = now
         if reason_code == "superseded":
             credential.superseded_at = now
     status = "superseded" if reason_code == "superseded" else "revoked"
-    return [_event(credential, status, reason_code) for credential in issued]
+    return [_event(credential, status, reason_code) for credential in changed]
 
 
 def revoke_live(

@@ -94,6 +94,13 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def signing_input(header: Mapping[str, Any], payload: Mapping[str, Any]) -> str:
+    """A JWS signing input: base64url(JSON header) "." base64url(JSON payload)."""
+    return ".".join(
+        b64url(json.dumps(dict(part), separators=(",", ":")).encode()) for part in (header, payload)
+    )
+
+
 def digest(text: str) -> str:
     """The SD-JWT digest: base64url(SHA-256(ASCII text))."""
     return b64url(hashlib.sha256(text.encode("ascii")).digest())
@@ -285,7 +292,8 @@ def disclosed_claims(payload: Mapping[str, Any], disclosures: Sequence[str]) -> 
 
 @dataclass(frozen=True)
 class KeyBindingSigner:
-    """How the holder signs its key binding JWT: a wallet's ES256 key, or the card."""
+    """How the holder signs with its key (key binding JWTs, and proofs of possession at
+    issuance): a wallet's ES256 key, or the card."""
 
     algorithm: str
     ec_key: ECKey | None = None
@@ -305,12 +313,9 @@ class KeyBindingSigner:
                 dict(header), json.dumps(dict(payload)).encode(), self.ec_key
             )
         assert self.sign_digest_info is not None
-        signing_input = ".".join(
-            b64url(json.dumps(dict(part), separators=(",", ":")).encode())
-            for part in (header, payload)
-        )
-        signature = self.sign_digest_info(sha256_digest_info(signing_input.encode("ascii")))
-        return f"{signing_input}.{b64url(signature)}"
+        text = signing_input(header, payload)
+        signature = self.sign_digest_info(sha256_digest_info(text.encode("ascii")))
+        return f"{text}.{b64url(signature)}"
 
 
 def select(sd_jwt: str, disclose: Callable[[list[str], Any], bool]) -> str:
@@ -357,9 +362,7 @@ def card_key_binding_signing_input(
     that holds the card (a kiosk) builds it itself, so it knows what it signs."""
     header = {"alg": "RS256", "typ": KB_JWT_TYP}
     payload = key_binding_claims(presented, audience=audience, nonce=nonce, issued_at=issued_at)
-    return ".".join(
-        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload)
-    )
+    return signing_input(header, payload)
 
 
 def key_binding_jwt(
@@ -381,12 +384,8 @@ def disclosed_claim_paths(presented: str) -> list[str]:
     parts = split(presented)
     payload = unverified_payload(parts.issuer_jwt)
     claims = disclosed_claims(payload, parts.disclosures)
-    clear = unpack_clear_paths(payload)
+    clear = set(_leaf_paths(disclosed_claims(payload, ())))  # the issuer-signed part alone
     return sorted(path for path in _leaf_paths(claims) if path not in clear)
-
-
-def unpack_clear_paths(payload: Mapping[str, Any]) -> set[str]:
-    return set(_leaf_paths(disclosed_claims(payload, ())))
 
 
 def _leaf_paths(claims: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -33,7 +33,7 @@ from commonid.store.ids import new_id
 from commonid.store.models import PresentationRequest
 from commonid.store.rows import ProviderRow
 from did.identity_sd_jwt import JPKI_IDENTITY_VCT
-from did.sd_jwt import KeyBindingCheck, SdJwtReason, SdJwtVerification, b64url, verify
+from did.sd_jwt import KeyBindingCheck, SdJwtReason, SdJwtVerification, signing_input, verify
 from did.token_status import TokenStatus, TokenStatusError
 
 REQUEST_OBJECT_TYP = "oauth-authz-req+jwt"
@@ -191,12 +191,7 @@ def request_object(runtime: Runtime, db: DbSession, request_id: str) -> str:
         "exp": int(request.expires_at.timestamp()),
     }
     header = {"alg": "none", "typ": REQUEST_OBJECT_TYP}
-    return (
-        ".".join(
-            b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
-        )
-        + "."
-    )
+    return signing_input(header, claims) + "."
 
 
 # --- the wallet's answer ----------------------------------------------------------------

@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from joserfc import jws
 from joserfc.jwk import ECKey
 
 from did.sd_jwt import (
     KeyBindingSigner,
-    b64url,
     b64url_decode,
     present,
     select,
@@ -131,13 +129,6 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return response.json()
 
 
-def _proof_jwt(header: dict[str, Any], claims: dict[str, Any], sign: Callable[[str], str]) -> str:
-    signing_input = ".".join(
-        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
-    )
-    return f"{signing_input}.{sign(signing_input)}"
-
-
 class Holder:
     def __init__(
         self,
@@ -186,14 +177,15 @@ class Holder:
         for _ in range(copies):
             claims = {"aud": issuer, "iat": int(self.clock().timestamp()), "nonce": nonce}
             if card is not None:
-                header = {"alg": "RS256", "typ": PROOF_TYP, "jwk": card.public_jwk()}
-                proofs.append(_proof_jwt(header, claims, lambda text: _card_sign(card, text)))
-                bindings.append({"binding": "card"})
+                signer = KeyBindingSigner.card(card.sign_digest_info)
+                jwk, binding = card.public_jwk(), {"binding": "card"}
             else:
                 kid, key = self.wallet.new_key()
-                header = {"alg": "ES256", "typ": PROOF_TYP, "jwk": key.as_dict(private=False)}
-                proofs.append(jws.serialize_compact(header, json.dumps(claims).encode(), key))
-                bindings.append({"binding": "wallet", "kid": kid})
+                signer = KeyBindingSigner.wallet(key)
+                jwk, binding = key.as_dict(private=False), {"binding": "wallet", "kid": kid}
+            header = {"alg": signer.algorithm, "typ": PROOF_TYP, "jwk": jwk}
+            proofs.append(signer.sign_compact(header, claims))
+            bindings.append(binding)
         issued = _json(
             self.http.post(
                 metadata["credential_endpoint"],
@@ -299,9 +291,3 @@ class Holder:
         if not candidates:
             raise WalletError("no credential in this wallet fits the request")
         return min(candidates, key=lambda record: record["presented"])
-
-
-def _card_sign(card: CardKeyBinding, signing_input: str) -> str:
-    from did.presentation import sha256_digest_info
-
-    return b64url(card.sign_digest_info(sha256_digest_info(signing_input.encode("ascii"))))

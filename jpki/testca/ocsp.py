@@ -363,23 +363,15 @@ class OcspResponder:
     def start(self) -> OcspResponder:
         if self._server is not None:
             raise RuntimeError("the OCSP responder is already running")
-        self._server = _OcspHttpServer(
-            self._address,
-            self.answerer,
-            self._log,
-            self._client_token,
-            self._tls,
-            self._in_switchover,
-        )
+        self._server = self._new_server()
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ocsp-responder", daemon=True
         )
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until interrupted (for the CLI)."""
-        self._server = _OcspHttpServer(
+    def _new_server(self) -> _OcspHttpServer:
+        return _OcspHttpServer(
             self._address,
             self.answerer,
             self._log,
@@ -387,6 +379,10 @@ class OcspResponder:
             self._tls,
             self._in_switchover,
         )
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (for the CLI)."""
+        self._server = self._new_server()
         try:
             self._server.serve_forever()
         finally:

@@ -7,8 +7,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import ECKey, RSAKey
 from jwcrypto.jwk import JWK
 from jwcrypto.jws import JWS
@@ -32,6 +31,8 @@ from did.sd_jwt import (
     verify,
 )
 from did.token_status import status_reference
+
+from .conftest import software_sign_digest_info
 
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 ISSUER = "https://commonid.example"
@@ -91,13 +92,7 @@ def _over_20_only(path, value) -> bool:
 
 def _card_signer(card_key: rsa.RSAPrivateKey) -> KeyBindingSigner:
     # What the card does: PKCS#1 v1.5 over a DigestInfo it is handed.
-    def sign_digest_info(digest_info: bytes) -> bytes:
-        from cryptography.hazmat.primitives import hashes
-
-        assert digest_info[:19] == bytes.fromhex("3031300d060960864801650304020105000420")
-        return card_key.sign(digest_info[19:], padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-
-    return KeyBindingSigner.card(sign_digest_info)
+    return KeyBindingSigner.card(software_sign_digest_info(card_key))
 
 
 def _rsa_jwk(card_key: rsa.RSAPrivateKey) -> dict:

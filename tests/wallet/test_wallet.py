@@ -27,6 +27,7 @@ from commonid.wallet.holder import Holder, WalletError, WalletFile
 from did.sd_jwt import KeyBindingSigner, present, split, unverified_payload
 from did.token_status import StatusLookup, check_token_status
 from jpki.testca import Hierarchy, IssuedPerson
+from tests.did.conftest import software_sign_digest_info
 from tests.fixtures.jpki import make_person
 from tests.fixtures.service import ServiceAccounts
 from tests.service.flow_helpers import CardKeys, bearer
@@ -481,11 +482,7 @@ class _SoftwareRsaKey:
         return RSAKey.import_key(self.key.public_key()).as_dict(private=False)
 
     def sign_digest_info(self, digest_info: bytes) -> bytes:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-
-        return self.key.sign(digest_info[19:], padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        return software_sign_digest_info(self.key)(digest_info)
 
 
 def test_proofs_of_possession_are_refused_with_codes(
